@@ -1,0 +1,28 @@
+# petal container image: `docker build -t petal:0.1.0 .`
+# Migrations are embedded in the binary (sqlx::migrate!), so only the binary is shipped.
+
+# --- build: the full Rust toolchain, used only to compile petal -------------------------
+# No dummy-crate dependency caching: that trick overwrites src/ in a RUN step, and RUN
+# steps here must also be safe to execute outside Docker, in a real work tree.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release --locked --bin petal
+
+# --- runtime: a small Debian with CA roots (for S3/TLS), no compiler, non-root ---------
+FROM debian:bookworm-slim
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get clean \
+    && rm -rf /var/lib/apt/lists/*
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/petal --create-home \
+        --shell /usr/sbin/nologin petal
+WORKDIR /var/lib/petal
+COPY --from=build /src/target/release/petal /usr/local/bin/petal
+USER 10001
+EXPOSE 8080
+ENV PETAL_LISTEN=0.0.0.0:8080 PETAL_LOG_FORMAT=json
+# `petal healthcheck` GETs /healthz on PETAL_LISTEN (wildcard -> loopback); the image has no curl.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["petal", "healthcheck"]
+ENTRYPOINT ["petal"]
+CMD ["serve"]

@@ -1,0 +1,45 @@
+//! Authentication and role checks, applied per endpoint from the endpoint table.
+
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::{ApiError, AppState};
+use crate::auth::{self, Caller, Role};
+use crate::config::AuthMode;
+
+/// State of one endpoint's gate: the app and the roles the endpoint admits.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    pub state: AppState,
+    pub roles: &'static [Role],
+}
+
+/// Middleware: 401 without a valid bearer token, 403 for a role the endpoint does not
+/// admit; otherwise the [`Caller`] is put in the request's extensions for the handler.
+pub async fn require_role(State(gate): State<Gate>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+    let caller = match gate.state.auth {
+        AuthMode::Disabled => Caller::unauthenticated_admin(),
+        AuthMode::Enabled => {
+            let secret = bearer_secret(&request)?;
+            auth::authenticate(&gate.state.db, secret).await?
+        }
+    };
+    if !gate.roles.contains(&caller.role) {
+        let allowed = gate.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(", ");
+        return Err(ApiError::Forbidden { role: caller.role.to_string(), allowed });
+    }
+    request.extensions_mut().insert(caller);
+    Ok(next.run(request).await)
+}
+
+fn bearer_secret(request: &Request) -> Result<&str, ApiError> {
+    let value = request.headers().get(header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken("the header is not ASCII"))?;
+    let (scheme, secret) = value.split_once(' ').ok_or(ApiError::InvalidToken("expected `Bearer <token>`"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || secret.trim().is_empty() {
+        return Err(ApiError::InvalidToken("expected `Bearer <token>`"));
+    }
+    Ok(secret.trim())
+}

@@ -1,0 +1,63 @@
+//! `/api/v1/patients`: find petal's `patient_key` for a DICOM PatientID, and read a patient.
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+
+use super::extract::{Actor, Query};
+use super::{ApiError, AppState};
+use crate::storage::audit::Outcome;
+use crate::storage::patients::{self, Patient};
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatientParams {
+    /// DICOM PatientID (0010,0020).
+    patient_id: Option<String>,
+    /// IssuerOfPatientID (0010,0021); empty string for none.
+    issuer: Option<String>,
+    limit: Option<i64>,
+    offset: Option<i64>,
+}
+
+#[derive(Serialize)]
+pub struct PatientList {
+    patients: Vec<Patient>,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    actor: Actor,
+    Query(params): Query<PatientParams>,
+) -> Result<axum::Json<PatientList>, ApiError> {
+    let limit = params.limit.unwrap_or(100);
+    let offset = params.offset.unwrap_or(0);
+    if !(1..=1000).contains(&limit) || offset < 0 {
+        return Err(ApiError::BadRequest("`limit` must be 1 to 1000 and `offset` not negative".to_owned()));
+    }
+    let found =
+        patients::list(&state.db, params.patient_id.as_deref(), params.issuer.as_deref(), limit, offset).await?;
+    for patient in &found {
+        actor
+            .audit(&state.db, "patient.search", "/api/v1/patients", Some(&patient.patient_key), Outcome::Success)
+            .await?;
+    }
+    Ok(axum::Json(PatientList { patients: found }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(patient_key): Path<String>,
+) -> Result<axum::Json<Patient>, ApiError> {
+    let resource = format!("/api/v1/patients/{patient_key}");
+    match patients::get(&state.db, &patient_key).await? {
+        Some(patient) => {
+            actor.audit(&state.db, "patient.read", &resource, Some(&patient_key), Outcome::Success).await?;
+            Ok(axum::Json(patient))
+        }
+        None => {
+            actor.audit(&state.db, "patient.read", &resource, None, Outcome::Failure).await?;
+            Err(ApiError::NotFound("no patient has this key".to_owned()))
+        }
+    }
+}

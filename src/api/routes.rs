@@ -1,0 +1,81 @@
+//! The endpoint table: every route, the roles it admits and its kind of traffic.
+//!
+//! `openapi.yaml` documents the same table; `tests/openapi_drift.rs` fails when the two
+//! differ, so the contract and the server cannot drift apart.
+
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{MethodRouter, delete, get, post};
+
+use super::{AppState, audit, health, patients, tokens};
+use crate::auth::Role;
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (probes and metrics).
+    Public,
+    /// Callers whose token has one of these roles.
+    Roles(&'static [Role]),
+}
+
+/// What kind of traffic an endpoint carries; decides time and body limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Traffic {
+    /// Health probes and metrics.
+    Probe,
+    /// Small JSON requests: a time limit and a small body limit.
+    Json,
+    /// Large request bodies (STOW-RS): no time limit, the upload limit.
+    Upload,
+    /// Large responses (WADO-RS): no time limit.
+    Download,
+}
+
+pub const ADMIN: &[Role] = &[Role::Admin];
+pub const READERS: &[Role] = &[Role::Radiologist, Role::Admin];
+pub const ANY_ROLE: &[Role] = &[Role::Pacs, Role::Radiologist, Role::Admin];
+
+pub struct Endpoint {
+    pub method: Method,
+    /// axum path syntax, which for parameters (`{id}`) is also OpenAPI's.
+    pub path: &'static str,
+    pub access: Access,
+    pub traffic: Traffic,
+    pub handler: MethodRouter<AppState>,
+}
+
+macro_rules! endpoint_constructors {
+    ($($name:ident => $method:ident),* $(,)?) => {
+        impl Endpoint {
+            $(
+                pub fn $name<H, T>(path: &'static str, access: Access, traffic: Traffic, handler: H) -> Self
+                where
+                    H: Handler<T, AppState>,
+                    T: 'static,
+                {
+                    Endpoint { method: Method::$method, path, access, traffic, handler: $name(handler) }
+                }
+            )*
+        }
+    };
+}
+endpoint_constructors!(get => GET, post => POST, delete => DELETE);
+
+/// Every route petal serves.
+pub fn endpoints() -> Vec<Endpoint> {
+    use Access::{Public, Roles};
+    use Traffic::{Json, Probe};
+    vec![
+        Endpoint::get("/healthz", Public, Probe, health::healthz),
+        Endpoint::get("/readyz", Public, Probe, health::readyz),
+        Endpoint::get("/metrics", Public, Probe, health::metrics),
+        Endpoint::get("/api/v1/whoami", Roles(ANY_ROLE), Json, tokens::whoami),
+        Endpoint::get("/api/v1/tokens", Roles(ADMIN), Json, tokens::list),
+        Endpoint::post("/api/v1/tokens", Roles(ADMIN), Json, tokens::create),
+        Endpoint::delete("/api/v1/tokens/{token_id}", Roles(ADMIN), Json, tokens::revoke),
+        Endpoint::get("/api/v1/audit", Roles(ADMIN), Json, audit::page),
+        Endpoint::get("/api/v1/patients", Roles(READERS), Json, patients::list),
+        Endpoint::get("/api/v1/patients/{patient_key}", Roles(READERS), Json, patients::get),
+    ]
+}

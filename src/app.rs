@@ -1,0 +1,130 @@
+//! Assembling and running the server: `Application::build(config)` opens the database and
+//! blob store, makes sure an admin token exists, binds the port, and returns something
+//! tests can start on port 0 and stop.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::api::{self, AppState, HttpLimits, HttpMetrics};
+use crate::auth::{self, AdminBootstrap};
+use crate::blobs::BlobStore;
+use crate::config::{AuthMode, ServeArgs};
+use crate::storage::Database;
+use crate::worker;
+
+/// A bound, ready-to-run petal server (with its embedded worker unless `--no-worker`).
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(config: ServeArgs) -> anyhow::Result<Self> {
+        let db = Database::connect(&config.database.url(), config.database.db_max_connections)
+            .await
+            .context("connecting to the database")?;
+        db.migrate().await.context("applying database migrations")?;
+        let blobs = BlobStore::open(&config.blobs.blob_store).context("opening the blob store")?;
+        match config.auth {
+            AuthMode::Disabled => {
+                tracing::warn!("authentication is DISABLED: every request acts as admin; use this for local demos only")
+            }
+            AuthMode::Enabled => report_bootstrap(
+                auth::ensure_admin_token(&db, &config.admin_token_file).await?,
+                &config.admin_token_file,
+            ),
+        }
+        let metrics = Arc::new(HttpMetrics::new().context("registering metrics")?);
+        let state = AppState { db, blobs, auth: config.auth, metrics, runs_worker: !config.no_worker };
+        let limits = HttpLimits {
+            request_timeout: config.http.request_timeout,
+            json_body_limit: config.http.json_body_limit,
+            upload_body_limit: config.http.upload_body_limit,
+        };
+        let router = api::router(state.clone(), &limits);
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        Ok(Application { listener, router, state })
+    }
+
+    /// The port actually bound (useful with port 0).
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests and exits.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.run_until(shutdown_signal()).await
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests and jobs.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Application { listener, router, state } = self;
+        tracing::info!(
+            address = %listener.local_addr().context("reading the bound address")?,
+            database = state.db.engine(),
+            blobs = state.blobs.location(),
+            worker = state.runs_worker,
+            "petal is serving"
+        );
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = state.runs_worker.then(|| tokio::spawn(worker::run(state.db.clone(), stop_rx)));
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                tracing::info!("shutting down: finishing in-flight requests");
+            })
+            .await
+            .context("serving HTTP")?;
+        let _ = stop_tx.send(true);
+        if let Some(worker) = worker {
+            worker.await.context("joining the embedded worker")??;
+        }
+        state.db.close().await;
+        tracing::info!("petal stopped");
+        Ok(())
+    }
+}
+
+fn report_bootstrap(outcome: AdminBootstrap, file: &std::path::Path) {
+    match outcome {
+        AdminBootstrap::AlreadyPresent => {}
+        AdminBootstrap::Created => tracing::info!(
+            file = %file.display(),
+            "no admin token existed: created one and wrote it to this file (readable by this user only)"
+        ),
+        AdminBootstrap::ImportedFromFile => {
+            tracing::info!(file = %file.display(), "registered the admin token found in this file")
+        }
+    }
+}
+
+/// Completes on SIGTERM (Kubernetes, systemd) or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => tracing::info!("received Ctrl-C"),
+        () = terminate => tracing::info!("received SIGTERM"),
+    }
+}

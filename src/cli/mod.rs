@@ -1,0 +1,67 @@
+//! Subcommands of the `petal` binary. Each returns an error with context; `run` turns it
+//! into a message on stderr and a non-zero exit code.
+
+mod healthcheck;
+mod token;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use tokio::sync::watch;
+
+use crate::app::{Application, shutdown_signal};
+use crate::config::{Command, DatabaseArgs};
+use crate::storage::Database;
+
+pub fn run(command: Command) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("petal: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(command)) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("petal: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => Application::build(args).await?.run_until_stopped().await?,
+        Command::Worker(args) => {
+            let db = open_database(&args.database).await?;
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let worker = tokio::spawn(crate::worker::run(db.clone(), stop_rx));
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+            worker.await.context("joining the worker")??;
+            db.close().await;
+        }
+        Command::Migrate(args) => {
+            let db = open_database(&args.database).await?;
+            let status = db.schema_status().await?;
+            println!("{} database: {} of {} migrations applied", db.engine(), status.applied, status.expected);
+            db.close().await;
+        }
+        Command::Token(args) => {
+            let db = open_database(&args.database).await?;
+            let result = token::run(&db, args.action).await;
+            db.close().await;
+            result?;
+        }
+        Command::Healthcheck(args) => return Ok(healthcheck::run(&args).await),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Connects and applies pending migrations, as every command that uses the database does.
+async fn open_database(args: &DatabaseArgs) -> anyhow::Result<Database> {
+    let db = Database::connect(&args.url(), args.db_max_connections).await.context("connecting to the database")?;
+    db.migrate().await.context("applying database migrations")?;
+    Ok(db)
+}

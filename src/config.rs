@@ -1,0 +1,221 @@
+//! Configuration: one clap tree for the whole `petal` binary.
+//!
+//! Every option is also read from a `PETAL_*` environment variable (shown in `--help`),
+//! so the same binary is configured by flags on a laptop and by a ConfigMap in Kubernetes.
+//! The database URL additionally falls back to plain `DATABASE_URL`, as the ecosystem expects.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::auth::Role;
+
+/// Embedded default database: a SQLite file next to the blobs, so `petal serve` needs nothing installed.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://petal-data/petal.db";
+
+#[derive(Debug, Parser)]
+#[command(name = "petal", version, about = "Clinical PET denoising server that keeps learning each patient")]
+pub struct Cli {
+    #[command(flatten)]
+    pub log: LogArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API (DICOMweb, admin API, health, metrics), with an embedded worker unless `--no-worker`.
+    Serve(ServeArgs),
+    /// Run a job worker only (for GPU nodes); it shares the database and blob store with the API.
+    Worker(WorkerArgs),
+    /// Apply database migrations and exit (also done at the start of `serve` and `worker`).
+    Migrate(MigrateArgs),
+    /// Create, list and revoke API tokens.
+    Token(TokenArgs),
+    /// Exit 0 when `/healthz` of a running petal answers 200, else 1 (for images without curl).
+    Healthcheck(HealthcheckArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter in `tracing` syntax, e.g. `info` or `petal=debug,sqlx=warn`.
+    #[arg(long, env = "PETAL_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// Log line format: human-readable text or one JSON object per line.
+    #[arg(long, env = "PETAL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://path/file.db` (embedded default) or `postgres://user@host/db`.
+    /// When unset, `DATABASE_URL` is used, else `sqlite://petal-data/petal.db`.
+    #[arg(long, env = "PETAL_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Most connections one process keeps open to the database.
+    #[arg(long, env = "PETAL_DB_MAX_CONNECTIONS", default_value_t = 10)]
+    pub db_max_connections: u32,
+}
+
+impl DatabaseArgs {
+    /// The URL in force: flag or `PETAL_DATABASE_URL`, then `DATABASE_URL`, then the embedded default.
+    pub fn url(&self) -> String {
+        self.database_url
+            .clone()
+            .or_else(|| std::env::var("DATABASE_URL").ok().filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned())
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BlobArgs {
+    /// Where DICOM instances are kept: a local directory, or `s3://bucket/prefix`
+    /// (credentials and endpoint from the standard AWS_* variables).
+    #[arg(long, env = "PETAL_BLOB_STORE", default_value = "petal-data/blobs")]
+    pub blob_store: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// Bearer tokens with roles (the only mode for real use).
+    Enabled,
+    /// Every request acts as admin. For local demos only; warned about at every start.
+    Disabled,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address and port the HTTP server listens on.
+    #[arg(long, env = "PETAL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub blobs: BlobArgs,
+    /// Run the API alone; jobs are left to separate `petal worker` processes.
+    #[arg(long, env = "PETAL_NO_WORKER")]
+    pub no_worker: bool,
+    /// Whether requests must carry a bearer token.
+    #[arg(long, env = "PETAL_AUTH", value_enum, default_value_t = AuthMode::Enabled)]
+    pub auth: AuthMode,
+    /// Where the first admin token is written when none exists (mode 0600). If the file
+    /// already holds a token (e.g. a mounted Kubernetes Secret), that token becomes the admin token.
+    #[arg(long, env = "PETAL_ADMIN_TOKEN_FILE", default_value = "petal-data/admin-token")]
+    pub admin_token_file: PathBuf,
+    #[command(flatten)]
+    pub http: HttpArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Time limit for JSON and probe requests (uploads and downloads have none), e.g. `30s`.
+    #[arg(long, env = "PETAL_REQUEST_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub request_timeout: Duration,
+    /// Largest JSON request body, in bytes.
+    #[arg(long, env = "PETAL_JSON_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub json_body_limit: usize,
+    /// Largest upload (STOW-RS) request body, in bytes.
+    #[arg(long, env = "PETAL_UPLOAD_BODY_LIMIT", default_value_t = 8 * 1024 * 1024 * 1024)]
+    pub upload_body_limit: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct WorkerArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(flatten)]
+    pub blobs: BlobArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    #[command(subcommand)]
+    pub action: TokenAction,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        /// What the token may do: `pacs` stores, `radiologist` reads, `admin` does everything.
+        #[arg(long, value_enum)]
+        role: Role,
+        /// A name that says who or what uses it (shown in the audit trail).
+        #[arg(long)]
+        name: String,
+        /// Lifetime such as `90d`, `12h` or `3600s`; no expiry when omitted.
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+    },
+    /// List tokens: names, roles, creation, last use, expiry, revocation.
+    List,
+    /// Revoke a token by id or name; it stops working at once.
+    Revoke {
+        /// The token's id or its name.
+        token: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct HealthcheckArgs {
+    /// Address of the petal server to ask (a wildcard address means this host).
+    #[arg(long, env = "PETAL_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// How long to wait for the answer.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+}
+
+/// Parses `90d`, `12h`, `30m`, `45s`, `250ms` or a plain number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let value: u64 = digits.parse().map_err(|_| format!("`{text}` is not a duration such as 30s, 15m, 12h or 90d"))?;
+    let seconds = match unit {
+        "" | "s" => return Ok(Duration::from_secs(value)),
+        "ms" => return Ok(Duration::from_millis(value)),
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit `{unit}` in `{text}`: use ms, s, m, h or d")),
+    };
+    Ok(Duration::from_secs(value * seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("90d"), Ok(Duration::from_secs(90 * 86_400)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("7 weeks").is_err());
+        assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

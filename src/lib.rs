@@ -1,0 +1,21 @@
+//! petal: a clinical PET denoising server that keeps learning each patient.
+//!
+//! Where things live:
+//! - [`api`]: the HTTP surface (DICOMweb, JSON API, probes, metrics), errors → status codes.
+//! - [`auth`]: roles, bearer tokens, the first admin token.
+//! - [`storage`]: the database (PostgreSQL or SQLite); the only place with SQL.
+//! - [`blobs`]: DICOM instance storage (local directory or S3).
+//! - [`worker`]: the job worker (embedded in `serve`, or alone as `petal worker`).
+//! - [`cli`]: the offline subcommands; [`config`]: every option; [`app`]: server assembly.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod blobs;
+pub mod cli;
+pub mod config;
+pub mod storage;
+pub mod telemetry;
+pub mod worker;
+
+pub use app::Application;

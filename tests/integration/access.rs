@@ -1,0 +1,144 @@
+//! Walks every operation of `openapi.yaml` with no token, each role's token, an expired
+//! and a revoked token, and checks 401 / 403 / 2xx exactly as the document's roles say.
+
+use chrono::{Duration, Utc};
+use petal::auth::{Role, issue_token};
+use petal::storage::patients::{PatientIdentity, upsert};
+use reqwest::{Method, StatusCode};
+
+use crate::common::{Engine, TestApp};
+use crate::on_both_engines;
+use crate::openapi_drift::documented_operations;
+
+/// Which credentials a request carries.
+#[derive(Debug, Clone)]
+enum Credential {
+    None,
+    Token(String),
+}
+
+/// Builds a request for an operation whose path parameters name real resources, so an
+/// admitted caller gets a 2xx.
+async fn request_for(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {
+    let url = match path {
+        "/api/v1/tokens/{token_id}" => {
+            let victim = issue_token(&app.db, "walk-victim", Role::Pacs, None, "test").await.expect("token");
+            path.replace("{token_id}", &victim.record.id)
+        }
+        "/api/v1/patients/{patient_key}" => {
+            let identity =
+                PatientIdentity { patient_id: "WALK-1".into(), issuer: "HOSP-A".into(), ..Default::default() };
+            let key = upsert(&app.db, &identity).await.expect("patient");
+            path.replace("{patient_key}", &key)
+        }
+        other => {
+            assert!(!other.contains('{'), "add a fixture for the path parameters of {other}");
+            other.to_owned()
+        }
+    };
+    let method = Method::from_bytes(method.as_bytes()).expect("method");
+    let builder = app.client.request(method.clone(), app.url(&url));
+    match (method, path) {
+        (Method::POST, "/api/v1/tokens") => builder.json(&serde_json::json!({"name": "walk", "role": "pacs"})),
+        (Method::POST, other) => panic!("add a request body fixture for POST {other}"),
+        _ => builder,
+    }
+}
+
+async fn status_of(app: &TestApp, method: &str, path: &str, credential: &Credential) -> StatusCode {
+    let mut request = request_for(app, method, path).await;
+    if let Credential::Token(secret) = credential {
+        request = request.bearer_auth(secret);
+    }
+    request.send().await.expect("request").status()
+}
+
+async fn every_route_admits_exactly_its_roles(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    assert!(app.admin_token.starts_with("petal_"), "the bootstrap admin token was written");
+
+    let expired = issue_token(&app.db, "expired", Role::Admin, Some(Utc::now() - Duration::hours(1)), "test")
+        .await
+        .expect("token")
+        .secret;
+    let revoked_token = issue_token(&app.db, "revoked", Role::Admin, None, "test").await.expect("token");
+    let revoke = app
+        .client
+        .delete(app.url(&format!("/api/v1/tokens/{}", revoked_token.record.id)))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    let role_tokens: Vec<(Role, String)> = {
+        let mut tokens = Vec::new();
+        for role in Role::ALL {
+            tokens.push((role, app.token(role).await));
+        }
+        tokens
+    };
+
+    let operations = documented_operations();
+    assert!(operations.len() >= 10, "the walk covers the whole document");
+    for (method, path, roles) in operations {
+        let public = roles.is_empty();
+        let anonymous = status_of(&app, &method, &path, &Credential::None).await;
+        if public {
+            assert!(anonymous.is_success(), "{method} {path} without a token: {anonymous}");
+        } else {
+            assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{method} {path} without a token");
+        }
+        for (label, secret) in [("expired", &expired), ("revoked", &revoked_token.secret)] {
+            let status = status_of(&app, &method, &path, &Credential::Token(secret.clone())).await;
+            if public {
+                assert!(status.is_success(), "{method} {path} with an {label} token: {status}");
+            } else {
+                assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path} with a {label} token");
+            }
+        }
+        for (role, secret) in &role_tokens {
+            let status = status_of(&app, &method, &path, &Credential::Token(secret.clone())).await;
+            if public || roles.contains(role.as_str()) {
+                assert!(status.is_success(), "{method} {path} as {role}: {status}");
+            } else {
+                assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path} as {role}");
+            }
+        }
+    }
+    app.stop().await;
+}
+on_both_engines!(every_route_admits_exactly_its_roles);
+
+async fn unauthorized_answers_say_how_to_authenticate(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let response = app.client.get(app.url("/api/v1/tokens")).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(response.headers().contains_key("www-authenticate"));
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "missing_token");
+
+    let response =
+        app.client.get(app.url("/api/v1/tokens")).header("authorization", "Basic abc").send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+
+    let pacs = app.token(Role::Pacs).await;
+    let response = app.client.get(app.url("/api/v1/tokens")).bearer_auth(&pacs).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "forbidden");
+    assert!(body["error"]["message"].as_str().expect("message").contains("admin"));
+    app.stop().await;
+}
+on_both_engines!(unauthorized_answers_say_how_to_authenticate);
+
+async fn disabled_auth_acts_as_admin(engine: Engine) {
+    let app = TestApp::spawn_with(engine, &["--auth", "disabled"]).await;
+    assert!(app.admin_token.is_empty(), "no admin token is created when auth is off");
+    let response = app.client.get(app.url("/api/v1/whoami")).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["role"], "admin");
+    assert_eq!(body["name"], "auth-disabled");
+    app.stop().await;
+}
+on_both_engines!(disabled_auth_acts_as_admin);

@@ -1,0 +1,175 @@
+//! Test harness: fresh databases, a running server, tokens of each role.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use petal::Application;
+use petal::auth::Role;
+use petal::config::{Cli, Command};
+use petal::storage::Database;
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+
+/// The PostgreSQL server the tests create their databases on.
+pub fn postgres_admin_url() -> String {
+    std::env::var("PETAL_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once per database engine, as two named tests.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::common::Engine::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::common::Engine::Postgres).await
+            }
+        }
+    };
+}
+
+/// A fresh, empty database of one engine; a PostgreSQL database is dropped afterwards.
+pub struct TestDatabase {
+    pub url: String,
+    pub dir: TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDatabase {
+    pub async fn create(engine: Engine) -> Self {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        match engine {
+            Engine::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("petal.db").display());
+                TestDatabase { url, dir, postgres_name: None }
+            }
+            Engine::Postgres => {
+                let name = format!("petal_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&postgres_admin_url())
+                    .await
+                    .expect("PostgreSQL must be running for the tests");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("create database");
+                admin.close().await;
+                let base = postgres_admin_url();
+                let url = format!("{}/{name}", base.rsplit_once('/').expect("URL has a database").0);
+                TestDatabase { url, dir, postgres_name: Some(name) }
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let Some(name) = self.postgres_name.take() else { return };
+        // Drop runs outside async context guarantees; use a short-lived runtime on a thread.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                        .execute(&admin)
+                        .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// A running petal server with its own database and data directory.
+pub struct TestApp {
+    pub base_url: String,
+    pub client: reqwest::Client,
+    pub admin_token: String,
+    pub db: Database,
+    pub database: TestDatabase,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn spawn(engine: Engine) -> Self {
+        Self::spawn_with(engine, &[]).await
+    }
+
+    /// Starts a server with extra `petal serve` flags.
+    pub async fn spawn_with(engine: Engine, extra_args: &[&str]) -> Self {
+        let database = TestDatabase::create(engine).await;
+        let data = database.dir.path();
+        let token_file: PathBuf = data.join("admin-token");
+        let mut args: Vec<String> = vec![
+            "petal".into(),
+            "serve".into(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--database-url".into(),
+            database.url.clone(),
+            "--blob-store".into(),
+            data.join("blobs").display().to_string(),
+            "--admin-token-file".into(),
+            token_file.display().to_string(),
+            "--no-worker".into(),
+        ];
+        args.extend(extra_args.iter().map(|s| s.to_string()));
+        let Command::Serve(serve) = Cli::try_parse_from(args).expect("valid serve flags").command else {
+            unreachable!("parsed a serve command")
+        };
+        let app = Application::build(serve).await.expect("server builds");
+        let base_url = format!("http://127.0.0.1:{}", app.port());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(app.run_until(async move {
+            let _ = stopped.await;
+        }));
+        let admin_token = std::fs::read_to_string(&token_file).unwrap_or_default().trim().to_owned();
+        let db = Database::connect(&database.url, 2).await.expect("test connection");
+        TestApp {
+            base_url,
+            client: reqwest::Client::new(),
+            admin_token,
+            db,
+            database,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+
+    /// A new token of `role`, made through the storage layer (not the API under test).
+    pub async fn token(&self, role: Role) -> String {
+        petal::auth::issue_token(&self.db, &format!("test-{role}"), role, None, "test").await.expect("token").secret
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server stopped cleanly");
+        }
+        self.db.close().await;
+    }
+}
+
+/// Path of the `petal` binary built for these tests.
+pub fn petal_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_petal"))
+}

@@ -1,0 +1,13 @@
+//! Integration tests: the real server on port 0, real HTTP, real databases (a fresh SQLite
+//! file and a fresh PostgreSQL database per test), and the real `petal` binary where
+//! processes matter. One test binary, so the suite links once.
+
+mod common;
+
+mod access;
+mod audit;
+mod errors;
+mod health;
+mod openapi_drift;
+mod processes;
+mod tokens;
