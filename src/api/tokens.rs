@@ -74,6 +74,11 @@ pub async fn revoke(
     actor: Actor,
     Path(token_id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
+    if actor.caller.token_id.as_deref() == Some(token_id.as_str()) {
+        return Err(ApiError::Conflict(
+            "a token cannot revoke itself: use another admin token or `petal token revoke`".to_owned(),
+        ));
+    }
     if token_store::revoke(&state.db, &token_id, Utc::now()).await? {
         actor.audit(&state.db, "token.revoke", &token_id, None, Outcome::Success).await?;
         Ok(StatusCode::NO_CONTENT)

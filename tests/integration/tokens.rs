@@ -72,6 +72,17 @@ async fn tokens_are_created_listed_and_revoked_at_once(engine: Engine) {
         .expect("revoke");
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
 
+    let own_id =
+        listed.iter().find(|t| t["name"] == "bootstrap-admin").expect("bootstrap admin")["id"].as_str().expect("id");
+    let own = app
+        .client
+        .delete(app.url(&format!("/api/v1/tokens/{own_id}")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(own.status(), StatusCode::CONFLICT, "a token cannot revoke itself");
+
     let (hash,): (String,) = petal_hash_of(&app, &id).await;
     assert_eq!(hash, petal::auth::hash_secret(&secret), "only the hash is stored");
     app.stop().await;
