@@ -40,12 +40,16 @@ impl Application {
             ),
         }
         let metrics = Arc::new(HttpMetrics::new().context("registering metrics")?);
-        let state = AppState { db, blobs, auth: config.auth, metrics, runs_worker: !config.no_worker };
-        let limits = HttpLimits {
-            request_timeout: config.http.request_timeout,
-            json_body_limit: config.http.json_body_limit,
+        let state = AppState {
+            db,
+            blobs,
+            auth: config.auth,
+            metrics,
+            runs_worker: !config.no_worker,
             upload_body_limit: config.http.upload_body_limit,
         };
+        let limits =
+            HttpLimits { request_timeout: config.http.request_timeout, json_body_limit: config.http.json_body_limit };
         let router = api::router(state.clone(), &limits);
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;

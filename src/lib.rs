@@ -14,6 +14,8 @@ pub mod auth;
 pub mod blobs;
 pub mod cli;
 pub mod config;
+pub mod dicom;
+pub mod ingest;
 pub mod storage;
 pub mod telemetry;
 pub mod worker;

@@ -7,6 +7,7 @@
 
 mod access;
 mod audit;
+mod dicomweb;
 mod error;
 mod extract;
 mod health;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub metrics: Arc<HttpMetrics>,
     /// Whether this process runs jobs (so `/readyz` checks what inference needs).
     pub runs_worker: bool,
+    /// Largest upload (STOW-RS) body; uploads enforce it themselves while streaming.
+    pub upload_body_limit: u64,
 }
 
 /// Limits that differ by kind of traffic.
@@ -54,7 +57,6 @@ pub struct AppState {
 pub struct HttpLimits {
     pub request_timeout: Duration,
     pub json_body_limit: usize,
-    pub upload_body_limit: u64,
 }
 
 /// Builds the whole router from the endpoint table.

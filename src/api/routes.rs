@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, audit, health, patients, tokens};
+use super::{AppState, audit, dicomweb, health, patients, tokens};
 use crate::auth::Role;
 
 /// Who may call an endpoint.
@@ -33,6 +33,7 @@ pub enum Traffic {
 }
 
 pub const ADMIN: &[Role] = &[Role::Admin];
+pub const STORERS: &[Role] = &[Role::Pacs, Role::Admin];
 pub const READERS: &[Role] = &[Role::Radiologist, Role::Admin];
 pub const ANY_ROLE: &[Role] = &[Role::Pacs, Role::Radiologist, Role::Admin];
 
@@ -65,7 +66,7 @@ endpoint_constructors!(get => GET, post => POST, delete => DELETE);
 /// Every route petal serves.
 pub fn endpoints() -> Vec<Endpoint> {
     use Access::{Public, Roles};
-    use Traffic::{Json, Probe};
+    use Traffic::{Json, Probe, Upload};
     vec![
         Endpoint::get("/healthz", Public, Probe, health::healthz),
         Endpoint::get("/readyz", Public, Probe, health::readyz),
@@ -77,5 +78,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/api/v1/audit", Roles(ADMIN), Json, audit::page),
         Endpoint::get("/api/v1/patients", Roles(READERS), Json, patients::list),
         Endpoint::get("/api/v1/patients/{patient_key}", Roles(READERS), Json, patients::get),
+        Endpoint::post("/dicomweb/studies", Roles(STORERS), Upload, dicomweb::stow::store_any),
+        Endpoint::post("/dicomweb/studies/{study}", Roles(STORERS), Upload, dicomweb::stow::store_in_study),
     ]
 }

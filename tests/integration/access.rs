@@ -7,6 +7,7 @@ use petal::storage::patients::{PatientIdentity, upsert};
 use reqwest::{Method, StatusCode};
 
 use crate::common::{Engine, TestApp};
+use crate::fixtures::{SeriesSpec, multipart, multipart_type};
 use crate::on_both_engines;
 use crate::openapi_drift::documented_operations;
 
@@ -20,7 +21,9 @@ enum Credential {
 /// Builds a request for an operation whose path parameters name real resources, so an
 /// admitted caller gets a 2xx.
 async fn request_for(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {
+    let series = SeriesSpec::new(1);
     let url = match path {
+        "/dicomweb/studies/{study}" => path.replace("{study}", &series.study_uid),
         "/api/v1/tokens/{token_id}" => {
             let victim = issue_token(&app.db, "walk-victim", Role::Pacs, None, "test").await.expect("token");
             path.replace("{token_id}", &victim.record.id)
@@ -40,6 +43,9 @@ async fn request_for(app: &TestApp, method: &str, path: &str) -> reqwest::Reques
     let builder = app.client.request(method.clone(), app.url(&url));
     match (method, path) {
         (Method::POST, "/api/v1/tokens") => builder.json(&serde_json::json!({"name": "walk", "role": "pacs"})),
+        (Method::POST, "/dicomweb/studies" | "/dicomweb/studies/{study}") => {
+            builder.header("content-type", multipart_type()).body(multipart(&series.instances()))
+        }
         (Method::POST, other) => panic!("add a request body fixture for POST {other}"),
         _ => builder,
     }

@@ -3,6 +3,7 @@
 //! processes matter. One test binary, so the suite links once.
 
 mod common;
+mod fixtures;
 
 mod access;
 mod audit;
@@ -10,4 +11,5 @@ mod errors;
 mod health;
 mod openapi_drift;
 mod processes;
+mod stow;
 mod tokens;

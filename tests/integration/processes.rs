@@ -8,6 +8,7 @@ use futures::StreamExt;
 use reqwest::StatusCode;
 
 use crate::common::{Engine, TestDatabase, petal_binary};
+use crate::fixtures::{SeriesSpec, multipart, multipart_type};
 
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
@@ -117,25 +118,29 @@ async fn sigterm_during_a_slow_upload_lets_it_finish_and_exits_zero() {
     wait_until_ready(&client, port).await;
     let token = std::fs::read_to_string(database.dir.path().join("server-admin-token")).expect("token file");
 
-    // The body trickles in over about two seconds; SIGTERM arrives in the middle.
-    let body = br#"{"name": "slow-upload", "role": "radiologist"}"#.to_vec();
-    let chunks: Vec<Vec<u8>> = body.chunks(4).map(<[u8]>::to_vec).collect();
+    // A STOW-RS upload of a 20-slice series trickles in over about two seconds;
+    // SIGTERM arrives in the middle.
+    let series = SeriesSpec::new(20);
+    let body = multipart(&series.instances());
+    let chunks: Vec<Vec<u8>> = body.chunks(body.len() / 16 + 1).map(<[u8]>::to_vec).collect();
     let stream = futures::stream::iter(chunks).then(|chunk| async move {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(125)).await;
         Ok::<_, std::io::Error>(chunk)
     });
     let upload = tokio::spawn(
         client
-            .post(format!("http://127.0.0.1:{port}/api/v1/tokens"))
+            .post(format!("http://127.0.0.1:{port}/dicomweb/studies"))
             .bearer_auth(token.trim())
-            .header("content-type", "application/json")
+            .header("content-type", multipart_type())
             .body(reqwest::Body::wrap_stream(stream))
             .send(),
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     terminate(&child);
     let response = upload.await.expect("task").expect("the in-flight request completes");
-    assert_eq!(response.status(), StatusCode::CREATED);
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: serde_json::Value = response.json().await.expect("DICOM JSON");
+    assert_eq!(crate::stow::referenced(&body).len(), 20, "every instance of the upload was stored");
     let status = tokio::task::spawn_blocking(move || wait_for_exit(&mut child)).await.expect("join");
     assert!(status.success(), "petal exits 0 after SIGTERM: {status:?}");
 }

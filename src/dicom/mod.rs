@@ -1,0 +1,11 @@
+//! DICOM: parsing and validating received instances, UIDs, SOP classes and the DICOM JSON
+//! model. Knows nothing of the database or HTTP.
+
+pub mod instance;
+pub mod json;
+pub mod sop_class;
+pub mod uid;
+pub mod xml;
+
+pub use instance::{InstanceError, ParsedInstance};
+pub use uid::{Uid, UidError};

@@ -1,0 +1,232 @@
+//! The DICOM index: studies, series and instances (the `patients` module owns patients).
+//!
+//! Recording an instance is one transaction (patient, study, series, instance), and it is
+//! idempotent by SOP Instance UID: a second copy of an instance never replaces the first.
+
+use chrono::Utc;
+use sqlx::FromRow;
+
+use super::{Database, StorageError, with_pool};
+use crate::dicom::ParsedInstance;
+
+/// Where an instance already stored lives, and what its bytes hash to.
+#[derive(Debug, Clone, FromRow)]
+pub struct StoredInstance {
+    pub sop_instance_uid: String,
+    pub sop_class_uid: String,
+    pub series_uid: String,
+    pub study_uid: String,
+    pub transfer_syntax_uid: String,
+    pub blob_key: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+}
+
+/// Result of [`record_instance`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// The instance is new and now indexed.
+    Inserted,
+    /// An instance with this SOP Instance UID was indexed before; its hash is given so the
+    /// caller can tell an identical re-send from a conflicting one.
+    AlreadyPresent { sha256: String, blob_key: String },
+}
+
+/// The storage facts of a received instance.
+#[derive(Debug, Clone)]
+pub struct BlobFacts<'a> {
+    pub blob_key: &'a str,
+    pub sha256: &'a str,
+    pub size_bytes: i64,
+}
+
+/// Indexes an instance whose blob is already written, creating its patient, study and
+/// series rows as needed, in one transaction.
+pub async fn record_instance(
+    db: &Database,
+    instance: &ParsedInstance,
+    blob: &BlobFacts<'_>,
+) -> Result<Recorded, StorageError> {
+    let now = Utc::now();
+    let candidate_key = format!("pk-{}", uuid::Uuid::new_v4().simple());
+    let metadata = instance.metadata.to_string();
+    let (p, st, se, im) = (&instance.patient, &instance.study, &instance.series, &instance.image);
+    let inserted: u64 = with_pool!(db, |pool| {
+        async {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO patients (patient_key, patient_id, issuer, patient_name, birth_date, sex, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (patient_id, issuer) DO NOTHING",
+            )
+            .bind(&candidate_key)
+            .bind(&p.patient_id)
+            .bind(&p.issuer)
+            .bind(&p.name)
+            .bind(&p.birth_date)
+            .bind(&p.sex)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let patient_key: String =
+                sqlx::query_scalar("SELECT patient_key FROM patients WHERE patient_id = $1 AND issuer = $2")
+                    .bind(&p.patient_id)
+                    .bind(&p.issuer)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            sqlx::query(
+                "INSERT INTO studies (study_uid, patient_key, study_date, study_time, accession_number, study_id,
+                                      study_description, referring_physician, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (study_uid) DO NOTHING",
+            )
+            .bind(instance.study_uid.as_str())
+            .bind(&patient_key)
+            .bind(&st.date)
+            .bind(&st.time)
+            .bind(&st.accession_number)
+            .bind(&st.study_id)
+            .bind(&st.description)
+            .bind(&st.referring_physician)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO series (series_uid, study_uid, modality, series_number, series_description,
+                                     frame_of_reference_uid, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 ON CONFLICT (series_uid) DO NOTHING",
+            )
+            .bind(instance.series_uid.as_str())
+            .bind(instance.study_uid.as_str())
+            .bind(&se.modality)
+            .bind(se.number)
+            .bind(&se.description)
+            .bind(&se.frame_of_reference_uid)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO instances (sop_instance_uid, series_uid, sop_class_uid, transfer_syntax_uid,
+                                        instance_number, rows, columns, number_of_frames, image_position,
+                                        image_orientation, pixel_spacing, slice_thickness, blob_key, sha256,
+                                        size_bytes, metadata, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                 ON CONFLICT (sop_instance_uid) DO NOTHING",
+            )
+            .bind(instance.sop_instance_uid.as_str())
+            .bind(instance.series_uid.as_str())
+            .bind(&instance.sop_class_uid)
+            .bind(&instance.transfer_syntax_uid)
+            .bind(im.instance_number)
+            .bind(im.rows)
+            .bind(im.columns)
+            .bind(im.number_of_frames)
+            .bind(&im.image_position)
+            .bind(&im.image_orientation)
+            .bind(&im.pixel_spacing)
+            .bind(im.slice_thickness)
+            .bind(blob.blob_key)
+            .bind(blob.sha256)
+            .bind(blob.size_bytes)
+            .bind(&metadata)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok::<u64, sqlx::Error>(inserted)
+        }
+        .await
+    })?;
+    if inserted == 1 {
+        return Ok(Recorded::Inserted);
+    }
+    let existing = find_instance(db, instance.sop_instance_uid.as_str())
+        .await?
+        .ok_or_else(|| StorageError::Corrupt("an instance vanished while being recorded".to_owned()))?;
+    Ok(Recorded::AlreadyPresent { sha256: existing.sha256, blob_key: existing.blob_key })
+}
+
+/// `SELECT` of a stored instance's location, joined to its series, then the rest.
+macro_rules! select_stored {
+    ($rest:literal) => {
+        concat!(
+            "SELECT i.sop_instance_uid, i.sop_class_uid, i.series_uid, se.study_uid, i.transfer_syntax_uid,
+                    i.blob_key, i.sha256, i.size_bytes
+             FROM instances i JOIN series se ON se.series_uid = i.series_uid ",
+            $rest
+        )
+    };
+}
+
+pub async fn find_instance(db: &Database, sop_instance_uid: &str) -> Result<Option<StoredInstance>, StorageError> {
+    let sql = select_stored!("WHERE i.sop_instance_uid = $1");
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(sop_instance_uid).fetch_optional(pool).await)?)
+}
+
+/// Instances to retrieve: a whole study, one series of it, or one instance of that series,
+/// in series then instance-number order. Empty when nothing matches.
+pub async fn instances_in(
+    db: &Database,
+    study_uid: &str,
+    series_uid: Option<&str>,
+    sop_instance_uid: Option<&str>,
+) -> Result<Vec<StoredInstance>, StorageError> {
+    let sql = select_stored!(
+        "WHERE se.study_uid = $1 AND ($2 IS NULL OR i.series_uid = $2) AND ($3 IS NULL OR i.sop_instance_uid = $3)
+         ORDER BY se.series_number, i.series_uid, i.instance_number, i.sop_instance_uid"
+    );
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_as(sql).bind(study_uid).bind(series_uid).bind(sop_instance_uid).fetch_all(pool).await
+    })?)
+}
+
+/// The stored DICOM JSON metadata of the same selection as [`instances_in`].
+pub async fn metadata_in(
+    db: &Database,
+    study_uid: &str,
+    series_uid: Option<&str>,
+    sop_instance_uid: Option<&str>,
+) -> Result<Vec<(String, String, String)>, StorageError> {
+    let sql = "SELECT i.series_uid, i.sop_instance_uid, i.metadata
+               FROM instances i JOIN series se ON se.series_uid = i.series_uid
+               WHERE se.study_uid = $1 AND ($2 IS NULL OR i.series_uid = $2) AND ($3 IS NULL OR i.sop_instance_uid = $3)
+               ORDER BY se.series_number, i.series_uid, i.instance_number, i.sop_instance_uid";
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_as(sql).bind(study_uid).bind(series_uid).bind(sop_instance_uid).fetch_all(pool).await
+    })?)
+}
+
+/// The patient a study belongs to, for auditing.
+pub async fn study_patient(db: &Database, study_uid: &str) -> Result<Option<String>, StorageError> {
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT patient_key FROM studies WHERE study_uid = $1")
+            .bind(study_uid)
+            .fetch_optional(pool)
+            .await
+    })?)
+}
+
+/// Removes a study's index rows (series and instances cascade) and returns the blob keys
+/// that belonged to it, for the caller to delete once the rows are gone.
+pub async fn delete_study(db: &Database, study_uid: &str) -> Result<Option<Vec<String>>, StorageError> {
+    let keys: Option<Vec<String>> = with_pool!(db, |pool| {
+        async {
+            let mut tx = pool.begin().await?;
+            let keys: Vec<String> = sqlx::query_scalar(
+                "SELECT i.blob_key FROM instances i JOIN series se ON se.series_uid = i.series_uid
+                 WHERE se.study_uid = $1",
+            )
+            .bind(study_uid)
+            .fetch_all(&mut *tx)
+            .await?;
+            let deleted =
+                sqlx::query("DELETE FROM studies WHERE study_uid = $1").bind(study_uid).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>((deleted.rows_affected() > 0).then_some(keys))
+        }
+        .await
+    })?;
+    Ok(keys)
+}
