@@ -66,7 +66,7 @@ endpoint_constructors!(get => GET, post => POST, delete => DELETE);
 /// Every route petal serves.
 pub fn endpoints() -> Vec<Endpoint> {
     use Access::{Public, Roles};
-    use Traffic::{Json, Probe, Upload};
+    use Traffic::{Download, Json, Probe, Upload};
     vec![
         Endpoint::get("/healthz", Public, Probe, health::healthz),
         Endpoint::get("/readyz", Public, Probe, health::readyz),
@@ -80,5 +80,38 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/api/v1/patients/{patient_key}", Roles(READERS), Json, patients::get),
         Endpoint::post("/dicomweb/studies", Roles(STORERS), Upload, dicomweb::stow::store_any),
         Endpoint::post("/dicomweb/studies/{study}", Roles(STORERS), Upload, dicomweb::stow::store_in_study),
+        Endpoint::get("/dicomweb/studies", Roles(READERS), Json, dicomweb::qido::all_studies),
+        Endpoint::get("/dicomweb/series", Roles(READERS), Json, dicomweb::qido::all_series),
+        Endpoint::get("/dicomweb/instances", Roles(READERS), Json, dicomweb::qido::all_instances),
+        Endpoint::get("/dicomweb/studies/{study}/series", Roles(READERS), Json, dicomweb::qido::study_series),
+        Endpoint::get("/dicomweb/studies/{study}/instances", Roles(READERS), Json, dicomweb::qido::study_instances),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/instances",
+            Roles(READERS),
+            Json,
+            dicomweb::qido::series_instances,
+        ),
+        Endpoint::get("/dicomweb/studies/{study}", Roles(READERS), Download, dicomweb::wado::study),
+        Endpoint::get("/dicomweb/studies/{study}/series/{series}", Roles(READERS), Download, dicomweb::wado::series),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}",
+            Roles(READERS),
+            Download,
+            dicomweb::wado::instance,
+        ),
+        Endpoint::get("/dicomweb/studies/{study}/metadata", Roles(READERS), Json, dicomweb::wado::study_metadata),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/metadata",
+            Roles(READERS),
+            Json,
+            dicomweb::wado::series_metadata,
+        ),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/metadata",
+            Roles(READERS),
+            Json,
+            dicomweb::wado::instance_metadata,
+        ),
+        Endpoint::delete("/dicomweb/studies/{study}", Roles(ADMIN), Json, dicomweb::wado::delete_study),
     ]
 }

@@ -54,9 +54,9 @@ pub fn set_text(object: &mut Map<String, Value>, tag: Tag, value: Option<&str>) 
 
 /// Sets `tag` to an integer value (IS, US, UL...).
 pub fn set_number(object: &mut Map<String, Value>, tag: Tag, value: Option<i64>) {
+    // IS values are JSON numbers, as PS3.18 Table F.2.3-1 gives them.
     let vr = vr_of(tag);
     let entry = match value {
-        Some(n) if vr == "IS" => json!({ "vr": vr, "Value": [n.to_string()] }),
         Some(n) => json!({ "vr": vr, "Value": [n] }),
         None => json!({ "vr": vr }),
     };

@@ -3,6 +3,7 @@
 
 pub mod instance;
 pub mod json;
+pub mod part10;
 pub mod sop_class;
 pub mod uid;
 pub mod xml;

@@ -1,5 +1,9 @@
 //! Ingest: one received DICOM instance → blob store → index.
 //!
+//! Instances are stored as received, except that a missing Part 10 header (preamble,
+//! `DICM`, meta group length) is completed first (see [`crate::dicom::part10`]), so every
+//! stored blob is a file any DICOM reader opens.
+//!
 //! The blob is written before the index row, so a crash can leave an orphan blob but never
 //! an index row without its file. Blob keys include the content hash, so two different
 //! copies of one SOP Instance UID never overwrite each other; the first one indexed wins
@@ -49,6 +53,18 @@ pub struct Receipt {
 
 /// Stores one instance. `expected_study` is the study named in the request path, if any.
 pub async fn store_instance(db: &Database, blobs: &BlobStore, bytes: Bytes, expected_study: Option<&Uid>) -> Receipt {
+    let bytes = match crate::dicom::part10::normalize(bytes) {
+        Ok(bytes) => bytes,
+        Err(err) => {
+            return Receipt {
+                sop_class_uid: None,
+                sop_instance_uid: None,
+                study_uid: None,
+                series_uid: None,
+                result: Err(err.into()),
+            };
+        }
+    };
     let parse_input = bytes.clone();
     let parsed = match tokio::task::spawn_blocking(move || ParsedInstance::parse(&parse_input)).await {
         Ok(parsed) => parsed,

@@ -20,21 +20,31 @@ enum Credential {
 
 /// Builds a request for an operation whose path parameters name real resources, so an
 /// admitted caller gets a 2xx.
-async fn request_for(app: &TestApp, method: &str, path: &str) -> reqwest::RequestBuilder {
+async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &str) -> reqwest::RequestBuilder {
     let series = SeriesSpec::new(1);
-    let url = match path {
-        "/dicomweb/studies/{study}" => path.replace("{study}", &series.study_uid),
-        "/api/v1/tokens/{token_id}" => {
+    let url = match (method, path) {
+        ("POST", _) => path.replace("{study}", &series.study_uid),
+        ("DELETE", "/dicomweb/studies/{study}") => {
+            let (status, _, _) =
+                crate::stow::stow(app, &app.admin_token, "/dicomweb/studies", &series.instances()).await;
+            assert!(status.is_success(), "fixture study stored");
+            path.replace("{study}", &series.study_uid)
+        }
+        (_, p) if p.starts_with("/dicomweb/") => p
+            .replace("{study}", &stored.study_uid)
+            .replace("{series}", &stored.series_uid)
+            .replace("{instance}", &stored.sop_instance_uid(0)),
+        (_, "/api/v1/tokens/{token_id}") => {
             let victim = issue_token(&app.db, "walk-victim", Role::Pacs, None, "test").await.expect("token");
             path.replace("{token_id}", &victim.record.id)
         }
-        "/api/v1/patients/{patient_key}" => {
+        (_, "/api/v1/patients/{patient_key}") => {
             let identity =
                 PatientIdentity { patient_id: "WALK-1".into(), issuer: "HOSP-A".into(), ..Default::default() };
             let key = upsert(&app.db, &identity).await.expect("patient");
             path.replace("{patient_key}", &key)
         }
-        other => {
+        (_, other) => {
             assert!(!other.contains('{'), "add a fixture for the path parameters of {other}");
             other.to_owned()
         }
@@ -51,8 +61,14 @@ async fn request_for(app: &TestApp, method: &str, path: &str) -> reqwest::Reques
     }
 }
 
-async fn status_of(app: &TestApp, method: &str, path: &str, credential: &Credential) -> StatusCode {
-    let mut request = request_for(app, method, path).await;
+async fn status_of(
+    app: &TestApp,
+    stored: &SeriesSpec,
+    method: &str,
+    path: &str,
+    credential: &Credential,
+) -> StatusCode {
+    let mut request = request_for(app, stored, method, path).await;
     if let Credential::Token(secret) = credential {
         request = request.bearer_auth(secret);
     }
@@ -84,18 +100,22 @@ async fn every_route_admits_exactly_its_roles(engine: Engine) {
         tokens
     };
 
+    let stored = SeriesSpec::new(2);
+    let (status, _, _) = crate::stow::stow(&app, &app.admin_token, "/dicomweb/studies", &stored.instances()).await;
+    assert!(status.is_success());
+
     let operations = documented_operations();
     assert!(operations.len() >= 10, "the walk covers the whole document");
     for (method, path, roles) in operations {
         let public = roles.is_empty();
-        let anonymous = status_of(&app, &method, &path, &Credential::None).await;
+        let anonymous = status_of(&app, &stored, &method, &path, &Credential::None).await;
         if public {
             assert!(anonymous.is_success(), "{method} {path} without a token: {anonymous}");
         } else {
             assert_eq!(anonymous, StatusCode::UNAUTHORIZED, "{method} {path} without a token");
         }
         for (label, secret) in [("expired", &expired), ("revoked", &revoked_token.secret)] {
-            let status = status_of(&app, &method, &path, &Credential::Token(secret.clone())).await;
+            let status = status_of(&app, &stored, &method, &path, &Credential::Token(secret.clone())).await;
             if public {
                 assert!(status.is_success(), "{method} {path} with an {label} token: {status}");
             } else {
@@ -103,7 +123,7 @@ async fn every_route_admits_exactly_its_roles(engine: Engine) {
             }
         }
         for (role, secret) in &role_tokens {
-            let status = status_of(&app, &method, &path, &Credential::Token(secret.clone())).await;
+            let status = status_of(&app, &stored, &method, &path, &Credential::Token(secret.clone())).await;
             if public || roles.contains(role.as_str()) {
                 assert!(status.is_success(), "{method} {path} as {role}: {status}");
             } else {

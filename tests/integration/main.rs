@@ -3,6 +3,7 @@
 //! processes matter. One test binary, so the suite links once.
 
 mod common;
+mod dicomweb_client;
 mod fixtures;
 
 mod access;
@@ -13,3 +14,4 @@ mod openapi_drift;
 mod processes;
 mod stow;
 mod tokens;
+mod wado_qido;

@@ -127,6 +127,19 @@ async fn real_pet_slices_are_accepted(engine: Engine) {
         assert_eq!(referenced(&body).len(), 1);
         let stored = &indexed(&app.db).await;
         assert!(stored.iter().any(|(_, sha)| *sha == sha256_hex(&bytes)), "stored bytes are the bytes sent");
+        // Retrieved through WADO-RS, byte for byte.
+        let url = referenced(&body)[0]["00081190"]["Value"][0].as_str().expect("RetrieveURL").to_owned();
+        let reader = app.token(petal::auth::Role::Radiologist).await;
+        let retrieved = app
+            .client
+            .get(&url)
+            .bearer_auth(&reader)
+            .header("accept", "application/dicom; transfer-syntax=*")
+            .send()
+            .await
+            .expect("WADO");
+        assert_eq!(retrieved.status(), StatusCode::OK);
+        assert_eq!(retrieved.bytes().await.expect("bytes").as_ref(), bytes.as_slice(), "{}", file.display());
     }
     app.stop().await;
 }
@@ -230,15 +243,15 @@ async fn concurrent_stows_of_one_series_index_each_instance_once(engine: Engine)
     }
     let rows = indexed(&app.db).await;
     assert_eq!(rows.len(), 48);
-    let blobs = walk_files(&app.database.dir.path().join("blobs"));
+    let blobs = blob_count(&app.database.dir.path().join("blobs"));
     assert_eq!(blobs, 48, "no orphan blob is left by the losers of a race");
     app.stop().await;
 }
 on_both_engines!(concurrent_stows_of_one_series_index_each_instance_once);
 
-fn walk_files(dir: &std::path::Path) -> usize {
+pub fn blob_count(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().map(|e| if e.path().is_dir() { walk_files(&e.path()) } else { 1 }).sum())
+        .map(|entries| entries.flatten().map(|e| if e.path().is_dir() { blob_count(&e.path()) } else { 1 }).sum())
         .unwrap_or(0)
 }
 

@@ -2,7 +2,9 @@
 
 pub mod media;
 mod multipart;
+pub mod qido;
 pub mod stow;
+pub mod wado;
 
 use axum::http::HeaderMap;
 

@@ -1,0 +1,258 @@
+//! WADO-RS: retrieve studies, series and instances as stored (PS3.18 §10.4), their
+//! metadata as DICOM JSON, and study deletion for retention and patient requests.
+//!
+//! Instances are streamed from the blob store one part at a time, in the transfer syntax
+//! they were received in: petal never re-encodes what a PACS sent it.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::{BufMut, Bytes, BytesMut};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+use super::media::{MediaType, parse_accept};
+use super::{base_url, path_uid};
+use crate::api::extract::Actor;
+use crate::api::{ApiError, AppState};
+use crate::storage::audit::Outcome;
+use crate::storage::index::{self, StoredInstance};
+
+/// How the response is packaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Packaging {
+    /// `multipart/related; type="application/dicom"`, one part per instance.
+    Multipart,
+    /// A bare `application/dicom` body (one instance only).
+    Single,
+}
+
+/// The UIDs of a retrieve request, validated.
+struct Target {
+    study: String,
+    series: Option<String>,
+    instance: Option<String>,
+}
+
+impl Target {
+    fn parse(study: &str, series: Option<&str>, instance: Option<&str>) -> Result<Self, ApiError> {
+        Ok(Target {
+            study: path_uid("study UID", study)?.to_string(),
+            series: series.map(|s| path_uid("series UID", s)).transpose()?.map(|u| u.to_string()),
+            instance: instance.map(|i| path_uid("SOP instance UID", i)).transpose()?.map(|u| u.to_string()),
+        })
+    }
+
+    fn resource(&self) -> String {
+        let mut path = format!("/dicomweb/studies/{}", self.study);
+        if let Some(series) = &self.series {
+            path.push_str(&format!("/series/{series}"));
+        }
+        if let Some(instance) = &self.instance {
+            path.push_str(&format!("/instances/{instance}"));
+        }
+        path
+    }
+}
+
+pub async fn study(
+    state: State<AppState>,
+    actor: Actor,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    retrieve(state, actor, Target::parse(&study, None, None)?, headers).await
+}
+
+pub async fn series(
+    state: State<AppState>,
+    actor: Actor,
+    Path((study, series)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    retrieve(state, actor, Target::parse(&study, Some(&series), None)?, headers).await
+}
+
+pub async fn instance(
+    state: State<AppState>,
+    actor: Actor,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    retrieve(state, actor, Target::parse(&study, Some(&series), Some(&instance))?, headers).await
+}
+
+pub async fn study_metadata(
+    state: State<AppState>,
+    actor: Actor,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    metadata(state, actor, Target::parse(&study, None, None)?, headers).await
+}
+
+pub async fn series_metadata(
+    state: State<AppState>,
+    actor: Actor,
+    Path((study, series)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    metadata(state, actor, Target::parse(&study, Some(&series), None)?, headers).await
+}
+
+pub async fn instance_metadata(
+    state: State<AppState>,
+    actor: Actor,
+    Path((study, series, instance)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    metadata(state, actor, Target::parse(&study, Some(&series), Some(&instance))?, headers).await
+}
+
+/// Finds the instances of a target, 404 when there are none; audits the access.
+async fn located(
+    state: &AppState,
+    actor: &Actor,
+    target: &Target,
+    action: &str,
+) -> Result<Vec<StoredInstance>, ApiError> {
+    let instances =
+        index::instances_in(&state.db, &target.study, target.series.as_deref(), target.instance.as_deref()).await?;
+    let patient = match instances.is_empty() {
+        true => None,
+        false => index::study_patient(&state.db, &target.study).await?,
+    };
+    let outcome = if instances.is_empty() { Outcome::Failure } else { Outcome::Success };
+    actor.audit(&state.db, action, &target.resource(), patient.as_deref(), outcome).await?;
+    if instances.is_empty() {
+        return Err(ApiError::NotFound("no stored instance matches these UIDs".into()));
+    }
+    Ok(instances)
+}
+
+async fn retrieve(
+    State(state): State<AppState>,
+    actor: Actor,
+    target: Target,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let instances = located(&state, &actor, &target, "dicom.retrieve").await?;
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let packaging = negotiate(accept, &instances, target.instance.is_some())?;
+    if packaging == Packaging::Single {
+        let only = &instances[0];
+        let bytes = state.blobs.get(&only.blob_key).await.map_err(|e| ApiError::Internal(e.into()))?;
+        let content_type = format!("application/dicom; transfer-syntax={}", only.transfer_syntax_uid);
+        return Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response());
+    }
+    let boundary = format!("petal-{}", uuid::Uuid::new_v4().simple());
+    let content_type = format!("multipart/related; type=\"application/dicom\"; boundary={boundary}");
+    let blobs = state.blobs.clone();
+    let closing = Bytes::from(format!("--{boundary}--\r\n"));
+    let parts = futures::stream::iter(instances)
+        .then(move |instance| {
+            let blobs = blobs.clone();
+            let boundary = boundary.clone();
+            async move {
+                let bytes = blobs.get(&instance.blob_key).await.map_err(|e| {
+                    tracing::error!(error = %e, "a stored instance could not be read during a retrieve");
+                    std::io::Error::other(e.to_string())
+                })?;
+                let head = format!(
+                    "--{boundary}\r\nContent-Type: application/dicom; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
+                    instance.transfer_syntax_uid,
+                    bytes.len()
+                );
+                let mut part = BytesMut::with_capacity(head.len() + bytes.len() + 2);
+                part.put_slice(head.as_bytes());
+                part.put_slice(&bytes);
+                part.put_slice(b"\r\n");
+                Ok::<Bytes, std::io::Error>(part.freeze())
+            }
+        })
+        .chain(futures::stream::once(async move { Ok(closing) }));
+    Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(parts)).into_response())
+}
+
+/// Chooses how to package a retrieve from the `Accept` header, or 406.
+fn negotiate(accept: Option<&str>, instances: &[StoredInstance], single_allowed: bool) -> Result<Packaging, ApiError> {
+    let syntax_ok = |media: &MediaType| match media.param("transfer-syntax") {
+        None | Some("*") => true,
+        Some(wanted) => instances.iter().all(|i| i.transfer_syntax_uid == wanted),
+    };
+    for media in parse_accept(accept) {
+        let found = match media.essence.as_str() {
+            "*/*" | "multipart/*" => Some(Packaging::Multipart),
+            "multipart/related" => {
+                let part = media.part_type();
+                let dicom = part.as_deref().is_none_or(|t| t == "application/dicom" || t == "*/*");
+                (dicom && syntax_ok(&media)).then_some(Packaging::Multipart)
+            }
+            "application/dicom" if single_allowed => syntax_ok(&media).then_some(Packaging::Single),
+            "application/*" if single_allowed => Some(Packaging::Single),
+            _ => None,
+        };
+        if let Some(packaging) = found {
+            return Ok(packaging);
+        }
+    }
+    let stored: Vec<&str> = instances.iter().map(|i| i.transfer_syntax_uid.as_str()).collect();
+    Err(ApiError::NotAcceptable(format!(
+        "petal returns instances as stored (transfer syntax {}), as multipart/related; type=\"application/dicom\"{}; \
+         ask for one of those or transfer-syntax=*",
+        stored.first().copied().unwrap_or_default(),
+        if single_allowed { " or application/dicom" } else { "" }
+    )))
+}
+
+async fn metadata(
+    State(state): State<AppState>,
+    actor: Actor,
+    target: Target,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let accept = parse_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    if !accept
+        .iter()
+        .any(|m| matches!(m.essence.as_str(), "application/dicom+json" | "application/json" | "application/*" | "*/*"))
+    {
+        return Err(ApiError::NotAcceptable("metadata is served as application/dicom+json".into()));
+    }
+    located(&state, &actor, &target, "dicom.metadata").await?;
+    let rows =
+        index::metadata_in(&state.db, &target.study, target.series.as_deref(), target.instance.as_deref()).await?;
+    let base = base_url(&headers);
+    let mut out = Vec::with_capacity(rows.len());
+    for (series, instance, text) in rows {
+        let mut dataset: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap_or_default();
+        let uri = format!("{base}/studies/{}/series/{series}/instances/{instance}/bulkdata/7FE00010", target.study);
+        dataset.insert("7FE00010".into(), json!({ "vr": "OW", "BulkDataURI": uri }));
+        out.push(Value::Object(dataset));
+    }
+    Ok(([(header::CONTENT_TYPE, "application/dicom+json")], Value::Array(out).to_string()).into_response())
+}
+
+/// `DELETE /dicomweb/studies/{study}` (admin): removes the study's index rows, then its blobs.
+pub async fn delete_study(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(study): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let study = path_uid("study UID", &study)?.to_string();
+    let resource = format!("/dicomweb/studies/{study}");
+    let patient = index::study_patient(&state.db, &study).await?;
+    let Some(keys) = index::delete_study(&state.db, &study).await? else {
+        actor.audit(&state.db, "dicom.delete", &resource, None, Outcome::Failure).await?;
+        return Err(ApiError::NotFound("no study has this UID".into()));
+    };
+    actor.audit(&state.db, "dicom.delete", &resource, patient.as_deref(), Outcome::Success).await?;
+    // The index no longer names these blobs; a blob left behind by a failure here is an
+    // orphan, never a dangling index row.
+    for key in keys {
+        if let Err(err) = state.blobs.delete(&key).await {
+            tracing::warn!(error = %err, "a deleted study's blob could not be removed");
+        }
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
