@@ -113,5 +113,35 @@ pub fn endpoints() -> Vec<Endpoint> {
             dicomweb::wado::instance_metadata,
         ),
         Endpoint::delete("/dicomweb/studies/{study}", Roles(ADMIN), Json, dicomweb::wado::delete_study),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/frames/{frames}",
+            Roles(READERS),
+            Download,
+            dicomweb::pixels::frames,
+        ),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/rendered",
+            Roles(READERS),
+            Download,
+            dicomweb::pixels::instance_rendered,
+        ),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/instances/{instance}/thumbnail",
+            Roles(READERS),
+            Download,
+            dicomweb::pixels::instance_thumbnail,
+        ),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/rendered",
+            Roles(READERS),
+            Download,
+            dicomweb::pixels::series_rendered,
+        ),
+        Endpoint::get(
+            "/dicomweb/studies/{study}/series/{series}/thumbnail",
+            Roles(READERS),
+            Download,
+            dicomweb::pixels::series_thumbnail,
+        ),
     ]
 }

@@ -4,7 +4,10 @@
 pub mod instance;
 pub mod json;
 pub mod part10;
+pub mod pixels;
+pub mod render;
 pub mod sop_class;
+pub mod suv;
 pub mod uid;
 pub mod xml;
 

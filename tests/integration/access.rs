@@ -33,7 +33,8 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
         (_, p) if p.starts_with("/dicomweb/") => p
             .replace("{study}", &stored.study_uid)
             .replace("{series}", &stored.series_uid)
-            .replace("{instance}", &stored.sop_instance_uid(0)),
+            .replace("{instance}", &stored.sop_instance_uid(0))
+            .replace("{frames}", "1"),
         (_, "/api/v1/tokens/{token_id}") => {
             let victim = issue_token(&app.db, "walk-victim", Role::Pacs, None, "test").await.expect("token");
             path.replace("{token_id}", &victim.record.id)

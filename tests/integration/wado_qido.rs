@@ -98,3 +98,65 @@ async fn searches_and_retrieves_answer_per_ps3_18(engine: Engine) {
     app.stop().await;
 }
 on_both_engines!(searches_and_retrieves_answer_per_ps3_18);
+
+fn decode_png(bytes: &[u8]) -> (u32, u32, Vec<u8>) {
+    let mut reader = png::Decoder::new(std::io::Cursor::new(bytes.to_vec())).read_info().expect("a PNG");
+    let mut pixels = vec![0; reader.output_buffer_size().expect("size")];
+    let info = reader.next_frame(&mut pixels).expect("frame");
+    pixels.truncate(info.buffer_size());
+    (info.width, info.height, pixels)
+}
+
+/// Rendering windows real PET in SUV: the hottest voxel of acrin_flt_1 is about SUV 7.2,
+/// so it saturates the default 0–6 window and sits near 7.2 % of a 0–100 window.
+async fn real_pet_renders_in_suv(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let file = crate::fixtures::real_pet_files()[0].clone();
+    let response = app
+        .client
+        .post(app.url("/dicomweb/studies"))
+        .bearer_auth(&app.admin_token)
+        .header("content-type", "application/dicom")
+        .body(std::fs::read(&file).expect("read"))
+        .send()
+        .await
+        .expect("STOW");
+    let body: Value = response.json().await.expect("json");
+    let url = crate::stow::referenced(&body)[0]["00081190"]["Value"][0].as_str().expect("url").to_owned();
+    let get = |suffix: &str| {
+        app.client.get(format!("{url}{suffix}")).bearer_auth(&app.admin_token).header("accept", "image/png").send()
+    };
+    let default = get("/rendered").await.expect("rendered").bytes().await.expect("png");
+    let (width, height, pixels) = decode_png(&default);
+    assert_eq!((width, height), (168, 168));
+    assert_eq!(pixels.iter().max(), Some(&255), "SUV above 6 saturates the default window");
+    let wide = get("/rendered?window=50,100").await.expect("rendered").bytes().await.expect("png");
+    let brightest = f64::from(*decode_png(&wide).2.iter().max().expect("pixels"));
+    assert!((brightest - 0.072 * 255.0).abs() < 3.0, "SUVmax ≈ 7.2 → {brightest} of 255");
+    let thumbnail = get("/thumbnail").await.expect("thumbnail").bytes().await.expect("png");
+    let (w, h, _) = decode_png(&thumbnail);
+    assert!(w <= 128 && h <= 128);
+    let bad_window = get("/rendered?window=5").await.expect("rendered");
+    assert_eq!(bad_window.status(), StatusCode::BAD_REQUEST);
+    let frames = app
+        .client
+        .get(format!("{url}/frames/1"))
+        .bearer_auth(&app.admin_token)
+        .header("accept", "multipart/related; type=\"application/octet-stream\"")
+        .send()
+        .await
+        .expect("frames");
+    assert_eq!(frames.status(), StatusCode::OK);
+    assert!(frames.bytes().await.expect("body").len() > 168 * 168 * 2, "one 16-bit frame and its part headers");
+    let missing = app
+        .client
+        .get(format!("{url}/frames/2"))
+        .bearer_auth(&app.admin_token)
+        .header("accept", "*/*")
+        .send()
+        .await
+        .expect("frames");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    app.stop().await;
+}
+on_both_engines!(real_pet_renders_in_suv);

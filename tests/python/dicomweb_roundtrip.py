@@ -117,6 +117,11 @@ def main():
         check.equal("metadata per instance", len(metadata), 4)
         check.equal("pixel data is bulk data", "BulkDataURI" in metadata[0]["7FE00010"], True)
         check.equal("metadata has Units", value(metadata[0], "00541001"), "BQML")
+        frames = client.retrieve_instance_frames(study, series, originals[1].SOPInstanceUID, frame_numbers=[1])
+        check.equal("one frame", len(frames), 1)
+        check.equal("frame bytes are the pixel data", frames[0], originals[1].PixelData)
+        rendered = client.retrieve_instance_rendered(study, series, originals[1].SOPInstanceUID, media_types=("image/png",))
+        check.equal("rendered is a PNG", rendered[:8], b"\x89PNG\r\n\x1a\n")
         instance_metadata = client.retrieve_instance_metadata(study, series, originals[0].SOPInstanceUID)
         check.equal("instance metadata", value(instance_metadata, "00080018"), originals[0].SOPInstanceUID)
 

@@ -2,6 +2,7 @@
 
 pub mod media;
 mod multipart;
+pub mod pixels;
 pub mod qido;
 pub mod stow;
 pub mod wado;

@@ -226,7 +226,17 @@ async fn metadata(
     let mut out = Vec::with_capacity(rows.len());
     for (series, instance, text) in rows {
         let mut dataset: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap_or_default();
-        let uri = format!("{base}/studies/{}/series/{series}/instances/{instance}/bulkdata/7FE00010", target.study);
+        // Pixel data is served through the frames resource, all frames in one request.
+        let frames = dataset
+            .get("00280008")
+            .and_then(|e| {
+                e["Value"][0].as_str().map(str::to_owned).or_else(|| e["Value"][0].as_i64().map(|n| n.to_string()))
+            })
+            .and_then(|n| n.trim().parse::<u32>().ok())
+            .unwrap_or(1)
+            .max(1);
+        let list = (1..=frames).map(|n| n.to_string()).collect::<Vec<_>>().join(",");
+        let uri = format!("{base}/studies/{}/series/{series}/instances/{instance}/frames/{list}", target.study);
         dataset.insert("7FE00010".into(), json!({ "vr": "OW", "BulkDataURI": uri }));
         out.push(Value::Object(dataset));
     }
