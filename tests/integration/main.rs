@@ -5,6 +5,7 @@
 mod common;
 mod dicomweb_client;
 mod fixtures;
+mod interop;
 
 mod access;
 mod audit;

@@ -6,13 +6,20 @@ Exits non-zero with the failed check on any mismatch.
 """
 
 import argparse
+import io
 import sys
 
 import numpy as np
 import pydicom
 from dicomweb_client.api import DICOMwebClient
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    RLELossless,
+    generate_uid,
+)
 
 PET_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.128"
 
@@ -124,6 +131,26 @@ def main():
         check.equal("rendered is a PNG", rendered[:8], b"\x89PNG\r\n\x1a\n")
         instance_metadata = client.retrieve_instance_metadata(study, series, originals[0].SOPInstanceUID)
         check.equal("instance metadata", value(instance_metadata, "00080018"), originals[0].SOPInstanceUID)
+
+    # Deflated and RLE instances are accepted, returned byte for byte, and decoded for frames.
+    for syntax in (DeflatedExplicitVRLittleEndian, RLELossless):
+        original = pet_series(1, ExplicitVRLittleEndian)[0]
+        expected_pixels = original.pixel_array.copy()
+        if syntax == RLELossless:
+            original.compress(RLELossless)
+        else:
+            original.file_meta.TransferSyntaxUID = syntax
+        buffer = io.BytesIO()
+        original.save_as(buffer, enforce_file_format=True)
+        sent = buffer.getvalue()
+        result = client.store_instances([pydicom.dcmread(io.BytesIO(sent))])
+        check.equal(f"{syntax.name} stored", len(result.ReferencedSOPSequence), 1)
+        study, series, sop = original.StudyInstanceUID, original.SeriesInstanceUID, original.SOPInstanceUID
+        copy = client.retrieve_instance(study, series, sop, media_types=(("application/dicom", "*"),))
+        check.equal(f"{syntax.name} kept", copy.file_meta.TransferSyntaxUID, syntax)
+        check.equal(f"{syntax.name} pixels", np.array_equal(copy.pixel_array, expected_pixels), True)
+        frame = client.retrieve_instance_frames(study, series, sop, frame_numbers=[1])[0]
+        check.equal(f"{syntax.name} frame decoded", frame, expected_pixels.astype("<u2").tobytes())
 
     nothing = client.search_for_studies(search_filters={"PatientID": "nobody-has-this-id"})
     check.equal("no match is an empty result", nothing, [])
