@@ -36,6 +36,9 @@ pub enum Command {
     Token(TokenArgs),
     /// Exit 0 when `/healthz` of a running petal answers 200, else 1 (for images without curl).
     Healthcheck(HealthcheckArgs),
+    /// Print performance figures (for docs/benchmarks.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -172,13 +175,19 @@ pub enum TokenAction {
     },
 }
 
+#[derive(Debug, Clone, Subcommand)]
+pub enum BenchCommand {
+    /// STOW-RS ingest: instances/s and MB/s for a synthetic PET series.
+    Stow(crate::bench::stow::StowBenchArgs),
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct HealthcheckArgs {
     /// Address of the petal server to ask (a wildcard address means this host).
     #[arg(long, env = "PETAL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// How long to wait for the answer.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    #[arg(long, env = "PETAL_HEALTHCHECK_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
     pub timeout: Duration,
 }
 

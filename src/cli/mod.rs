@@ -10,7 +10,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::app::{Application, shutdown_signal};
-use crate::config::{Command, DatabaseArgs};
+use crate::config::{BenchCommand, Command, DatabaseArgs};
 use crate::storage::Database;
 
 pub fn run(command: Command) -> ExitCode {
@@ -55,6 +55,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             result?;
         }
         Command::Healthcheck(args) => return Ok(healthcheck::run(&args).await),
+        Command::Bench(BenchCommand::Stow(args)) => crate::bench::stow::run(&args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -97,6 +97,16 @@ impl ParsedInstance {
         let uid = |tag, name| -> Result<Uid, InstanceError> {
             Uid::parse(&required(object, tag, name)?).map_err(|source| InstanceError::BadUid { name, source })
         };
+        // An image without pixels (e.g. a file cut off at an element boundary) is not a PET image.
+        for (tag, name) in [(tags::ROWS, "Rows"), (tags::COLUMNS, "Columns")] {
+            required(object, tag, name)?;
+        }
+        if [tags::PIXEL_DATA, tags::FLOAT_PIXEL_DATA, tags::DOUBLE_FLOAT_PIXEL_DATA]
+            .iter()
+            .all(|t| object.get(*t).is_none())
+        {
+            return Err(InstanceError::MissingAttribute { name: "PixelData", tag: tags::PIXEL_DATA });
+        }
         let study_uid = uid(tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?;
         let series_uid = uid(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?;
         let sop_instance_uid = uid(tags::SOP_INSTANCE_UID, "SOPInstanceUID")?;

@@ -8,6 +8,7 @@ pub mod pixels;
 pub mod render;
 pub mod sop_class;
 pub mod suv;
+pub mod synthetic;
 pub mod uid;
 pub mod xml;
 

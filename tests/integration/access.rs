@@ -25,8 +25,13 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
     let url = match (method, path) {
         ("POST", _) => path.replace("{study}", &series.study_uid),
         ("DELETE", "/dicomweb/studies/{study}") => {
-            let (status, _, _) =
-                crate::stow::stow(app, &app.admin_token, "/dicomweb/studies", &series.instances()).await;
+            let (status, _, _) = crate::stow::stow(
+                app,
+                &app.admin_token,
+                "/dicomweb/studies",
+                &series.instances().expect("synthetic series"),
+            )
+            .await;
             assert!(status.is_success(), "fixture study stored");
             path.replace("{study}", &series.study_uid)
         }
@@ -54,9 +59,9 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
     let builder = app.client.request(method.clone(), app.url(&url));
     match (method, path) {
         (Method::POST, "/api/v1/tokens") => builder.json(&serde_json::json!({"name": "walk", "role": "pacs"})),
-        (Method::POST, "/dicomweb/studies" | "/dicomweb/studies/{study}") => {
-            builder.header("content-type", multipart_type()).body(multipart(&series.instances()))
-        }
+        (Method::POST, "/dicomweb/studies" | "/dicomweb/studies/{study}") => builder
+            .header("content-type", multipart_type())
+            .body(multipart(&series.instances().expect("synthetic series"))),
         (Method::POST, other) => panic!("add a request body fixture for POST {other}"),
         _ => builder,
     }
@@ -102,7 +107,9 @@ async fn every_route_admits_exactly_its_roles(engine: Engine) {
     };
 
     let stored = SeriesSpec::new(2);
-    let (status, _, _) = crate::stow::stow(&app, &app.admin_token, "/dicomweb/studies", &stored.instances()).await;
+    let (status, _, _) =
+        crate::stow::stow(&app, &app.admin_token, "/dicomweb/studies", &stored.instances().expect("synthetic series"))
+            .await;
     assert!(status.is_success());
 
     let operations = documented_operations();

@@ -84,7 +84,7 @@ async fn orthanc_pushes_a_series_over_stow(engine: Engine) {
     let client = reqwest::Client::new();
     let series = SeriesSpec::new(6);
     let mut study_id = String::new();
-    for instance in series.instances() {
+    for instance in series.instances().expect("synthetic series") {
         let stored: Value = client
             .post(format!("{}/instances", orthanc.url))
             .body(instance)
@@ -132,7 +132,8 @@ fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<Vec<u8>> {
 async fn dcmdump_reads_every_returned_file(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let series = SeriesSpec::new(3);
-    let (status, _, _) = stow(&app, &app.admin_token, "/dicomweb/studies", &series.instances()).await;
+    let (status, _, _) =
+        stow(&app, &app.admin_token, "/dicomweb/studies", &series.instances().expect("synthetic series")).await;
     assert_eq!(status, StatusCode::OK);
     let mut urls = vec![app.url(&format!("/dicomweb/studies/{}/series/{}", series.study_uid, series.series_uid))];
     for file in real_pet_files() {

@@ -121,7 +121,7 @@ async fn sigterm_during_a_slow_upload_lets_it_finish_and_exits_zero() {
     // A STOW-RS upload of a 20-slice series trickles in over about two seconds;
     // SIGTERM arrives in the middle.
     let series = SeriesSpec::new(20);
-    let body = multipart(&series.instances());
+    let body = multipart(&series.instances().expect("synthetic series"));
     let chunks: Vec<Vec<u8>> = body.chunks(body.len() / 16 + 1).map(<[u8]>::to_vec).collect();
     let stream = futures::stream::iter(chunks).then(|chunk| async move {
         tokio::time::sleep(Duration::from_millis(125)).await;

@@ -57,7 +57,8 @@ async fn a_series_is_stored_once_and_resends_are_safe(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let pacs = app.token(petal::auth::Role::Pacs).await;
     let series = SeriesSpec::new(5);
-    let (status, body, _) = stow(&app, &pacs, "/dicomweb/studies", &series.instances()).await;
+    let (status, body, _) =
+        stow(&app, &pacs, "/dicomweb/studies", &series.instances().expect("synthetic series")).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let items = referenced(&body);
     assert_eq!(items.len(), 5);
@@ -73,18 +74,46 @@ async fn a_series_is_stored_once_and_resends_are_safe(engine: Engine) {
     assert_eq!(before.len(), 5);
 
     // The same bytes again: success, nothing changes.
-    let (status, body, _) = stow(&app, &pacs, "/dicomweb/studies", &series.instances()).await;
+    let (status, body, _) =
+        stow(&app, &pacs, "/dicomweb/studies", &series.instances().expect("synthetic series")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(referenced(&body).len(), 5);
     assert_eq!(indexed(&app.db).await, before);
 
     // Different bytes under the same UIDs: a warning, the first copy kept.
     let altered = SeriesSpec { pixel_offset: 1, ..series.clone() };
-    let (status, body, warnings) = stow(&app, &pacs, "/dicomweb/studies", &altered.instances()[..2]).await;
+    let (status, body, warnings) =
+        stow(&app, &pacs, "/dicomweb/studies", &altered.instances().expect("synthetic series")[..2]).await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(referenced(&body)[0]["00081196"]["Value"][0], 0xB006);
     assert!(warnings.iter().any(|w| w.contains("first copy is kept")), "{warnings:?}");
     assert_eq!(indexed(&app.db).await, before, "nothing stored is replaced");
+
+    // DICOM XML when the client asks for it.
+    let xml = app
+        .client
+        .post(app.url("/dicomweb/studies"))
+        .bearer_auth(&pacs)
+        .header("content-type", multipart_type())
+        .header("accept", "application/dicom+xml")
+        .body(multipart(&series.instances().expect("synthetic series")[..1]))
+        .send()
+        .await
+        .expect("STOW");
+    assert_eq!(xml.headers()["content-type"], "application/dicom+xml");
+    let text = xml.text().await.expect("text");
+    assert!(text.contains("<NativeDicomModel") && text.contains(&series.sop_instance_uid(0)), "{text}");
+    let neither = app
+        .client
+        .post(app.url("/dicomweb/studies"))
+        .bearer_auth(&pacs)
+        .header("content-type", multipart_type())
+        .header("accept", "text/html")
+        .body(multipart(&series.instances().expect("synthetic series")[..1]))
+        .send()
+        .await
+        .expect("STOW");
+    assert_eq!(neither.status(), StatusCode::NOT_ACCEPTABLE);
 
     // Forwarded headers shape the RetrieveURL.
     let response = app
@@ -94,7 +123,7 @@ async fn a_series_is_stored_once_and_resends_are_safe(engine: Engine) {
         .header("content-type", multipart_type())
         .header("x-forwarded-proto", "https")
         .header("x-forwarded-host", "pacs-gw.example.org")
-        .body(multipart(&series.instances()[..1]))
+        .body(multipart(&series.instances().expect("synthetic series")[..1]))
         .send()
         .await
         .expect("STOW");
@@ -155,19 +184,31 @@ async fn hostile_inputs_are_refused_with_reasons(engine: Engine) {
     let app = TestApp::spawn_with(engine, &["--upload-body-limit", "20000"]).await;
     let pacs = app.token(petal::auth::Role::Pacs).await;
     let series = SeriesSpec::new(3);
-    let (status, _, _) = stow(&app, &pacs, "/dicomweb/studies", &series.instances()).await;
+    let (status, _, _) = stow(&app, &pacs, "/dicomweb/studies", &series.instances().expect("synthetic series")).await;
     assert_eq!(status, StatusCode::OK);
     let before = indexed(&app.db).await;
 
     let other = SeriesSpec::new(1);
-    let good = other.instance(0);
+    let good = other.instance(0).expect("synthetic instance");
+    // Cut inside the pixel data (the last element), so the file cannot be read whole.
     let mut truncated = good.clone();
-    truncated.truncate(good.len() / 2);
-    let ct = SeriesSpec { sop_class_uid: uids::CT_IMAGE_STORAGE.to_owned(), ..SeriesSpec::new(1) }.instance(0);
+    truncated.truncate(good.len() - 100);
+    let mut no_pixels = other.dataset(0);
+    no_pixels.remove_element(dicom_dictionary_std::tags::PIXEL_DATA);
+    let no_pixels = crate::fixtures::write_file(
+        no_pixels,
+        uids::POSITRON_EMISSION_TOMOGRAPHY_IMAGE_STORAGE,
+        &other.sop_instance_uid(0),
+    )
+    .expect("file");
+    let ct = SeriesSpec { sop_class_uid: uids::CT_IMAGE_STORAGE.to_owned(), ..SeriesSpec::new(1) }
+        .instance(0)
+        .expect("synthetic instance");
     let mut no_sop_uid = other.dataset(0);
     no_sop_uid.remove_element(dicom_dictionary_std::tags::SOP_INSTANCE_UID);
     let no_sop_uid =
-        crate::fixtures::write_file(no_sop_uid, uids::POSITRON_EMISSION_TOMOGRAPHY_IMAGE_STORAGE, "1.2.3.4");
+        crate::fixtures::write_file(no_sop_uid, uids::POSITRON_EMISSION_TOMOGRAPHY_IMAGE_STORAGE, "1.2.3.4")
+            .expect("file");
 
     let table: Vec<(&str, Vec<u8>, &str, u64)> = vec![
         ("truncated DICOM", truncated, "/dicomweb/studies", 0xC000),
@@ -175,6 +216,7 @@ async fn hostile_inputs_are_refused_with_reasons(engine: Engine) {
         ("CT, not PET", ct, "/dicomweb/studies", 0x0122),
         ("study UID mismatch", good.clone(), "/dicomweb/studies/1.2.3.999", 0x0110),
         ("no SOP Instance UID", no_sop_uid, "/dicomweb/studies", 0xA900),
+        ("no pixel data", no_pixels, "/dicomweb/studies", 0xA900),
     ];
     for (label, part, path, reason) in table {
         let (status, body, warnings) = stow(&app, &pacs, path, &[part]).await;
@@ -234,7 +276,7 @@ async fn concurrent_stows_of_one_series_index_each_instance_once(engine: Engine)
     let app = TestApp::spawn(engine).await;
     let pacs = app.token(petal::auth::Role::Pacs).await;
     let series = SeriesSpec::new(48);
-    let instances = series.instances();
+    let instances = series.instances().expect("synthetic series");
     let requests = (0..8).map(|_| stow(&app, &pacs, "/dicomweb/studies", &instances));
     let results = futures::future::join_all(requests).await;
     for (status, body, _) in &results {
@@ -258,7 +300,8 @@ pub fn blob_count(dir: &std::path::Path) -> usize {
 async fn roles_other_than_pacs_and_admin_cannot_store(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let reader = app.token(petal::auth::Role::Radiologist).await;
-    let (status, _, _) = stow(&app, &reader, "/dicomweb/studies", &SeriesSpec::new(1).instances()).await;
+    let (status, _, _) =
+        stow(&app, &reader, "/dicomweb/studies", &SeriesSpec::new(1).instances().expect("synthetic series")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(indexed(&app.db).await.is_empty());
     app.stop().await;

@@ -12,7 +12,8 @@ use crate::stow::{indexed, stow};
 async fn searches_and_retrieves_answer_per_ps3_18(engine: Engine) {
     let app = TestApp::spawn(engine).await;
     let series = SeriesSpec::new(3);
-    let (status, _, _) = stow(&app, &app.admin_token, "/dicomweb/studies", &series.instances()).await;
+    let (status, _, _) =
+        stow(&app, &app.admin_token, "/dicomweb/studies", &series.instances().expect("synthetic series")).await;
     assert_eq!(status, StatusCode::OK);
     let reader = app.token(Role::Radiologist).await;
     let get = |path: String, accept: &'static str| {
@@ -44,7 +45,7 @@ async fn searches_and_retrieves_answer_per_ps3_18(engine: Engine) {
     let content_type = multipart.headers()["content-type"].to_str().expect("ascii").to_owned();
     assert!(content_type.starts_with("multipart/related; type=\"application/dicom\"; boundary="));
     let body = multipart.bytes().await.expect("body");
-    for instance in series.instances() {
+    for instance in series.instances().expect("synthetic series") {
         assert!(body.windows(instance.len()).any(|w| w == instance.as_slice()), "each part is the stored file");
     }
 

@@ -1,0 +1,20 @@
+//! `petal bench`: commands that print performance figures (never timed tests).
+//! Each prints the command line and the machine with its figures, ready for
+//! docs/benchmarks.md.
+
+pub mod stow;
+
+/// One line describing this machine, for the record.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    format!("{cores} cores, {cpu}")
+}
