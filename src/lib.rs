@@ -17,6 +17,7 @@ pub mod cli;
 pub mod config;
 pub mod dicom;
 pub mod ingest;
+pub mod model;
 pub mod storage;
 pub mod telemetry;
 pub mod worker;
