@@ -75,7 +75,8 @@ pub struct LayerKse {
 fn min_max(values: &[f64]) -> Vec<f64> {
     let (low, high) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
     let range = high - low;
-    if !(range > 0.0) {
+    // NaN (from infinite or NaN inputs) and zero ranges both fall back to zeros.
+    if range.is_nan() || range <= 0.0 {
         return vec![0.0; values.len()];
     }
     values.iter().map(|v| (v - low) / range).collect()
