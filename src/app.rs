@@ -14,13 +14,14 @@ use crate::auth::{self, AdminBootstrap};
 use crate::blobs::BlobStore;
 use crate::config::{AuthMode, ServeArgs};
 use crate::storage::Database;
-use crate::worker;
+use crate::worker::{Worker, WorkerSettings};
 
 /// A bound, ready-to-run petal server (with its embedded worker unless `--no-worker`).
 pub struct Application {
     listener: TcpListener,
     router: axum::Router,
     state: AppState,
+    worker_settings: WorkerSettings,
 }
 
 impl Application {
@@ -53,7 +54,7 @@ impl Application {
         let router = api::router(state.clone(), &limits);
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
-        Ok(Application { listener, router, state })
+        Ok(Application { listener, router, state, worker_settings: config.jobs.settings() })
     }
 
     /// The port actually bound (useful with port 0).
@@ -68,7 +69,7 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains in-flight requests and jobs.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, router, state } = self;
+        let Application { listener, router, state, worker_settings } = self;
         tracing::info!(
             address = %listener.local_addr().context("reading the bound address")?,
             database = state.db.engine(),
@@ -77,7 +78,8 @@ impl Application {
             "petal is serving"
         );
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = state.runs_worker.then(|| tokio::spawn(worker::run(state.db.clone(), stop_rx)));
+        let worker =
+            state.runs_worker.then(|| tokio::spawn(Worker::new(state.db.clone(), worker_settings).run(stop_rx)));
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;

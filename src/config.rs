@@ -115,6 +115,32 @@ pub struct ServeArgs {
     pub admin_token_file: PathBuf,
     #[command(flatten)]
     pub http: HttpArgs,
+    #[command(flatten)]
+    pub jobs: JobArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct JobArgs {
+    /// How often an idle worker looks for jobs (PostgreSQL also wakes it on NOTIFY).
+    #[arg(long, env = "PETAL_JOB_POLL_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub job_poll_interval: Duration,
+    /// How long a claimed job stays leased without a heartbeat before another worker takes it over.
+    #[arg(long, env = "PETAL_JOB_LEASE", default_value = "60s", value_parser = parse_duration)]
+    pub job_lease: Duration,
+    /// How often a running job renews its lease.
+    #[arg(long, env = "PETAL_JOB_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
+    pub job_heartbeat: Duration,
+}
+
+impl JobArgs {
+    pub fn settings(&self) -> crate::worker::WorkerSettings {
+        crate::worker::WorkerSettings {
+            poll_interval: self.job_poll_interval,
+            lease: self.job_lease,
+            heartbeat: self.job_heartbeat,
+            ..crate::worker::WorkerSettings::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -136,6 +162,8 @@ pub struct WorkerArgs {
     pub database: DatabaseArgs,
     #[command(flatten)]
     pub blobs: BlobArgs,
+    #[command(flatten)]
+    pub jobs: JobArgs,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -11,6 +11,7 @@ mod dicomweb;
 mod error;
 mod extract;
 mod health;
+mod jobs;
 mod observability;
 mod patients;
 pub mod routes;

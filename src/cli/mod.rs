@@ -36,7 +36,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => {
             let db = open_database(&args.database).await?;
             let (stop_tx, stop_rx) = watch::channel(false);
-            let worker = tokio::spawn(crate::worker::run(db.clone(), stop_rx));
+            let worker = tokio::spawn(crate::worker::Worker::new(db.clone(), args.jobs.settings()).run(stop_rx));
             shutdown_signal().await;
             let _ = stop_tx.send(true);
             worker.await.context("joining the worker")??;

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod index;
+pub mod jobs;
 pub mod patients;
 pub mod search;
 pub mod tokens;

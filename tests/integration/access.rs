@@ -40,6 +40,18 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             .replace("{series}", &stored.series_uid)
             .replace("{instance}", &stored.sop_instance_uid(0))
             .replace("{frames}", "1"),
+        (_, "/api/v1/jobs/{job_id}") => {
+            let payload = serde_json::json!({});
+            let job = petal::storage::jobs::NewJob {
+                kind: "walk",
+                priority: 50,
+                payload: &payload,
+                dedupe_key: None,
+                max_attempts: 1,
+            };
+            let id = petal::storage::jobs::enqueue(&app.db, &job).await.expect("job").expect("new");
+            path.replace("{job_id}", &id)
+        }
         (_, "/api/v1/tokens/{token_id}") => {
             let victim = issue_token(&app.db, "walk-victim", Role::Pacs, None, "test").await.expect("token");
             path.replace("{token_id}", &victim.record.id)

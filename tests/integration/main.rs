@@ -6,6 +6,7 @@ mod common;
 mod dicomweb_client;
 mod fixtures;
 mod interop;
+mod jobs;
 mod kse_reference;
 
 mod access;

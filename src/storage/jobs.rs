@@ -1,0 +1,209 @@
+//! The `jobs` table: a durable queue that any number of workers share.
+//!
+//! A worker claims the most urgent ready job in one statement and holds it under a lease
+//! that it renews by heartbeat. A job whose lease runs out (its worker died) is put back
+//! by the orphan sweep and runs again, up to its attempt limit. PostgreSQL claims with
+//! `FOR UPDATE SKIP LOCKED`, so workers never wait on each other; SQLite serialises writers,
+//! so the same single-statement claim is safe there without it.
+
+use chrono::Utc;
+use sqlx::FromRow;
+
+use super::{Database, StorageError, with_pool};
+
+/// Channel on which PostgreSQL announces new jobs (workers also poll).
+pub const NOTIFY_CHANNEL: &str = "petal_jobs";
+
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    pub priority: i32,
+    pub payload: String,
+    pub dedupe_key: Option<String>,
+    pub state: String,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub run_after_ms: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_ms: Option<i64>,
+    pub created_ms: i64,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub last_error: Option<String>,
+}
+
+/// A job to add.
+#[derive(Debug, Clone)]
+pub struct NewJob<'a> {
+    pub kind: &'a str,
+    pub priority: i32,
+    pub payload: &'a serde_json::Value,
+    /// When set, the job is not added while another queued or running job has this key.
+    pub dedupe_key: Option<&'a str>,
+    pub max_attempts: i32,
+}
+
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+macro_rules! select_jobs {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, kind, priority, payload, dedupe_key, state, attempts, max_attempts, run_after_ms, lease_owner,
+                    lease_expires_ms, created_ms, started_ms, finished_ms, last_error FROM jobs ",
+            $rest
+        )
+    };
+}
+
+/// Adds a job; returns its id, or `None` when an active job already has its dedupe key.
+pub async fn enqueue(db: &Database, job: &NewJob<'_>) -> Result<Option<String>, StorageError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = now_ms();
+    let sql =
+        "INSERT INTO jobs (id, kind, priority, payload, dedupe_key, state, max_attempts, run_after_ms, created_ms)
+               VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $7)
+               ON CONFLICT DO NOTHING";
+    let inserted = with_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(&id)
+            .bind(job.kind)
+            .bind(job.priority)
+            .bind(job.payload.to_string())
+            .bind(job.dedupe_key)
+            .bind(job.max_attempts)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    if inserted == 0 {
+        return Ok(None);
+    }
+    if let Database::Postgres(pool) = db {
+        // Wake listening workers at once; they poll as well, so a lost notification only delays.
+        sqlx::query("SELECT pg_notify($1, $2)").bind(NOTIFY_CHANNEL).bind(job.kind).execute(pool).await?;
+    }
+    Ok(Some(id))
+}
+
+/// Claims the most urgent ready job of one of `kinds` for `owner`, leased for `lease_ms`.
+pub async fn claim(db: &Database, owner: &str, kinds: &[&str], lease_ms: i64) -> Result<Option<Job>, StorageError> {
+    let now = now_ms();
+    let kinds = serde_json::to_string(kinds).unwrap_or_else(|_| "[]".to_owned());
+    let job = match db {
+        Database::Postgres(pool) => {
+            sqlx::query_as(
+                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_ms = $2 + $3,
+                        attempts = attempts + 1, started_ms = COALESCE(started_ms, $2)
+                 WHERE id = (SELECT id FROM jobs
+                             WHERE state = 'queued' AND run_after_ms <= $2
+                               AND kind IN (SELECT jsonb_array_elements_text($4::jsonb))
+                             ORDER BY priority, run_after_ms, created_ms
+                             LIMIT 1 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, kind, priority, payload, dedupe_key, state, attempts, max_attempts, run_after_ms,
+                           lease_owner, lease_expires_ms, created_ms, started_ms, finished_ms, last_error",
+            )
+            .bind(owner)
+            .bind(now)
+            .bind(lease_ms)
+            .bind(&kinds)
+            .fetch_optional(pool)
+            .await?
+        }
+        Database::Sqlite(pool) => {
+            sqlx::query_as(
+                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_ms = $2 + $3,
+                        attempts = attempts + 1, started_ms = COALESCE(started_ms, $2)
+                 WHERE id = (SELECT id FROM jobs
+                             WHERE state = 'queued' AND run_after_ms <= $2
+                               AND kind IN (SELECT value FROM json_each($4))
+                             ORDER BY priority, run_after_ms, created_ms
+                             LIMIT 1)
+                 RETURNING id, kind, priority, payload, dedupe_key, state, attempts, max_attempts, run_after_ms,
+                           lease_owner, lease_expires_ms, created_ms, started_ms, finished_ms, last_error",
+            )
+            .bind(owner)
+            .bind(now)
+            .bind(lease_ms)
+            .bind(&kinds)
+            .fetch_optional(pool)
+            .await?
+        }
+    };
+    Ok(job)
+}
+
+/// Extends the lease of a job this owner still holds; false when the lease was lost.
+pub async fn heartbeat(db: &Database, id: &str, owner: &str, lease_ms: i64) -> Result<bool, StorageError> {
+    let sql = "UPDATE jobs SET lease_expires_ms = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+    let updated = with_pool!(db, |pool| {
+        sqlx::query(sql).bind(id).bind(owner).bind(now_ms() + lease_ms).execute(pool).await.map(|r| r.rows_affected())
+    })?;
+    Ok(updated == 1)
+}
+
+/// Records success of a job this owner holds.
+pub async fn succeed(db: &Database, id: &str, owner: &str) -> Result<bool, StorageError> {
+    let sql = "UPDATE jobs SET state = 'succeeded', finished_ms = $3, lease_owner = NULL, lease_expires_ms = NULL
+               WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+    let updated = with_pool!(db, |pool| {
+        sqlx::query(sql).bind(id).bind(owner).bind(now_ms()).execute(pool).await.map(|r| r.rows_affected())
+    })?;
+    Ok(updated == 1)
+}
+
+/// Records a failure: the job is retried after `retry_in_ms` while attempts remain, else failed.
+pub async fn fail(db: &Database, id: &str, owner: &str, error: &str, retry_in_ms: i64) -> Result<bool, StorageError> {
+    let now = now_ms();
+    let sql = "UPDATE jobs SET
+                 state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                 run_after_ms = $3 + $4,
+                 finished_ms = CASE WHEN attempts < max_attempts THEN NULL ELSE $3 END,
+                 last_error = $5, lease_owner = NULL, lease_expires_ms = NULL
+               WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+    let updated = with_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(id)
+            .bind(owner)
+            .bind(now)
+            .bind(retry_in_ms)
+            .bind(error)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(updated == 1)
+}
+
+/// Puts back jobs whose lease expired (their worker died): queued again while attempts
+/// remain, failed otherwise. Returns how many were swept.
+pub async fn sweep_orphans(db: &Database) -> Result<u64, StorageError> {
+    let now = now_ms();
+    let sql = "UPDATE jobs SET
+                 state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
+                 finished_ms = CASE WHEN attempts < max_attempts THEN NULL ELSE $1 END,
+                 last_error = 'the worker stopped renewing its lease', lease_owner = NULL, lease_expires_ms = NULL
+               WHERE state = 'running' AND lease_expires_ms < $1";
+    Ok(with_pool!(db, |pool| sqlx::query(sql).bind(now).execute(pool).await.map(|r| r.rows_affected()))?)
+}
+
+/// Jobs, newest first, optionally of one state and kind.
+pub async fn list(
+    db: &Database,
+    state: Option<&str>,
+    kind: Option<&str>,
+    limit: i64,
+) -> Result<Vec<Job>, StorageError> {
+    let sql = select_jobs!(
+        "WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2) ORDER BY created_ms DESC, id LIMIT $3"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(state).bind(kind).bind(limit).fetch_all(pool).await)?)
+}
+
+pub async fn get(db: &Database, id: &str) -> Result<Option<Job>, StorageError> {
+    let sql = select_jobs!("WHERE id = $1");
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
+}
