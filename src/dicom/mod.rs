@@ -10,6 +10,7 @@ pub mod sop_class;
 pub mod suv;
 pub mod synthetic;
 pub mod uid;
+pub mod volume;
 pub mod xml;
 
 pub use instance::{InstanceError, ParsedInstance};

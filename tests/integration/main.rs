@@ -17,4 +17,5 @@ mod openapi_drift;
 mod processes;
 mod stow;
 mod tokens;
+mod volume;
 mod wado_qido;
