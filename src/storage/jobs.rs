@@ -93,46 +93,33 @@ pub async fn enqueue(db: &Database, job: &NewJob<'_>) -> Result<Option<String>, 
 pub async fn claim(db: &Database, owner: &str, kinds: &[&str], lease_ms: i64) -> Result<Option<Job>, StorageError> {
     let now = now_ms();
     let kinds = serde_json::to_string(kinds).unwrap_or_else(|_| "[]".to_owned());
-    let job = match db {
-        Database::Postgres(pool) => {
-            sqlx::query_as(
+    // One statement: pick the most urgent ready job and lease it. Only the kind filter
+    // (JSON array of kinds) and PostgreSQL's row lock differ between the engines.
+    macro_rules! claim_sql {
+        ($kinds:literal, $lock:literal) => {
+            concat!(
                 "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_ms = $2 + $3,
                         attempts = attempts + 1, started_ms = COALESCE(started_ms, $2)
                  WHERE id = (SELECT id FROM jobs
-                             WHERE state = 'queued' AND run_after_ms <= $2
-                               AND kind IN (SELECT jsonb_array_elements_text($4::jsonb))
+                             WHERE state = 'queued' AND run_after_ms <= $2 AND kind IN (",
+                $kinds,
+                ")
                              ORDER BY priority, run_after_ms, created_ms
-                             LIMIT 1 FOR UPDATE SKIP LOCKED)
+                             LIMIT 1 ",
+                $lock,
+                ")
                  RETURNING id, kind, priority, payload, dedupe_key, state, attempts, max_attempts, run_after_ms,
-                           lease_owner, lease_expires_ms, created_ms, started_ms, finished_ms, last_error",
+                           lease_owner, lease_expires_ms, created_ms, started_ms, finished_ms, last_error"
             )
-            .bind(owner)
-            .bind(now)
-            .bind(lease_ms)
-            .bind(&kinds)
-            .fetch_optional(pool)
-            .await?
-        }
-        Database::Sqlite(pool) => {
-            sqlx::query_as(
-                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_ms = $2 + $3,
-                        attempts = attempts + 1, started_ms = COALESCE(started_ms, $2)
-                 WHERE id = (SELECT id FROM jobs
-                             WHERE state = 'queued' AND run_after_ms <= $2
-                               AND kind IN (SELECT value FROM json_each($4))
-                             ORDER BY priority, run_after_ms, created_ms
-                             LIMIT 1)
-                 RETURNING id, kind, priority, payload, dedupe_key, state, attempts, max_attempts, run_after_ms,
-                           lease_owner, lease_expires_ms, created_ms, started_ms, finished_ms, last_error",
-            )
-            .bind(owner)
-            .bind(now)
-            .bind(lease_ms)
-            .bind(&kinds)
-            .fetch_optional(pool)
-            .await?
-        }
+        };
+    }
+    let sql = match db {
+        Database::Postgres(_) => claim_sql!("SELECT jsonb_array_elements_text($4::jsonb)", "FOR UPDATE SKIP LOCKED"),
+        Database::Sqlite(_) => claim_sql!("SELECT value FROM json_each($4)", ""),
     };
+    let job = with_pool!(db, |pool| {
+        sqlx::query_as(sql).bind(owner).bind(now).bind(lease_ms).bind(&kinds).fetch_optional(pool).await
+    })?;
     Ok(job)
 }
 
