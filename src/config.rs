@@ -39,6 +39,9 @@ pub enum Command {
     /// Print performance figures (for docs/benchmarks.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Inspect models.
+    #[command(subcommand)]
+    Model(ModelCommand),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -200,6 +203,22 @@ pub enum TokenAction {
     Revoke {
         /// The token's id or its name.
         token: String,
+    },
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum ModelCommand {
+    /// KSE scores per layer and input channel, the channels flagged below φ, and the
+    /// fraction of parameters a TGD round would retrain.
+    Kse {
+        /// A model directory (with model.safetensors) or a .safetensors file.
+        model: PathBuf,
+        /// Threshold: input channels scoring below it are retrained.
+        #[arg(long, default_value_t = 0.3)]
+        phi: f64,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -2,6 +2,7 @@
 //! into a message on stderr and a non-zero exit code.
 
 mod healthcheck;
+mod model;
 mod token;
 
 use std::process::ExitCode;
@@ -10,7 +11,7 @@ use anyhow::Context;
 use tokio::sync::watch;
 
 use crate::app::{Application, shutdown_signal};
-use crate::config::{BenchCommand, Command, DatabaseArgs};
+use crate::config::{BenchCommand, Command, DatabaseArgs, ModelCommand};
 use crate::storage::Database;
 
 pub fn run(command: Command) -> ExitCode {
@@ -56,6 +57,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Healthcheck(args) => return Ok(healthcheck::run(&args).await),
         Command::Bench(BenchCommand::Stow(args)) => crate::bench::stow::run(&args).await?,
+        Command::Model(ModelCommand::Kse { model, phi, json }) => model::kse(&model, phi, json)?,
     }
     Ok(ExitCode::SUCCESS)
 }

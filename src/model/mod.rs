@@ -4,3 +4,4 @@
 
 pub mod kse;
 pub mod tgd_mask;
+pub mod weights;

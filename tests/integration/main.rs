@@ -8,6 +8,7 @@ mod fixtures;
 mod interop;
 mod jobs;
 mod kse_reference;
+mod model_cli;
 
 mod access;
 mod audit;
