@@ -6,7 +6,7 @@
 use chrono::Utc;
 use sqlx::FromRow;
 
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, patients, with_pool};
 use crate::dicom::ParsedInstance;
 
 /// Where an instance already stored lives, and what its bytes hash to.
@@ -48,32 +48,24 @@ pub async fn record_instance(
     blob: &BlobFacts<'_>,
 ) -> Result<Recorded, StorageError> {
     let now = Utc::now();
-    let candidate_key = format!("pk-{}", uuid::Uuid::new_v4().simple());
+    let candidate_key = patients::new_key();
     let metadata = instance.metadata.to_string();
     let (p, st, se, im) = (&instance.patient, &instance.study, &instance.series, &instance.image);
     let inserted: u64 = with_pool!(db, |pool| {
         async {
             let mut tx = pool.begin().await?;
-            sqlx::query(
-                "INSERT INTO patients (patient_key, patient_id, issuer, patient_name, birth_date, sex, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (patient_id, issuer) DO NOTHING",
-            )
-            .bind(&candidate_key)
-            .bind(&p.patient_id)
-            .bind(&p.issuer)
-            .bind(&p.name)
-            .bind(&p.birth_date)
-            .bind(&p.sex)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query(patients::INSERT_IF_NEW)
+                .bind(&candidate_key)
+                .bind(&p.patient_id)
+                .bind(&p.issuer)
+                .bind(&p.name)
+                .bind(&p.birth_date)
+                .bind(&p.sex)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
             let patient_key: String =
-                sqlx::query_scalar("SELECT patient_key FROM patients WHERE patient_id = $1 AND issuer = $2")
-                    .bind(&p.patient_id)
-                    .bind(&p.issuer)
-                    .fetch_one(&mut *tx)
-                    .await?;
+                sqlx::query_scalar(patients::KEY_OF).bind(&p.patient_id).bind(&p.issuer).fetch_one(&mut *tx).await?;
             sqlx::query(
                 "INSERT INTO studies (study_uid, patient_key, study_date, study_time, accession_number, study_id,
                                       study_description, referring_physician, created_at)

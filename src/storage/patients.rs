@@ -39,33 +39,41 @@ macro_rules! select_patients {
     };
 }
 
+/// Inserts a patient unless one with this (patient_id, issuer) exists. Binds: key,
+/// patient_id, issuer, name, birth date, sex, created_at. Shared with the ingest
+/// transaction in `storage::index`, so both create patients the same way.
+pub(super) const INSERT_IF_NEW: &str =
+    "INSERT INTO patients (patient_key, patient_id, issuer, patient_name, birth_date, sex, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (patient_id, issuer) DO NOTHING";
+
+/// The key of the patient with (patient_id, issuer).
+pub(super) const KEY_OF: &str = "SELECT patient_key FROM patients WHERE patient_id = $1 AND issuer = $2";
+
+/// A fresh key for a patient petal has not seen.
+pub(super) fn new_key() -> String {
+    format!("pk-{}", uuid::Uuid::new_v4().simple())
+}
+
 /// Returns the key of the patient with this identity, creating the row when it is new.
 /// Safe under concurrent ingest of the same patient.
 pub async fn upsert(db: &Database, identity: &PatientIdentity) -> Result<String, StorageError> {
-    let candidate = format!("pk-{}", uuid::Uuid::new_v4().simple());
+    let candidate = new_key();
     with_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO patients (patient_key, patient_id, issuer, patient_name, birth_date, sex, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (patient_id, issuer) DO NOTHING",
-        )
-        .bind(&candidate)
-        .bind(&identity.patient_id)
-        .bind(&identity.issuer)
-        .bind(&identity.patient_name)
-        .bind(&identity.birth_date)
-        .bind(&identity.sex)
-        .bind(Utc::now())
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
-    let key: String = with_pool!(db, |pool| {
-        sqlx::query_scalar("SELECT patient_key FROM patients WHERE patient_id = $1 AND issuer = $2")
+        sqlx::query(INSERT_IF_NEW)
+            .bind(&candidate)
             .bind(&identity.patient_id)
             .bind(&identity.issuer)
-            .fetch_one(pool)
+            .bind(&identity.patient_name)
+            .bind(&identity.birth_date)
+            .bind(&identity.sex)
+            .bind(Utc::now())
+            .execute(pool)
             .await
+            .map(|r| r.rows_affected())
+    })?;
+    let key: String = with_pool!(db, |pool| {
+        sqlx::query_scalar(KEY_OF).bind(&identity.patient_id).bind(&identity.issuer).fetch_one(pool).await
     })?;
     Ok(key)
 }

@@ -110,6 +110,20 @@ pub async fn instance_metadata(
     metadata(state, actor, Target::parse(&study, Some(&series), Some(&instance))?, headers).await
 }
 
+/// Audits an access to `target`; 404 when nothing matched.
+async fn audit_access(
+    state: &AppState,
+    actor: &Actor,
+    target: &Target,
+    action: &str,
+    found: bool,
+) -> Result<(), ApiError> {
+    let patient = if found { index::study_patient(&state.db, &target.study).await? } else { None };
+    let outcome = if found { Outcome::Success } else { Outcome::Failure };
+    actor.audit(&state.db, action, &target.resource(), patient.as_deref(), outcome).await?;
+    if found { Ok(()) } else { Err(ApiError::NotFound("no stored instance matches these UIDs".into())) }
+}
+
 /// Finds the instances of a target, 404 when there are none; audits the access.
 async fn located(
     state: &AppState,
@@ -119,15 +133,7 @@ async fn located(
 ) -> Result<Vec<StoredInstance>, ApiError> {
     let instances =
         index::instances_in(&state.db, &target.study, target.series.as_deref(), target.instance.as_deref()).await?;
-    let patient = match instances.is_empty() {
-        true => None,
-        false => index::study_patient(&state.db, &target.study).await?,
-    };
-    let outcome = if instances.is_empty() { Outcome::Failure } else { Outcome::Success };
-    actor.audit(&state.db, action, &target.resource(), patient.as_deref(), outcome).await?;
-    if instances.is_empty() {
-        return Err(ApiError::NotFound("no stored instance matches these UIDs".into()));
-    }
+    audit_access(state, actor, target, action, !instances.is_empty()).await?;
     Ok(instances)
 }
 
@@ -219,9 +225,9 @@ async fn metadata(
     {
         return Err(ApiError::NotAcceptable("metadata is served as application/dicom+json".into()));
     }
-    located(&state, &actor, &target, "dicom.metadata").await?;
     let rows =
         index::metadata_in(&state.db, &target.study, target.series.as_deref(), target.instance.as_deref()).await?;
+    audit_access(&state, &actor, &target, "dicom.metadata", !rows.is_empty()).await?;
     let base = base_url(&headers);
     let mut out = Vec::with_capacity(rows.len());
     for (series, instance, text) in rows {
