@@ -3,7 +3,9 @@
 //! It claims jobs from the shared queue (see [`crate::storage::jobs`]), runs the handler
 //! registered for the job's kind while renewing the lease by heartbeat, and records the
 //! outcome: success, or failure with a retry after an exponential backoff until the
-//! attempt limit. Before each claim it sweeps jobs whose worker died. On PostgreSQL it
+//! attempt limit. Before each claim it sweeps jobs whose worker died. Delivery is at least
+//! once: a job whose lease ran out may run again, so job handlers must be idempotent.
+//! On PostgreSQL it
 //! wakes on NOTIFY; it always polls as well. Stopping finishes the running job first.
 
 use std::collections::HashMap;
@@ -92,16 +94,33 @@ impl Worker {
         let heartbeat = self.spawn_heartbeat(&job.id);
         let (id, attempts) = (job.id.clone(), job.attempts);
         let outcome = tokio::spawn(handler(job).instrument(span.clone())).await;
+        // The lease is renewed until the outcome is recorded: a slow write of the outcome
+        // (a busy database) must not let the sweep hand the finished job to another worker.
+        let recorded = self.record(&id, attempts, outcome, &span).await;
         heartbeat.abort();
+        recorded?;
+        Ok(true)
+    }
+
+    async fn record(
+        &self,
+        id: &str,
+        attempts: i32,
+        outcome: Result<anyhow::Result<()>, tokio::task::JoinError>,
+        span: &tracing::Span,
+    ) -> anyhow::Result<()> {
         match outcome {
             Ok(Ok(())) => {
-                jobs::succeed(&self.db, &id, &self.id).await?;
-                tracing::info!(parent: &span, "job succeeded");
+                if jobs::succeed(&self.db, id, &self.id).await? {
+                    tracing::info!(parent: span, "job succeeded");
+                } else {
+                    tracing::warn!(parent: span, "job finished after its lease was lost; another worker may repeat it");
+                }
             }
-            Ok(Err(err)) => self.record_failure(&id, attempts, &format!("{err:#}")).await?,
-            Err(panic) => self.record_failure(&id, attempts, &format!("the job stopped unexpectedly: {panic}")).await?,
+            Ok(Err(err)) => self.record_failure(id, attempts, &format!("{err:#}")).await?,
+            Err(panic) => self.record_failure(id, attempts, &format!("the job stopped unexpectedly: {panic}")).await?,
         }
-        Ok(true)
+        Ok(())
     }
 
     async fn record_failure(&self, id: &str, attempts: i32, error: &str) -> anyhow::Result<()> {

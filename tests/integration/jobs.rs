@@ -16,7 +16,8 @@ use crate::on_both_engines;
 fn fast() -> WorkerSettings {
     WorkerSettings {
         poll_interval: Duration::from_millis(50),
-        lease: Duration::from_millis(600),
+        // Long enough that a busy CI machine's slow writes do not expire healthy leases.
+        lease: Duration::from_secs(3),
         heartbeat: Duration::from_millis(100),
         backoff: Duration::from_millis(50),
         max_backoff: Duration::from_millis(200),
