@@ -13,6 +13,7 @@ use crate::api::{self, AppState, HttpLimits, HttpMetrics};
 use crate::auth::{self, AdminBootstrap};
 use crate::blobs::BlobStore;
 use crate::config::{AuthMode, ServeArgs};
+use crate::inference::InferenceContext;
 use crate::storage::Database;
 use crate::worker::{Worker, WorkerSettings};
 
@@ -41,12 +42,19 @@ impl Application {
             ),
         }
         let metrics = Arc::new(HttpMetrics::new().context("registering metrics")?);
+        // The embedded worker runs inference; an API-only process needs none.
+        let inference = if config.no_worker {
+            InferenceContext::not_needed()
+        } else {
+            InferenceContext::start(&config.inference.settings()).await
+        };
         let state = AppState {
             db,
             blobs,
             auth: config.auth,
             metrics,
             runs_worker: !config.no_worker,
+            inference,
             upload_body_limit: config.http.upload_body_limit,
         };
         let limits =

@@ -120,6 +120,8 @@ pub struct ServeArgs {
     pub http: HttpArgs,
     #[command(flatten)]
     pub jobs: JobArgs,
+    #[command(flatten)]
+    pub inference: InferenceArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -146,6 +148,52 @@ impl JobArgs {
     }
 }
 
+/// Inference, in processes that run jobs (`serve` without `--no-worker`, and `worker`).
+#[derive(Debug, Clone, Args)]
+pub struct InferenceArgs {
+    /// The ONNX Runtime shared library (libonnxruntime.so, version 1.24 or newer), loaded at
+    /// start; `scripts/setup` puts the CPU build from PyPI at the default path (relative to
+    /// the working directory).
+    #[arg(long, env = "ORT_DYLIB_PATH", default_value = crate::inference::DEFAULT_ORT_DYLIB_PATH)]
+    pub ort_dylib_path: PathBuf,
+    /// Directory of the base model (config.json, model.safetensors), used for patients
+    /// without a model of their own.
+    #[arg(long, env = "PETAL_BASE_MODEL", default_value = crate::inference::DEFAULT_BASE_MODEL)]
+    pub base_model: PathBuf,
+    /// Threads one inference uses (ONNX Runtime intra-op threads); 0 means one per CPU core.
+    #[arg(long, env = "PETAL_INFERENCE_THREADS", default_value_t = 0)]
+    pub inference_threads: usize,
+    /// Slice windows per network call: more is faster until memory runs short.
+    #[arg(long, env = "PETAL_INFERENCE_BATCH", default_value_t = 4, value_parser = parse_positive)]
+    pub inference_batch: usize,
+    /// Models whose inference sessions are kept ready (least recently used dropped first).
+    #[arg(long, env = "PETAL_INFERENCE_SESSIONS", default_value_t = 4, value_parser = parse_positive)]
+    pub inference_sessions: usize,
+}
+
+impl InferenceArgs {
+    pub fn settings(&self) -> crate::inference::InferenceSettings {
+        crate::inference::InferenceSettings {
+            ort_dylib_path: self.ort_dylib_path.clone(),
+            base_model: self.base_model.clone(),
+            intra_threads: match self.inference_threads {
+                0 => crate::inference::available_cores(),
+                n => n,
+            },
+            batch_windows: self.inference_batch,
+            session_cache: self.inference_sessions,
+        }
+    }
+}
+
+/// Parses a whole number of at least 1.
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("`{text}` is not a whole number of at least 1")),
+    }
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct HttpArgs {
     /// Time limit for JSON and probe requests (uploads and downloads have none), e.g. `30s`.
@@ -167,6 +215,8 @@ pub struct WorkerArgs {
     pub blobs: BlobArgs,
     #[command(flatten)]
     pub jobs: JobArgs,
+    #[command(flatten)]
+    pub inference: InferenceArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -208,17 +258,46 @@ pub enum TokenAction {
 
 #[derive(Debug, Clone, Subcommand)]
 pub enum ModelCommand {
+    /// Architecture, parameter count, FLOPs and sha256 of a model.
+    Inspect {
+        /// A model directory (config.json + model.safetensors) or a model version id in the database.
+        model: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
     /// KSE scores per layer and input channel, the channels flagged below φ, and the
     /// fraction of parameters a TGD round would retrain.
     Kse {
-        /// A model directory (with model.safetensors) or a .safetensors file.
-        model: PathBuf,
+        /// A model directory, a .safetensors file, or a model version id in the database.
+        model: String,
         /// Threshold: input channels scoring below it are retrained.
         #[arg(long, default_value_t = 0.3)]
         phi: f64,
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Writes the model as ONNX: the faithful graph (Conv + BatchNormalization, every
+    /// parameter and running statistic) by default, or the inference graph with --folded.
+    ExportOnnx {
+        /// A model directory or a model version id in the database.
+        model: String,
+        /// The .onnx file to write.
+        out: PathBuf,
+        /// BatchNorm folded into the convolutions (what the inference engine runs).
+        #[arg(long)]
+        folded: bool,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Reads an ONNX DnCNN of this architecture (e.g. exported from PyTorch) into a model directory.
+    ImportOnnx {
+        /// The .onnx file to read.
+        input: PathBuf,
+        /// The model directory to create.
+        out: PathBuf,
     },
 }
 
@@ -226,6 +305,8 @@ pub enum ModelCommand {
 pub enum BenchCommand {
     /// STOW-RS ingest: instances/s and MB/s for a synthetic PET series.
     Stow(crate::bench::stow::StowBenchArgs),
+    /// One TGD training step (forward, backward, Adam) on each burn backend built in.
+    TrainStep(crate::bench::train_step::TrainStepBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -6,6 +6,7 @@
 //! - [`storage`]: the database (PostgreSQL or SQLite); the only place with SQL.
 //! - [`blobs`]: DICOM instance storage (local directory or S3).
 //! - [`worker`]: the job worker (embedded in `serve`, or alone as `petal worker`).
+//! - [`inference`]: the network run through ONNX Runtime on its own thread, for the worker.
 //! - [`cli`]: the offline subcommands; [`config`]: every option; [`app`]: server assembly.
 
 pub mod api;
@@ -16,10 +17,12 @@ pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod dicom;
+pub mod inference;
 pub mod ingest;
 pub mod model;
 pub mod storage;
 pub mod telemetry;
+pub mod training;
 pub mod worker;
 
 pub use app::Application;

@@ -22,6 +22,8 @@ pub struct Readiness {
     status: &'static str,
     database: Check,
     migrations: Check,
+    /// The inference engine and base model; "not needed" in a process that runs no jobs.
+    inference: Check,
 }
 
 #[derive(Serialize)]
@@ -30,7 +32,8 @@ pub struct Check {
     detail: String,
 }
 
-/// Ready when the database answers and every migration this binary knows is applied.
+/// Ready when the database answers, every migration this binary knows is applied, and (in a
+/// process that runs jobs) the inference engine runs with the base model loaded.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = match state.db.ping().await {
         Ok(()) => Check { ok: true, detail: state.db.engine().to_owned() },
@@ -40,9 +43,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         Ok(s) => Check { ok: s.is_current(), detail: format!("{} of {} applied", s.applied, s.expected) },
         Err(err) => Check { ok: false, detail: err.to_string() },
     };
-    let ready = database.ok && migrations.ok;
+    let inference = state.inference.readiness();
+    let inference = Check { ok: inference.ok, detail: inference.detail };
+    let ready = database.ok && migrations.ok && inference.ok;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }, database, migrations }))
+    (status, Json(Readiness { status: if ready { "ready" } else { "not_ready" }, database, migrations, inference }))
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -34,6 +34,7 @@ pub use observability::HttpMetrics;
 
 use crate::blobs::BlobStore;
 use crate::config::AuthMode;
+use crate::inference::InferenceContext;
 use crate::storage::Database;
 use routes::{Access, Traffic};
 
@@ -49,6 +50,8 @@ pub struct AppState {
     pub metrics: Arc<HttpMetrics>,
     /// Whether this process runs jobs (so `/readyz` checks what inference needs).
     pub runs_worker: bool,
+    /// The inference engine and base model of a process that runs jobs (reported by `/readyz`).
+    pub inference: InferenceContext,
     /// Largest upload (STOW-RS) body; uploads enforce it themselves while streaming.
     pub upload_body_limit: u64,
 }

@@ -3,6 +3,7 @@
 //! docs/benchmarks.md.
 
 pub mod stow;
+pub mod train_step;
 
 /// One line describing this machine, for the record.
 pub fn machine() -> String {

@@ -36,6 +36,8 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => Application::build(args).await?.run_until_stopped().await?,
         Command::Worker(args) => {
             let db = open_database(&args.database).await?;
+            // Started (and its problems logged) before any job runs; kept for the job handlers.
+            let _inference = crate::inference::InferenceContext::start(&args.inference.settings()).await;
             let (stop_tx, stop_rx) = watch::channel(false);
             let worker = tokio::spawn(crate::worker::Worker::new(db.clone(), args.jobs.settings()).run(stop_rx));
             shutdown_signal().await;
@@ -57,7 +59,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Healthcheck(args) => return Ok(healthcheck::run(&args).await),
         Command::Bench(BenchCommand::Stow(args)) => crate::bench::stow::run(&args).await?,
-        Command::Model(ModelCommand::Kse { model, phi, json }) => model::kse(&model, phi, json)?,
+        Command::Bench(BenchCommand::TrainStep(args)) => {
+            tokio::task::spawn_blocking(move || crate::bench::train_step::run(&args))
+                .await
+                .context("the training bench stopped")??
+        }
+        Command::Model(ModelCommand::Inspect { model, database }) => {
+            model::inspect(&model::resolve(&model, &database).await?)
+        }
+        Command::Model(ModelCommand::Kse { model, phi, json, database }) => {
+            model::kse(&model, phi, json, &database).await?
+        }
+        Command::Model(ModelCommand::ExportOnnx { model, out, folded, database }) => {
+            model::export_onnx(&model::resolve(&model, &database).await?, &out, folded)?
+        }
+        Command::Model(ModelCommand::ImportOnnx { input, out }) => model::import_onnx(&input, &out)?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod index;
 pub mod jobs;
+pub mod models;
 pub mod patients;
 pub mod search;
 pub mod tokens;

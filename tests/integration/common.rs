@@ -1,11 +1,16 @@
-//! Test harness: fresh databases, a running server, tokens of each role.
+//! Test harness: fresh databases, a running server (with its embedded worker and a working
+//! inference engine), tokens of each role, and a small base model.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clap::Parser;
 use petal::Application;
 use petal::auth::Role;
 use petal::config::{Cli, Command};
+use petal::model::config::DnCnnConfig;
+use petal::model::directory::StoredModel;
+use petal::model::weights::{ModelWeights, Tensor32, expected_tensors};
 use petal::storage::Database;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -107,7 +112,9 @@ impl TestApp {
         Self::spawn_with(engine, &[]).await
     }
 
-    /// Starts a server with extra `petal serve` flags.
+    /// Starts a server with extra `petal serve` flags. Unless they say otherwise, it runs its
+    /// embedded worker with the ONNX Runtime library `scripts/setup` fetched, the small test
+    /// base model and one inference thread.
     pub async fn spawn_with(engine: Engine, extra_args: &[&str]) -> Self {
         let database = TestDatabase::create(engine).await;
         let data = database.dir.path();
@@ -123,8 +130,17 @@ impl TestApp {
             data.join("blobs").display().to_string(),
             "--admin-token-file".into(),
             token_file.display().to_string(),
-            "--no-worker".into(),
         ];
+        let defaults = [
+            ("--ort-dylib-path", ort_dylib_path().display().to_string()),
+            ("--base-model", base_model_dir().display().to_string()),
+            ("--inference-threads", "1".to_owned()),
+        ];
+        for (flag, value) in defaults {
+            if !extra_args.contains(&flag) {
+                args.extend([flag.to_owned(), value]);
+            }
+        }
         args.extend(extra_args.iter().map(|s| s.to_string()));
         let Command::Serve(serve) = Cli::try_parse_from(args).expect("valid serve flags").command else {
             unreachable!("parsed a serve command")
@@ -172,4 +188,66 @@ impl TestApp {
 /// Path of the `petal` binary built for these tests.
 pub fn petal_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_petal"))
+}
+
+/// Environment for a `petal serve` or `petal worker` process started by a test: the ONNX
+/// Runtime library, the small base model, one inference thread (as [`TestApp`] has).
+pub fn inference_env() -> Vec<(&'static str, std::ffi::OsString)> {
+    vec![
+        ("ORT_DYLIB_PATH", ort_dylib_path().into_os_string()),
+        ("PETAL_BASE_MODEL", base_model_dir().as_os_str().to_owned()),
+        ("PETAL_INFERENCE_THREADS", "1".into()),
+    ]
+}
+
+/// The ONNX Runtime library `scripts/setup` fetches (`scripts/test` runs it first).
+pub fn ort_dylib_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(petal::inference::DEFAULT_ORT_DYLIB_PATH)
+}
+
+/// The small test model (width 0.25) with deterministic pseudo-random weights: conv kernels
+/// uniform in ±1/√fan-in, small biases, BatchNorm γ near 1, running variances in [0.5, 1.5).
+pub fn small_model(seed: u64) -> StoredModel {
+    let config = DnCnnConfig::scaled(0.25);
+    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
+    // splitmix64, mapped to [0, 1).
+    let mut uniform = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
+    };
+    let mut weights = ModelWeights::default();
+    for (name, shape) in expected_tensors(&config) {
+        let len: usize = shape.iter().product();
+        let values: Vec<f32> = if name.ends_with(".weight") {
+            let bound = 1.0 / ((shape[1] * shape[2] * shape[3]) as f32).sqrt();
+            (0..len).map(|_| (2.0 * uniform() - 1.0) * bound).collect()
+        } else if name.ends_with(".gamma") {
+            (0..len).map(|_| 0.9 + 0.2 * uniform()).collect()
+        } else if name.ends_with(".running_var") {
+            (0..len).map(|_| 0.5 + uniform()).collect()
+        } else {
+            // conv biases, BatchNorm β and running means
+            (0..len).map(|_| (2.0 * uniform() - 1.0) * 0.05).collect()
+        };
+        weights.insert(name, Tensor32::new(shape, values));
+    }
+    StoredModel::new(config, weights).expect("the small test model fits its config")
+}
+
+/// A base model directory holding [`small_model`]`(1)`, written once per test run.
+pub fn base_model_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("petal-test-base-model");
+        let model = small_model(1);
+        if StoredModel::load(&dir).ok().as_ref() != Some(&model) {
+            model
+                .save(&dir, None, Some("Small pseudo-random test model (width 0.25).\n"))
+                .expect("write the base model");
+        }
+        dir
+    })
 }

@@ -9,11 +9,13 @@ mod interop;
 mod jobs;
 mod kse_reference;
 mod model_cli;
+mod model_versions;
 
 mod access;
 mod audit;
 mod errors;
 mod health;
+mod inference;
 mod openapi_drift;
 mod processes;
 mod stow;

@@ -49,3 +49,51 @@ fn model_kse_reports_flags_and_the_retrained_fraction() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent"));
 }
+
+fn petal(args: &[&str]) -> std::process::Output {
+    Command::new(petal_binary()).args(args).output().expect("run petal")
+}
+
+#[test]
+fn model_inspect_export_and_import_round_trip_through_the_binary() {
+    let dir = tempfile::tempdir().expect("dir");
+    let model_dir = dir.path().join("small");
+    let model = crate::common::small_model(5);
+    model.save(&model_dir, None, None).expect("save");
+    let model_arg = model_dir.display().to_string();
+
+    let inspect = petal(&["model", "inspect", &model_arg]);
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    let text = String::from_utf8_lossy(&inspect.stdout);
+    assert!(text.contains(&format!("trainable parameters: {}", model.config.parameter_count())), "{text}");
+    assert!(text.contains(&model.sha256), "{text}");
+
+    // Faithful export and import give back the same bits (same sha256).
+    let faithful = dir.path().join("faithful.onnx");
+    let export = petal(&["model", "export-onnx", &model_arg, &faithful.display().to_string()]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let imported_dir = dir.path().join("imported");
+    let import = petal(&["model", "import-onnx", &faithful.display().to_string(), &imported_dir.display().to_string()]);
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let imported = petal::model::directory::StoredModel::load(&imported_dir).expect("imported model");
+    assert_eq!(imported.sha256, model.sha256);
+    assert_eq!(imported, model);
+
+    // The folded graph imports with identity BatchNorm, and the report says so.
+    let folded = dir.path().join("folded.onnx");
+    let export = petal(&["model", "export-onnx", &model_arg, &folded.display().to_string(), "--folded"]);
+    assert!(export.status.success(), "{}", String::from_utf8_lossy(&export.stderr));
+    let folded_dir = dir.path().join("from-folded");
+    let import = petal(&["model", "import-onnx", &folded.display().to_string(), &folded_dir.display().to_string()]);
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+    let report = std::fs::read_to_string(folded_dir.join("report.md")).expect("report");
+    assert!(report.contains("identity"), "{report}");
+
+    // Not a model: a clear error naming the file.
+    let junk = dir.path().join("junk.onnx");
+    std::fs::write(&junk, b"not a protobuf").expect("write");
+    let import =
+        petal(&["model", "import-onnx", &junk.display().to_string(), &dir.path().join("x").display().to_string()]);
+    assert!(!import.status.success());
+    assert!(String::from_utf8_lossy(&import.stderr).contains("junk.onnx"));
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use reqwest::StatusCode;
 
-use crate::common::{Engine, TestDatabase, petal_binary};
+use crate::common::{Engine, TestDatabase, inference_env, petal_binary};
 use crate::fixtures::{SeriesSpec, multipart, multipart_type};
 
 /// A port nothing listens on right now.
@@ -27,6 +27,7 @@ fn spawn_server(database: &TestDatabase, port: u16, name: &str) -> Child {
         .args(["--admin-token-file", &dir.join(format!("{name}-admin-token")).display().to_string()])
         .env_remove("DATABASE_URL")
         .env_remove("PETAL_DATABASE_URL")
+        .envs(inference_env())
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()

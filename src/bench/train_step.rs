@@ -1,0 +1,94 @@
+//! `petal bench train-step`: seconds per TGD training step (forward, backward, masked
+//! gradients, Adam) of the network on a batch of patches, on each burn backend this binary
+//! was built with. The figures chose petal's CPU backend (docs/benchmarks.md).
+
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Distribution, Tensor};
+
+use crate::model::config::DnCnnConfig;
+use crate::model::network::DnCnn;
+use crate::model::tgd_mask::{MaskedLayer, network_mask};
+use crate::training::trainer::{OptimizerSettings, Trainer};
+use crate::training::update_plan::{UpdatePlan, UpdateRule};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct TrainStepBenchArgs {
+    /// Width multiplier of the network (1.0 is the paper's).
+    #[arg(long, default_value_t = 1.0)]
+    pub width_multiplier: f64,
+    /// Patches per step.
+    #[arg(long, default_value_t = crate::training::DEFAULT_BATCH)]
+    pub batch: usize,
+    /// Side of the square patches.
+    #[arg(long, default_value_t = crate::training::DEFAULT_PATCH)]
+    pub patch: usize,
+    /// Timed steps (after one warm-up step).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// KSE threshold of the TGD plan.
+    #[arg(long, default_value_t = 0.3)]
+    pub phi: f64,
+}
+
+pub fn run(args: &TrainStepBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.steps > 0 && args.batch > 0 && args.patch >= 8,
+        "steps, batch and patch (>= 8) must be positive"
+    );
+    println!(
+        "petal bench train-step --width-multiplier {} --batch {} --patch {} --steps {} --phi {}",
+        args.width_multiplier, args.batch, args.patch, args.steps, args.phi
+    );
+    println!("machine: {}; rayon threads: {}", super::machine(), rayon_threads());
+    println!("| backend | seconds/step (median) | min | max | patches/s |");
+    println!("|---|---|---|---|---|");
+    let flex = if cfg!(feature = "fast-cpu") { "flex (simd, rayon)" } else { "flex (scalar, one thread)" };
+    measure::<crate::model::backend::CpuTrainingBackend>(flex, args)?;
+    #[cfg(feature = "bench-ndarray")]
+    {
+        let name = if cfg!(feature = "bench-ndarray-openblas") { "ndarray (OpenBLAS)" } else { "ndarray" };
+        measure::<burn::backend::Autodiff<burn::backend::NdArray>>(name, args)?;
+    }
+    #[cfg(feature = "cuda")]
+    if crate::model::backend::gpu_driver_present() {
+        measure::<crate::model::backend::CudaTrainingBackend>("cuda", args)?;
+    }
+    Ok(())
+}
+
+fn rayon_threads() -> String {
+    std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".to_owned())
+}
+
+fn measure<B: AutodiffBackend>(name: &str, args: &TrainStepBenchArgs) -> anyhow::Result<()> {
+    let device = B::Device::default();
+    let config = DnCnnConfig::scaled(args.width_multiplier);
+    config.validate()?;
+    let network = DnCnn::<B>::init(&config, &device);
+    let convs = network.to_weights().convolutions()?;
+    let layers: Vec<MaskedLayer<'_>> =
+        convs.iter().map(|c| MaskedLayer { name: &c.name, weights: &c.weights, batch_norm: c.batch_norm }).collect();
+    let plan = UpdatePlan::from_mask(&network_mask(&layers, args.phi), UpdateRule::TgdLayer);
+    let mut trainer = Trainer::new(network, plan, OptimizerSettings::default(), &device);
+    let shape = [args.batch, config.input_slices, args.patch, args.patch];
+    let input = Tensor::<B, 4>::random(shape, Distribution::Uniform(0.0, 2.0), &device);
+    let target = Tensor::<B, 4>::random(shape, Distribution::Uniform(0.0, 2.0), &device);
+    trainer.step(input.clone(), target.clone());
+    let mut seconds = Vec::with_capacity(args.steps);
+    for _ in 0..args.steps {
+        let start = Instant::now();
+        trainer.step(input.clone(), target.clone());
+        seconds.push(start.elapsed().as_secs_f64());
+    }
+    seconds.sort_by(f64::total_cmp);
+    let median = seconds[seconds.len() / 2];
+    println!(
+        "| {name} | {median:.3} | {:.3} | {:.3} | {:.1} |",
+        seconds[0],
+        seconds[seconds.len() - 1],
+        args.batch as f64 / median
+    );
+    Ok(())
+}

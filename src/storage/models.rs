@@ -1,0 +1,150 @@
+//! The `model_versions` table: immutable weights with their config and sha256 (triggers
+//! refuse to rewrite or delete them). Version ids are what the API, the CLI and the
+//! derived series (through the DeviceUID) name.
+
+use sha2::{Digest, Sha256};
+use sqlx::FromRow;
+
+use super::{Database, StorageError, with_pool};
+
+/// Where a version came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelSource {
+    /// The base model a process loaded from its model directory.
+    Base,
+    /// Imported by an admin (e.g. from ONNX).
+    Imported,
+    /// Made by a patient's learning round.
+    Round,
+}
+
+impl ModelSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Base => "base",
+            Self::Imported => "imported",
+            Self::Round => "round",
+        }
+    }
+}
+
+/// A version's description, without its weights.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct ModelVersion {
+    pub id: i64,
+    pub device_uid: String,
+    pub name: String,
+    pub source: String,
+    pub sha256: String,
+    /// The architecture, as the model directory's config.json.
+    pub config: String,
+    pub parent_id: Option<i64>,
+    pub patient_key: Option<String>,
+    pub report: Option<String>,
+    pub created_by: Option<String>,
+    pub created_ms: i64,
+}
+
+/// What a new version is made of.
+#[derive(Debug, Clone)]
+pub struct NewModelVersion<'a> {
+    pub name: &'a str,
+    pub source: ModelSource,
+    pub sha256: &'a str,
+    pub config: &'a str,
+    pub weights: &'a [u8],
+    pub parent_id: Option<i64>,
+    pub patient_key: Option<&'a str>,
+    pub report: Option<&'a str>,
+    pub created_by: Option<&'a str>,
+}
+
+macro_rules! select_versions {
+    ($rest:literal) => {
+        concat!(
+            "SELECT id, device_uid, name, source, sha256, config, parent_id, patient_key, report, created_by, created_ms
+             FROM model_versions ",
+            $rest
+        )
+    };
+}
+
+/// The DICOM UID of a version: `2.25.` and a number derived from the content hash and the
+/// lineage, so the same base weights have the same DeviceUID wherever they are loaded.
+pub fn device_uid(sha256: &str, parent_id: Option<i64>, patient_key: Option<&str>) -> String {
+    let digest = Sha256::digest(format!("{sha256}|{parent_id:?}|{patient_key:?}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    // UUID-derived UIDs (PS3.5 B.2) carry at most 128 bits.
+    format!("2.25.{}", u128::from_be_bytes(bytes))
+}
+
+/// Stores a new version and returns it.
+pub async fn insert(db: &Database, new: &NewModelVersion<'_>) -> Result<ModelVersion, StorageError> {
+    let uid = device_uid(new.sha256, new.parent_id, new.patient_key);
+    let now = chrono::Utc::now().timestamp_millis();
+    let id: i64 = with_pool!(db, |pool| {
+        sqlx::query_scalar(
+            "INSERT INTO model_versions
+                 (device_uid, name, source, sha256, config, weights, parent_id, patient_key, report, created_by, created_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             RETURNING id",
+        )
+        .bind(&uid)
+        .bind(new.name)
+        .bind(new.source.as_str())
+        .bind(new.sha256)
+        .bind(new.config)
+        .bind(new.weights)
+        .bind(new.parent_id)
+        .bind(new.patient_key)
+        .bind(new.report)
+        .bind(new.created_by)
+        .bind(now)
+        .fetch_one(pool)
+        .await
+    })?;
+    get(db, id).await?.ok_or_else(|| StorageError::Corrupt(format!("model version {id} vanished after insert")))
+}
+
+/// The base version with these weights, registering it on first sight. Safe when several
+/// processes start together.
+pub async fn register_base(db: &Database, new: &NewModelVersion<'_>) -> Result<ModelVersion, StorageError> {
+    if let Some(found) = base_with_sha(db, new.sha256).await? {
+        return Ok(found);
+    }
+    match insert(db, new).await {
+        Ok(version) => Ok(version),
+        Err(StorageError::Database(err)) if is_unique_violation(&err) => base_with_sha(db, new.sha256)
+            .await?
+            .ok_or_else(|| StorageError::Corrupt("base model registered concurrently but not found".into())),
+        Err(err) => Err(err),
+    }
+}
+
+fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+async fn base_with_sha(db: &Database, sha256: &str) -> Result<Option<ModelVersion>, StorageError> {
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_as(select_versions!("WHERE sha256 = $1 AND patient_key IS NULL AND source = 'base'"))
+            .bind(sha256)
+            .fetch_optional(pool)
+            .await
+    })?)
+}
+
+pub async fn get(db: &Database, id: i64) -> Result<Option<ModelVersion>, StorageError> {
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_as(select_versions!("WHERE id = $1")).bind(id).fetch_optional(pool).await
+    })?)
+}
+
+/// The safetensors bytes of version `id`.
+pub async fn weights(db: &Database, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT weights FROM model_versions WHERE id = $1").bind(id).fetch_optional(pool).await
+    })?)
+}
