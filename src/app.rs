@@ -46,7 +46,7 @@ impl Application {
         let inference = if config.no_worker {
             InferenceContext::not_needed()
         } else {
-            InferenceContext::start(&config.inference.settings()).await
+            start_inference(&db, &config.inference.settings()).await
         };
         let state = AppState {
             db,
@@ -141,4 +141,15 @@ pub async fn shutdown_signal() {
         () = ctrl_c => tracing::info!("received Ctrl-C"),
         () = terminate => tracing::info!("received SIGTERM"),
     }
+}
+
+/// Starts inference for a process that runs jobs, and registers its base model as a model
+/// version so that what it produces can name the version.
+pub async fn start_inference(db: &Database, settings: &crate::inference::InferenceSettings) -> InferenceContext {
+    let mut inference = InferenceContext::start(settings).await;
+    if let Some(model) = inference.base_model.clone() {
+        let registered = crate::storage::models::register_base_model(db, &model, &settings.base_model).await;
+        inference.record_base_version(registered.map_err(|e| e.to_string()));
+    }
+    inference
 }

@@ -37,7 +37,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Worker(args) => {
             let db = open_database(&args.database).await?;
             // Started (and its problems logged) before any job runs; kept for the job handlers.
-            let _inference = crate::inference::InferenceContext::start(&args.inference.settings()).await;
+            let _inference = crate::app::start_inference(&db, &args.inference.settings()).await;
             let (stop_tx, stop_rx) = watch::channel(false);
             let worker = tokio::spawn(crate::worker::Worker::new(db.clone(), args.jobs.settings()).run(stop_rx));
             shutdown_signal().await;

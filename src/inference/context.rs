@@ -27,6 +27,9 @@ pub enum InferenceStatus {
 pub struct InferenceContext {
     pub engine: Option<InferenceEngine>,
     pub base_model: Option<Arc<StoredModel>>,
+    /// The base model's id in the model registry, once registered (see
+    /// [`Self::record_base_version`]); derived series and reports name it.
+    pub base_version: Option<i64>,
     pub status: InferenceStatus,
 }
 
@@ -40,7 +43,7 @@ pub struct InferenceReadiness {
 impl InferenceContext {
     /// For processes that run no jobs.
     pub fn not_needed() -> Self {
-        Self { engine: None, base_model: None, status: InferenceStatus::NotNeeded }
+        Self { engine: None, base_model: None, base_version: None, status: InferenceStatus::NotNeeded }
     }
 
     /// Starts the ONNX Runtime engine, loads the base model and builds its session. What
@@ -97,7 +100,29 @@ impl InferenceContext {
             }
             status = InferenceStatus::Unavailable(problems);
         }
-        Self { engine, base_model, status }
+        Self { engine, base_model, base_version: None, status }
+    }
+
+    /// Notes the base model's registry id (or why it could not be registered, which makes
+    /// the process not ready: its derived series would name no model version).
+    pub fn record_base_version(&mut self, registered: Result<i64, String>) {
+        match registered {
+            Ok(id) => {
+                self.base_version = Some(id);
+                if let InferenceStatus::Ready(detail) = &mut self.status {
+                    detail.push_str(&format!(", model version {id}"));
+                }
+            }
+            Err(problem) => {
+                tracing::error!(problem = %problem, "the base model could not be registered");
+                let mut problems = match std::mem::replace(&mut self.status, InferenceStatus::NotNeeded) {
+                    InferenceStatus::Unavailable(problems) => problems,
+                    _ => Vec::new(),
+                };
+                problems.push(format!("the base model could not be registered in the database: {problem}"));
+                self.status = InferenceStatus::Unavailable(problems);
+            }
+        }
     }
 
     /// The `inference` check of `/readyz`.

@@ -123,6 +123,31 @@ pub async fn register_base(db: &Database, new: &NewModelVersion<'_>) -> Result<M
     }
 }
 
+/// Registers the base model a process loaded from `dir` (once per content) and returns its
+/// version id.
+pub async fn register_base_model(
+    db: &Database,
+    model: &crate::model::directory::StoredModel,
+    dir: &std::path::Path,
+) -> Result<i64, StorageError> {
+    let config = serde_json::to_string(&model.config).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let weights = model.weights.to_safetensors().map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "base".to_owned());
+    let report = std::fs::read_to_string(dir.join(crate::model::directory::REPORT_FILE)).ok();
+    let new = NewModelVersion {
+        name: &name,
+        source: ModelSource::Base,
+        sha256: &model.sha256,
+        config: &config,
+        weights: &weights,
+        parent_id: None,
+        patient_key: None,
+        report: report.as_deref(),
+        created_by: None,
+    };
+    Ok(register_base(db, &new).await?.id)
+}
+
 fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
 }

@@ -208,7 +208,11 @@ pub fn ort_dylib_path() -> PathBuf {
 /// The small test model (width 0.25) with deterministic pseudo-random weights: conv kernels
 /// uniform in ±1/√fan-in, small biases, BatchNorm γ near 1, running variances in [0.5, 1.5).
 pub fn small_model(seed: u64) -> StoredModel {
-    let config = DnCnnConfig::scaled(0.25);
+    pseudo_random_model(DnCnnConfig::scaled(0.25), seed)
+}
+
+/// A model of any width with the deterministic pseudo-random weights of [`small_model`].
+pub fn pseudo_random_model(config: DnCnnConfig, seed: u64) -> StoredModel {
     let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
     // splitmix64, mapped to [0, 1).
     let mut uniform = move || {
@@ -234,7 +238,7 @@ pub fn small_model(seed: u64) -> StoredModel {
         };
         weights.insert(name, Tensor32::new(shape, values));
     }
-    StoredModel::new(config, weights).expect("the small test model fits its config")
+    StoredModel::new(config, weights).expect("the pseudo-random test model fits its config")
 }
 
 /// A base model directory holding [`small_model`]`(1)`, written once per test run.

@@ -27,6 +27,15 @@ async fn readyz_reports_inference_ready_with_the_engine() {
     assert!(detail.contains("ONNX Runtime 1.31.1"), "{detail}");
     assert!(detail.contains("on CPU"), "{detail}");
     assert!(detail.contains(&base.sha256[..12]), "the detail names the base model: {detail}");
+    assert!(detail.contains("model version 1"), "the base model is registered: {detail}");
+
+    // The registered version is a MODEL the CLI takes by id.
+    let inspect = std::process::Command::new(crate::common::petal_binary())
+        .args(["model", "inspect", "1", "--database-url", &app.database.url])
+        .output()
+        .expect("run petal model inspect");
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains(&base.sha256), "inspect by id shows the weights' hash");
     app.stop().await;
 }
 

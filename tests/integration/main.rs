@@ -8,6 +8,7 @@ mod fixtures;
 mod interop;
 mod jobs;
 mod kse_reference;
+mod model_agreement;
 mod model_cli;
 mod model_versions;
 
