@@ -1,5 +1,6 @@
 # petal container image: `docker build -t petal:0.1.0 .`
-# Migrations are embedded in the binary (sqlx::migrate!), so only the binary is shipped.
+# Migrations are embedded in the binary (sqlx::migrate!); the image ships the binary and the
+# ONNX Runtime library inference loads (fetched by scripts/setup, like everywhere else).
 
 # --- build: the full Rust toolchain, used only to compile petal -------------------------
 # No dummy-crate dependency caching: that trick overwrites src/ in a RUN step, and RUN
@@ -7,7 +8,8 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin petal
+RUN cargo build --release --locked --bin petal \
+    && scripts/setup --runtime
 
 # --- runtime: a small Debian with CA roots (for S3/TLS), no compiler, non-root ---------
 FROM debian:bookworm-slim
@@ -19,9 +21,11 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/petal --create
         --shell /usr/sbin/nologin petal
 WORKDIR /var/lib/petal
 COPY --from=build /src/target/release/petal /usr/local/bin/petal
+COPY --from=build /src/runtime/onnxruntime/ /usr/local/lib/petal/onnxruntime/
 USER 10001
 EXPOSE 8080
-ENV PETAL_LISTEN=0.0.0.0:8080 PETAL_LOG_FORMAT=json
+ENV PETAL_LISTEN=0.0.0.0:8080 PETAL_LOG_FORMAT=json \
+    ORT_DYLIB_PATH=/usr/local/lib/petal/onnxruntime/libonnxruntime.so.1.31.1
 # `petal healthcheck` GETs /healthz on PETAL_LISTEN (wildcard -> loopback); the image has no curl.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["petal", "healthcheck"]
 ENTRYPOINT ["petal"]
