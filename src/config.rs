@@ -307,6 +307,8 @@ pub enum BenchCommand {
     Stow(crate::bench::stow::StowBenchArgs),
     /// One TGD training step (forward, backward, Adam) on each burn backend built in.
     TrainStep(crate::bench::train_step::TrainStepBenchArgs),
+    /// Whole-volume inference: petal's engine vs Python onnxruntime, against the machine's GEMM rate.
+    Inference(crate::bench::inference::InferenceBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

@@ -59,6 +59,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Healthcheck(args) => return Ok(healthcheck::run(&args).await),
         Command::Bench(BenchCommand::Stow(args)) => crate::bench::stow::run(&args).await?,
+        Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference::run(&args).await?,
         Command::Bench(BenchCommand::TrainStep(args)) => {
             tokio::task::spawn_blocking(move || crate::bench::train_step::run(&args))
                 .await

@@ -14,6 +14,7 @@ mod model_versions;
 
 mod access;
 mod audit;
+mod bench_inference;
 mod errors;
 mod health;
 mod inference;
