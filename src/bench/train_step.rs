@@ -44,7 +44,7 @@ pub fn run(args: &TrainStepBenchArgs) -> anyhow::Result<()> {
     println!("machine: {}; rayon threads: {}", super::machine(), rayon_threads());
     println!("| backend | seconds/step (median) | min | max | patches/s |");
     println!("|---|---|---|---|---|");
-    let flex = if cfg!(feature = "fast-cpu") { "flex (simd, rayon)" } else { "flex (scalar, one thread)" };
+    let flex = if cfg!(feature = "fast-cpu") { "flex (simd, rayon)" } else { "flex (no simd or rayon feature)" };
     measure::<crate::model::backend::CpuTrainingBackend>(flex, args)?;
     #[cfg(feature = "bench-ndarray")]
     {
