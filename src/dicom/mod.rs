@@ -1,6 +1,7 @@
 //! DICOM: parsing and validating received instances, UIDs, SOP classes and the DICOM JSON
 //! model. Knows nothing of the database or HTTP.
 
+pub mod derived;
 pub mod instance;
 pub mod json;
 pub mod part10;
