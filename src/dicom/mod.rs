@@ -7,6 +7,7 @@ pub mod json;
 pub mod part10;
 pub mod pixels;
 pub mod render;
+pub mod series_kind;
 pub mod sop_class;
 pub mod suv;
 pub mod synthetic;
