@@ -26,6 +26,10 @@ pub enum UidError {
     BadCharacter,
     #[error("the UID has an empty component or a component with a leading zero")]
     BadComponent,
+    #[error(
+        "the UID root is too long: UIDs under it would have fewer than 16 random digits (use a root of 47 characters or less)"
+    )]
+    RootTooLong,
 }
 
 impl Uid {
@@ -48,6 +52,27 @@ impl Uid {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// A new UID under `root` (petal's configurable UID root): the root, a dot, and a random
+    /// number as long as the 64-character limit allows (at most 38 digits, ~126 bits).
+    ///
+    /// ```
+    /// use petal::dicom::Uid;
+    /// let root = Uid::parse("1.2.826.0.1.3680043.10.999").unwrap();
+    /// let uid = Uid::generate_under(&root).unwrap();
+    /// assert!(uid.as_str().starts_with("1.2.826.0.1.3680043.10.999."));
+    /// assert!(uid.as_str().len() <= 64 && Uid::parse(uid.as_str()).is_ok());
+    /// ```
+    pub fn generate_under(root: &Uid) -> Result<Uid, UidError> {
+        let room = 64usize.saturating_sub(root.0.len() + 1).min(38);
+        if room < 16 {
+            // Fewer than ~53 random bits would make collisions plausible.
+            return Err(UidError::RootTooLong);
+        }
+        let random = uuid::Uuid::new_v4().as_u128() % 10u128.pow(room as u32);
+        // No leading zero: the component is random digits below 10^room, made non-zero.
+        Uid::parse(&format!("{}.{}", root.0, random.max(1)))
     }
 }
 
