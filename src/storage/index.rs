@@ -205,7 +205,8 @@ pub async fn study_patient(db: &Database, study_uid: &str) -> Result<Option<Stri
 pub async fn delete_study(db: &Database, study_uid: &str) -> Result<Option<Vec<String>>, StorageError> {
     let keys: Option<Vec<String>> = with_pool!(db, |pool| {
         async {
-            let mut tx = pool.begin().await?;
+            // Reads the blob keys, then deletes: a write transaction from the start.
+            let mut tx = pool.begin_with(db.begin_write()).await?;
             let keys: Vec<String> = sqlx::query_scalar(
                 "SELECT i.blob_key FROM instances i JOIN series se ON se.series_uid = i.series_uid
                  WHERE se.study_uid = $1",

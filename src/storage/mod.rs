@@ -108,6 +108,17 @@ impl Database {
         }
     }
 
+    /// The statement that opens a transaction which will write. On SQLite a deferred
+    /// transaction that reads first and writes later fails at once with SQLITE_BUSY (no
+    /// busy wait) when another connection wrote in between; IMMEDIATE takes the write lock
+    /// up front, waiting out the busy timeout instead.
+    pub(crate) fn begin_write(&self) -> &'static str {
+        match self {
+            Database::Sqlite(_) => "BEGIN IMMEDIATE",
+            Database::Postgres(_) => "BEGIN",
+        }
+    }
+
     fn migrator(&self) -> &'static Migrator {
         match self {
             Database::Sqlite(_) => &SQLITE_MIGRATIONS,

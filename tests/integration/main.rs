@@ -21,6 +21,7 @@ mod health;
 mod inference;
 mod openapi_drift;
 mod processes;
+mod sqlite_writes;
 mod stow;
 mod tokens;
 mod volume;
