@@ -20,6 +20,7 @@ pub mod dicom;
 pub mod inference;
 pub mod ingest;
 pub mod model;
+pub mod pipeline;
 pub mod storage;
 pub mod telemetry;
 pub mod training;

@@ -1,0 +1,116 @@
+//! One series through the network: Part 10 instances in, derived Part 10 instances out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::dicom::Uid;
+use crate::dicom::derived::{Derivation, DerivedError, derive_instance};
+use crate::dicom::uid::UidError;
+use crate::dicom::volume::{Normalisation, Slice, VolumeError, assemble};
+use crate::inference::{InferenceEngine, InferenceError, Volume as WindowVolume};
+use crate::model::directory::StoredModel;
+
+/// What the derived series says about itself (the rest comes from the source slices).
+#[derive(Debug, Clone)]
+pub struct DerivedSeriesSettings {
+    /// Root of every UID petal creates.
+    pub uid_root: Uid,
+    /// Prefixed to the source's SeriesDescription (the default says "research use").
+    pub label: String,
+    /// Added to the source's SeriesNumber.
+    pub series_number_offset: i32,
+    /// The model version's id, for the description.
+    pub model_version: Option<i64>,
+    /// The model version's DICOM UID (DeviceUID).
+    pub device_uid: String,
+}
+
+/// The derived instances and how intensities were handled.
+#[derive(Debug)]
+pub struct DenoisedSeries {
+    pub series_uid: String,
+    /// Part 10 files, one per source slice, in slice order.
+    pub instances: Vec<Vec<u8>>,
+    pub normalisation: Normalisation,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DenoiseError {
+    #[error("the series cannot be made into a volume: {0}")]
+    Volume(#[from] VolumeError),
+    #[error("inference failed: {0}")]
+    Inference(#[from] InferenceError),
+    #[error("writing the derived series: {0}")]
+    Derived(#[from] DerivedError),
+    #[error("making UIDs: {0}")]
+    Uid(#[from] UidError),
+}
+
+/// Denoises the series made of `sources` (Part 10 bytes, any order) with `model`.
+pub async fn denoise_series(
+    engine: &InferenceEngine,
+    model: Arc<StoredModel>,
+    sources: &[Vec<u8>],
+    settings: &DerivedSeriesSettings,
+) -> Result<DenoisedSeries, DenoiseError> {
+    let mut slices = Vec::with_capacity(sources.len());
+    let mut by_uid = HashMap::new();
+    for (i, bytes) in sources.iter().enumerate() {
+        let slice = Slice::from_part10(bytes)?;
+        by_uid.insert(slice.sop_instance_uid.clone(), i);
+        slices.push(slice);
+    }
+    let volume = assemble(slices)?;
+    let normalisation = volume.normalisation;
+    let (rows, columns) = (volume.slices[0].rows as usize, volume.slices[0].columns as usize);
+    let data: Vec<f32> =
+        volume.slices.iter().flat_map(|s| s.values.iter().map(|v| normalisation.forward(*v))).collect();
+    let input = WindowVolume::new(volume.slices.len(), rows, columns, data)?;
+    let output = engine.denoise_volume(model.clone(), input).await?.into_data();
+
+    let first = &sources[by_uid.get(&volume.slices[0].sop_instance_uid).copied().unwrap_or(0)];
+    let derivation = derivation(first, &model, settings)?;
+    let plane = rows * columns;
+    let mut instances = Vec::with_capacity(volume.slices.len());
+    for (z, slice) in volume.slices.iter().enumerate() {
+        let source = &sources[by_uid.get(&slice.sop_instance_uid).copied().unwrap_or(z)];
+        let values: Vec<f32> = output[z * plane..(z + 1) * plane].iter().map(|v| normalisation.inverse(*v)).collect();
+        let uid = Uid::generate_under(&settings.uid_root)?;
+        instances.push(derive_instance(source, &values, uid.as_str(), &derivation)?);
+    }
+    Ok(DenoisedSeries { series_uid: derivation.series_uid, instances, normalisation })
+}
+
+fn derivation(
+    first_source: &[u8],
+    model: &StoredModel,
+    settings: &DerivedSeriesSettings,
+) -> Result<Derivation, DenoiseError> {
+    let header = crate::dicom::pixels::Frames::decode(first_source)
+        .map(|(_, object)| object)
+        .map_err(|e| VolumeError::Unreadable(String::new(), e.to_string()))?;
+    let text = |tag| header.get(tag).and_then(|e| e.to_str().ok()).map(|v| v.trim_matches(['\0', ' ']).to_owned());
+    let description = text(dicom_dictionary_std::tags::SERIES_DESCRIPTION).unwrap_or_default();
+    let series_number = text(dicom_dictionary_std::tags::SERIES_NUMBER)
+        .and_then(|n| n.parse::<i32>().ok())
+        .map(|n| n.saturating_add(settings.series_number_offset));
+    let version = settings.model_version.map(|v| format!("model version {v}")).unwrap_or_else(|| "model".to_owned());
+    let now = chrono::Utc::now();
+    let mut series_description =
+        if description.is_empty() { settings.label.clone() } else { format!("{} {description}", settings.label) };
+    // LO holds 64 characters.
+    series_description = series_description.chars().take(64).collect();
+    Ok(Derivation {
+        series_uid: Uid::generate_under(&settings.uid_root)?.as_str().to_owned(),
+        series_number,
+        series_description,
+        derivation_description: format!(
+            "Denoised by petal (2.5D DnCNN, {version}, weights sha256 {}); research use",
+            &model.sha256[..16.min(model.sha256.len())]
+        ),
+        device_uid: settings.device_uid.clone(),
+        software_version: format!("petal {}", env!("CARGO_PKG_VERSION")),
+        date: now.format("%Y%m%d").to_string(),
+        time: now.format("%H%M%S").to_string(),
+    })
+}
