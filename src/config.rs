@@ -42,6 +42,45 @@ pub enum Command {
     /// Inspect models.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Denoise a folder of DICOM files offline: every static PET series in IN_DIR gets a
+    /// derived series in OUT_DIR (no server, no database).
+    Denoise(DenoiseArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DenoiseArgs {
+    /// Folder of DICOM files (searched recursively).
+    pub input: PathBuf,
+    /// Folder for the derived series, one sub-folder per series.
+    pub output: PathBuf,
+    /// Model directory to denoise with (default: the base model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub inference: InferenceArgs,
+    #[command(flatten)]
+    pub derived: DerivedSeriesArgs,
+}
+
+/// How petal's derived series name themselves.
+#[derive(Debug, Clone, Args)]
+pub struct DerivedSeriesArgs {
+    /// Root of every DICOM UID petal creates (your organisation's root; `2.25` makes
+    /// UUID-derived UIDs that need no registration).
+    #[arg(long, env = "PETAL_UID_ROOT", default_value = "2.25", value_parser = parse_uid)]
+    pub uid_root: crate::dicom::Uid,
+    /// Put before the source's SeriesDescription of every derived series.
+    #[arg(long, env = "PETAL_SERIES_LABEL", default_value = "petal denoised (research use):")]
+    pub series_label: String,
+    /// Added to the source's SeriesNumber.
+    #[arg(long, env = "PETAL_SERIES_NUMBER_OFFSET", default_value_t = 1000)]
+    pub series_number_offset: i32,
+}
+
+fn parse_uid(text: &str) -> Result<crate::dicom::Uid, String> {
+    let uid = crate::dicom::Uid::parse(text).map_err(|e| format!("`{text}`: {e}"))?;
+    crate::dicom::Uid::generate_under(&uid).map_err(|e| format!("`{text}`: {e}"))?;
+    Ok(uid)
 }
 
 #[derive(Debug, Clone, Args)]

@@ -1,6 +1,7 @@
 //! Subcommands of the `petal` binary. Each returns an error with context; `run` turns it
 //! into a message on stderr and a non-zero exit code.
 
+mod denoise;
 mod healthcheck;
 mod model;
 mod token;
@@ -75,6 +76,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             model::export_onnx(&model::resolve(&model, &database).await?, &out, folded)?
         }
         Command::Model(ModelCommand::ImportOnnx { input, out }) => model::import_onnx(&input, &out)?,
+        Command::Denoise(args) => denoise::run(&args).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -3,6 +3,7 @@
 //! processes matter. One test binary, so the suite links once.
 
 mod common;
+mod denoise_cli;
 mod denoise_series;
 mod derived_series;
 mod dicomweb_client;

@@ -1,0 +1,118 @@
+//! `petal denoise IN_DIR OUT_DIR`: the main job offline. Files are grouped by series; each
+//! static PET series is denoised with the model and written as a derived series; the others
+//! are listed with the reason they are left alone.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use dicom_dictionary_std::tags;
+
+use crate::config::DenoiseArgs;
+use crate::dicom::pixels::Frames;
+use crate::dicom::series_kind::{DescriptionRules, SeriesKind, classify};
+use crate::inference::InferenceEngine;
+use crate::model::directory::StoredModel;
+use crate::pipeline::denoise_series::{DerivedSeriesSettings, denoise_series};
+
+pub async fn run(args: &DenoiseArgs) -> anyhow::Result<()> {
+    let model_dir = args.model.clone().unwrap_or_else(|| args.inference.base_model.clone());
+    let model = Arc::new(
+        StoredModel::load(&model_dir).with_context(|| format!("loading the model from {}", model_dir.display()))?,
+    );
+    let settings = args.inference.settings();
+    let engine = tokio::task::spawn_blocking(move || InferenceEngine::start_onnx(&settings))
+        .await
+        .context("starting the inference engine")?
+        .context("starting ONNX Runtime (run scripts/setup, or set ORT_DYLIB_PATH)")?;
+
+    let mut files = Vec::new();
+    collect_files(&args.input, &mut files).with_context(|| format!("reading {}", args.input.display()))?;
+    let mut series: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, SeriesKind> = BTreeMap::new();
+    let rules = DescriptionRules::default();
+    let mut skipped_files = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let Ok((_, object)) = Frames::decode(&bytes) else {
+            skipped_files += 1;
+            continue;
+        };
+        let Some(uid) = object.get(tags::SERIES_INSTANCE_UID).and_then(|e| e.to_str().ok()) else {
+            skipped_files += 1;
+            continue;
+        };
+        let uid = uid.trim_matches(['\0', ' ']).to_owned();
+        kinds.entry(uid.clone()).or_insert_with(|| classify(&object, &rules));
+        series.entry(uid).or_default().push(bytes);
+    }
+    println!(
+        "petal denoise: {} files, {} series, model {} ({})",
+        files.len(),
+        series.len(),
+        model_dir.display(),
+        &model.sha256[..12]
+    );
+    if skipped_files > 0 {
+        println!("  {skipped_files} files are not DICOM images with a series and were skipped");
+    }
+    let derived_settings = DerivedSeriesSettings {
+        uid_root: args.derived.uid_root.clone(),
+        label: args.derived.series_label.clone(),
+        series_number_offset: args.derived.series_number_offset,
+        model_version: None,
+        device_uid: crate::storage::models::device_uid(&model.sha256, None, None),
+    };
+    let total = series.len();
+    let mut failures = 0;
+    for (n, (uid, sources)) in series.iter().enumerate() {
+        let progress = format!("[{}/{total}]", n + 1);
+        match kinds.get(uid) {
+            Some(SeriesKind::Denoisable { .. }) => {}
+            Some(SeriesKind::NotDenoised { reason }) => {
+                println!("{progress} series {uid}: skipped: {reason}");
+                continue;
+            }
+            None => continue,
+        }
+        let started = Instant::now();
+        match denoise_series(&engine, model.clone(), sources, &derived_settings).await {
+            Ok(result) => {
+                let dir = args.output.join(&result.series_uid);
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                for (i, instance) in result.instances.iter().enumerate() {
+                    let path = dir.join(format!("{:04}.dcm", i + 1));
+                    std::fs::write(&path, instance).with_context(|| format!("writing {}", path.display()))?;
+                }
+                println!(
+                    "{progress} series {uid}: {} slices denoised in {:.1} s -> {}",
+                    result.instances.len(),
+                    started.elapsed().as_secs_f64(),
+                    dir.display()
+                );
+            }
+            Err(err) => {
+                failures += 1;
+                println!("{progress} series {uid}: not denoised: {err}");
+            }
+        }
+    }
+    anyhow::ensure!(failures == 0, "{failures} series could not be denoised (reasons above)");
+    Ok(())
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.path());
+    for entry in entries {
+        let path = entry.path();
+        if entry.file_type()?.is_dir() {
+            collect_files(&path, files)?;
+        } else {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
