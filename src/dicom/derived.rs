@@ -183,9 +183,17 @@ pub fn derive_instance(
             sequence(tags::PURPOSE_OF_REFERENCE_CODE_SEQUENCE, vec![purpose_source]),
         ])],
     ));
+    // Common Instance Reference: the source series and, in it, the source instance.
+    let referenced_instance = InMemDicomObject::from_element_iter([
+        text(tags::REFERENCED_SOP_CLASS_UID, VR::UI, &sop_class),
+        text(tags::REFERENCED_SOP_INSTANCE_UID, VR::UI, &source_instance),
+    ]);
     object.put(sequence(
         tags::REFERENCED_SERIES_SEQUENCE,
-        vec![InMemDicomObject::from_element_iter([text(tags::SERIES_INSTANCE_UID, VR::UI, &source_series)])],
+        vec![InMemDicomObject::from_element_iter([
+            text(tags::SERIES_INSTANCE_UID, VR::UI, &source_series),
+            sequence(tags::REFERENCED_INSTANCE_SEQUENCE, vec![referenced_instance]),
+        ])],
     ));
     let mut equipment = object
         .get(tags::CONTRIBUTING_EQUIPMENT_SEQUENCE)

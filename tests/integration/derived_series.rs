@@ -22,6 +22,14 @@ fn derivation() -> Derivation {
     }
 }
 
+/// The error lines dicom3tools' dciodvfy prints for a file.
+fn dciodvfy_errors(path: &std::path::Path) -> Vec<String> {
+    let output =
+        Command::new("dciodvfy").arg(path).output().expect("run dciodvfy (scripts/setup installs dicom3tools)");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    text.lines().filter(|l| l.starts_with("Error")).map(str::to_owned).collect()
+}
+
 #[test]
 fn derived_real_pet_slices_are_valid_and_keep_suv() {
     let dir = tempfile::tempdir().expect("dir");
@@ -42,6 +50,10 @@ fn derived_real_pet_slices_are_valid_and_keep_suv() {
         }
         assert_eq!(suv_bw_factor(&object), suv_bw_factor(&source_object), "SUV tags are copied unchanged");
         assert!(is_petal_output(&object));
+
+        let (before, after) = (dciodvfy_errors(file), dciodvfy_errors(&path));
+        let new: Vec<_> = after.iter().filter(|e| !before.contains(*e)).collect();
+        assert!(new.is_empty(), "dciodvfy finds errors the source did not have: {new:?}");
 
         let dump = Command::new("dcmdump").arg(&path).output().expect("run dcmdump (scripts/setup installs dcmtk)");
         let stderr = String::from_utf8_lossy(&dump.stderr);
