@@ -9,7 +9,7 @@ use burn::tensor::{Distribution, Tensor};
 
 use crate::model::config::DnCnnConfig;
 use crate::model::network::DnCnn;
-use crate::model::tgd_mask::{MaskedLayer, network_mask};
+use crate::training::tgd_passes::kse_mask;
 use crate::training::trainer::{OptimizerSettings, Trainer};
 use crate::training::update_plan::{UpdatePlan, UpdateRule};
 
@@ -67,10 +67,7 @@ fn measure<B: AutodiffBackend>(name: &str, args: &TrainStepBenchArgs) -> anyhow:
     let config = DnCnnConfig::scaled(args.width_multiplier);
     config.validate()?;
     let network = DnCnn::<B>::init(&config, &device);
-    let convs = network.to_weights().convolutions()?;
-    let layers: Vec<MaskedLayer<'_>> =
-        convs.iter().map(|c| MaskedLayer { name: &c.name, weights: &c.weights, batch_norm: c.batch_norm }).collect();
-    let plan = UpdatePlan::from_mask(&network_mask(&layers, args.phi), UpdateRule::TgdLayer);
+    let plan = UpdatePlan::from_mask(&kse_mask(&network, args.phi)?, UpdateRule::TgdLayer);
     let mut trainer = Trainer::new(network, plan, OptimizerSettings::default(), &device);
     let shape = [args.batch, config.input_slices, args.patch, args.patch];
     let input = Tensor::<B, 4>::random(shape, Distribution::Uniform(0.0, 2.0), &device);

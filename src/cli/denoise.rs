@@ -11,7 +11,7 @@ use anyhow::Context;
 use dicom_dictionary_std::tags;
 
 use crate::config::DenoiseArgs;
-use crate::dicom::pixels::Frames;
+use crate::dicom::header::{read_dataset, text};
 use crate::dicom::series_kind::{DescriptionRules, SeriesKind, classify};
 use crate::inference::InferenceEngine;
 use crate::model::directory::StoredModel;
@@ -36,16 +36,15 @@ pub async fn run(args: &DenoiseArgs) -> anyhow::Result<()> {
     let mut skipped_files = 0;
     for file in &files {
         let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let Ok((_, object)) = Frames::decode(&bytes) else {
+        // The header is enough to group and classify; pixels are decoded once, when denoising.
+        let Some(uid) = read_dataset(&bytes).ok().and_then(|object| {
+            let uid = text(&object, tags::SERIES_INSTANCE_UID)?;
+            kinds.entry(uid.clone()).or_insert_with(|| classify(&object, &rules));
+            Some(uid)
+        }) else {
             skipped_files += 1;
             continue;
         };
-        let Some(uid) = object.get(tags::SERIES_INSTANCE_UID).and_then(|e| e.to_str().ok()) else {
-            skipped_files += 1;
-            continue;
-        };
-        let uid = uid.trim_matches(['\0', ' ']).to_owned();
-        kinds.entry(uid.clone()).or_insert_with(|| classify(&object, &rules));
         series.entry(uid).or_default().push(bytes);
     }
     println!(

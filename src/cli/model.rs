@@ -11,7 +11,7 @@ use crate::model::config::DnCnnConfig;
 use crate::model::directory::StoredModel;
 use crate::model::kse::layer_kse;
 use crate::model::onnx::{self, OnnxForm};
-use crate::model::tgd_mask::{MaskedLayer, network_mask};
+use crate::model::tgd_mask::mask_of_convolutions;
 use crate::model::weights::{ModelWeights, NamedConv};
 use crate::storage::models;
 
@@ -42,15 +42,13 @@ pub fn inspect(model: &StoredModel) {
     println!("2.5D DnCNN: {} input slices, width multiplier {}", config.input_slices, config.width_multiplier);
     println!("{:<6} {:>6} {:>6} {:>10} {:>12}", "layer", "in", "out", "batchnorm", "parameters");
     for layer in config.layers() {
-        let parameters = layer.out_channels * (layer.in_channels * 9 + 1)
-            + if layer.batch_norm { 2 * layer.out_channels } else { 0 };
         println!(
             "conv{:<2} {:>6} {:>6} {:>10} {:>12}",
             layer.index,
             layer.in_channels,
             layer.out_channels,
             if layer.batch_norm { "yes" } else { "no" },
-            parameters
+            layer.parameters()
         );
     }
     println!("trainable parameters: {}", config.parameter_count());
@@ -77,9 +75,7 @@ pub async fn kse(model: &str, phi: f64, as_json: bool, database: &DatabaseArgs) 
 }
 
 fn print_kse(convs: &[NamedConv], phi: f64, as_json: bool) {
-    let layers: Vec<MaskedLayer<'_>> =
-        convs.iter().map(|c| MaskedLayer { name: &c.name, weights: &c.weights, batch_norm: c.batch_norm }).collect();
-    let mask = network_mask(&layers, phi);
+    let mask = mask_of_convolutions(convs, phi);
     let scores: Vec<_> = convs.iter().map(|c| layer_kse(&c.weights)).collect();
     if as_json {
         let layers: Vec<_> = convs

@@ -9,7 +9,9 @@
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::tags;
-use dicom_object::{InMemDicomObject, OpenFileOptions};
+use dicom_object::InMemDicomObject;
+
+use super::header::text as text_of;
 
 use super::synthetic::{SyntheticError, write_file};
 
@@ -39,8 +41,6 @@ pub struct Derivation {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DerivedError {
-    #[error("the source slice cannot be read: {0}")]
-    Source(String),
     #[error("the source slice lacks {0}")]
     Missing(&'static str),
     #[error("the slice has {values} denoised values for {rows}×{columns} pixels")]
@@ -96,28 +96,17 @@ fn sequence(tag: Tag, items: Vec<InMemDicomObject>) -> DataElement<InMemDicomObj
     DataElement::new(tag, VR::SQ, DataSetSequence::from(items))
 }
 
-/// The derived instance of one source slice: `values` are the denoised slice in the source's
-/// physical units (after the inverse of the network's normalisation), row-major.
+/// The derived instance of one source slice, from the source's data set (as
+/// [`super::header::read_dataset`] or the volume assembly read it): `values` are the denoised
+/// slice in the source's physical units (after the inverse of the network's normalisation),
+/// row-major.
 pub fn derive_instance(
-    source_part10: &[u8],
+    mut object: InMemDicomObject,
     values: &[f32],
     sop_instance_uid: &str,
     derivation: &Derivation,
 ) -> Result<Vec<u8>, DerivedError> {
-    // Stored instances are complete Part 10 files (ingest normalises them).
-    let start = if source_part10.len() >= 132 && &source_part10[128..132] == b"DICM" { 128 } else { 0 };
-    let mut object = OpenFileOptions::new()
-        .from_reader(&source_part10[start..])
-        .map_err(|e| DerivedError::Source(e.to_string()))?
-        .into_inner();
-    let read = |object: &InMemDicomObject, tag, name| {
-        object
-            .get(tag)
-            .and_then(|e| e.to_str().ok())
-            .map(|v| v.trim_matches(['\0', ' ']).to_owned())
-            .filter(|v| !v.is_empty())
-            .ok_or(DerivedError::Missing(name))
-    };
+    let read = |object: &InMemDicomObject, tag, name| text_of(object, tag).ok_or(DerivedError::Missing(name));
     let sop_class = read(&object, tags::SOP_CLASS_UID, "SOPClassUID")?;
     let source_instance = read(&object, tags::SOP_INSTANCE_UID, "SOPInstanceUID")?;
     let source_series = read(&object, tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?;
@@ -219,8 +208,7 @@ pub fn derive_instance(
 pub fn is_petal_output(object: &InMemDicomObject) -> bool {
     object.get(tags::CONTRIBUTING_EQUIPMENT_SEQUENCE).and_then(|e| e.items()).is_some_and(|items| {
         items.iter().any(|item| {
-            let manufacturer = item.get(tags::MANUFACTURER).and_then(|e| e.to_str().ok());
-            manufacturer.is_some_and(|m| m.trim_matches(['\0', ' ']) == PETAL_MANUFACTURER)
+            text_of(item, tags::MANUFACTURER).as_deref() == Some(PETAL_MANUFACTURER)
                 && item.get(tags::DEVICE_UID).is_some()
         })
     })
@@ -229,6 +217,7 @@ pub fn is_petal_output(object: &InMemDicomObject) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dicom::header::read_dataset;
     use crate::dicom::pixels::Frames;
     use crate::dicom::synthetic::SeriesSpec;
 
@@ -250,7 +239,8 @@ mod tests {
         let spec = SeriesSpec::new(2);
         let source = spec.instance(1).expect("source");
         let values: Vec<f32> = (0..256).map(|i| (i as f32 - 20.0) * 123.4).collect();
-        let derived = derive_instance(&source, &values, "2.25.1234.1", &derivation()).expect("derive");
+        let dataset = read_dataset(&source).expect("source");
+        let derived = derive_instance(dataset, &values, "2.25.1234.1", &derivation()).expect("derive");
 
         let (frames, object) = Frames::decode(&derived).expect("readable");
         let back = frames.frame_values(1).expect("frame");
@@ -289,7 +279,7 @@ mod tests {
     #[test]
     fn wrong_sizes_are_refused() {
         let source = SeriesSpec::new(1).instance(0).expect("source");
-        let result = derive_instance(&source, &[1.0; 10], "2.25.5", &derivation());
+        let result = derive_instance(read_dataset(&source).expect("source"), &[1.0; 10], "2.25.5", &derivation());
         assert!(matches!(result, Err(DerivedError::Size { values: 10, rows: 16, columns: 16 })));
     }
 }

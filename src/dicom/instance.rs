@@ -4,6 +4,8 @@ use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_object::{DefaultDicomObject, OpenFileOptions};
 
+use super::header::strip_preamble;
+
 use super::json;
 use super::sop_class;
 use super::uid::{Uid, UidError};
@@ -161,14 +163,8 @@ impl ParsedInstance {
 }
 
 /// Skips the 128-byte preamble when the `DICM` magic follows it.
-fn strip_preamble(bytes: &[u8]) -> &[u8] {
-    if bytes.len() >= 132 && &bytes[128..132] == b"DICM" { &bytes[128..] } else { bytes }
-}
-
 fn optional(object: &DefaultDicomObject, tag: Tag) -> Option<String> {
-    let value = object.get(tag)?.to_str().ok()?;
-    let value = value.trim_matches(['\0', ' ']);
-    (!value.is_empty()).then(|| value.to_owned())
+    super::header::text(object, tag)
 }
 
 fn required(object: &DefaultDicomObject, tag: Tag, name: &'static str) -> Result<String, InstanceError> {

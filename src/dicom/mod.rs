@@ -2,6 +2,7 @@
 //! model. Knows nothing of the database or HTTP.
 
 pub mod derived;
+pub mod header;
 pub mod instance;
 pub mod json;
 pub mod part10;

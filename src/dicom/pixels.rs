@@ -26,9 +26,8 @@ pub struct Frames {
 impl Frames {
     /// Parses a stored Part 10 file and decodes its pixel data.
     pub fn decode(part10: &[u8]) -> Result<(Self, DefaultDicomObject), InstanceError> {
-        let start = if part10.len() >= 132 && &part10[128..132] == b"DICM" { 128 } else { 0 };
         let object = OpenFileOptions::new()
-            .from_reader(&part10[start..])
+            .from_reader(super::header::strip_preamble(part10))
             .map_err(|e| InstanceError::Unreadable(e.to_string()))?;
         let decoded = object.decode_pixel_data().map_err(|e| InstanceError::Unreadable(format!("pixel data: {e}")))?;
         let number = |tag| {

@@ -7,6 +7,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
 use super::derived::is_petal_output;
+use super::header::text;
 
 /// PET Image Storage.
 pub const PET_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.128";
@@ -40,14 +41,6 @@ pub enum SeriesKind {
     Denoisable { expected: Option<u32> },
     /// Stored and served, not denoised; `reason` says why.
     NotDenoised { reason: String },
-}
-
-fn text(object: &InMemDicomObject, tag: dicom_core::Tag) -> Option<String> {
-    object
-        .get(tag)
-        .and_then(|e| e.to_str().ok())
-        .map(|v| v.trim_matches(['\0', ' ']).to_owned())
-        .filter(|v| !v.is_empty())
 }
 
 fn count(object: &InMemDicomObject, tag: dicom_core::Tag) -> Option<u32> {

@@ -6,6 +6,7 @@
 //! be applied to the network's output.
 
 use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
 
 use super::pixels::Frames;
 use super::suv::suv_bw_factor;
@@ -93,9 +94,16 @@ pub struct Volume {
 impl Slice {
     /// Decodes a stored single-frame instance.
     pub fn from_part10(bytes: &[u8]) -> Result<Self, VolumeError> {
+        Self::with_dataset(bytes).map(|(slice, _)| slice)
+    }
+
+    /// Decodes a stored single-frame instance and also returns its data set, for callers
+    /// that go on to read or copy the header (parsing the file once).
+    pub fn with_dataset(bytes: &[u8]) -> Result<(Self, InMemDicomObject), VolumeError> {
         let (frames, object) =
             Frames::decode(bytes).map_err(|e| VolumeError::Unreadable(String::new(), e.to_string()))?;
-        let text = |tag| object.get(tag).and_then(|e| e.to_str().ok()).map(|v| v.trim_matches(['\0', ' ']).to_owned());
+        let object = object.into_inner();
+        let text = |tag| super::header::text(&object, tag);
         let uid = text(tags::SOP_INSTANCE_UID).unwrap_or_default();
         if frames.count != 1 {
             return Err(VolumeError::MultiFrame);
@@ -125,7 +133,7 @@ impl Slice {
             .into_iter()
             .map(|v| v as f32)
             .collect();
-        Ok(Slice {
+        let slice = Slice {
             sop_instance_uid: uid,
             position,
             orientation,
@@ -134,7 +142,8 @@ impl Slice {
             columns: frames.columns,
             values,
             suv_factor: suv_bw_factor(&object),
-        })
+        };
+        Ok((slice, object))
     }
 
     fn normal(&self) -> [f64; 3] {

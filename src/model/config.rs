@@ -42,6 +42,14 @@ pub struct LayerShape {
 /// Side of the square kernels of every layer.
 pub const KERNEL_SIZE: usize = 3;
 
+impl LayerShape {
+    /// Trainable parameters: kernels, biases and BatchNorm γ/β (running statistics excluded).
+    pub fn parameters(&self) -> usize {
+        let conv = self.out_channels * (self.in_channels * KERNEL_SIZE * KERNEL_SIZE + 1);
+        conv + if self.batch_norm { 2 * self.out_channels } else { 0 }
+    }
+}
+
 impl DnCnnConfig {
     /// A config with the paper's widths scaled by `multiplier`.
     pub fn scaled(multiplier: f64) -> Self {
@@ -79,13 +87,7 @@ impl DnCnnConfig {
 
     /// Trainable parameters: kernels, biases and BatchNorm γ/β (running statistics excluded).
     pub fn parameter_count(&self) -> usize {
-        self.layers()
-            .iter()
-            .map(|l| {
-                let conv = l.out_channels * (l.in_channels * KERNEL_SIZE * KERNEL_SIZE + 1);
-                conv + if l.batch_norm { 2 * l.out_channels } else { 0 }
-            })
-            .sum()
+        self.layers().iter().map(LayerShape::parameters).sum()
     }
 
     /// Multiply-adds ×2 per output pixel of one window (all layers), for FLOP figures.

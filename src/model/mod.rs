@@ -9,5 +9,6 @@ pub mod directory;
 pub mod kse;
 pub mod network;
 pub mod onnx;
+pub mod pseudo_random;
 pub mod tgd_mask;
 pub mod weights;

@@ -39,6 +39,13 @@ fn parameters_per_output_channel(layer: &MaskedLayer<'_>) -> usize {
     layer.weights.in_channels * layer.weights.kernel_size + 1 + if layer.batch_norm { 2 } else { 0 }
 }
 
+/// The masks of a model's stored convolutions (as [`super::weights::ModelWeights::convolutions`] gives them).
+pub fn mask_of_convolutions(convs: &[super::weights::NamedConv], phi: f64) -> NetworkMask {
+    let layers: Vec<MaskedLayer<'_>> =
+        convs.iter().map(|c| MaskedLayer { name: &c.name, weights: &c.weights, batch_norm: c.batch_norm }).collect();
+    network_mask(&layers, phi)
+}
+
 /// Computes the masks for threshold `phi` from the KSE of each layer's successor.
 pub fn network_mask(layers: &[MaskedLayer<'_>], phi: f64) -> NetworkMask {
     let scores: Vec<LayerKse> = layers.iter().map(|l| layer_kse(l.weights)).collect();

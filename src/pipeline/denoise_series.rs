@@ -1,6 +1,8 @@
 //! One series through the network: Part 10 instances in, derived Part 10 instances out.
 
 use std::collections::HashMap;
+
+use dicom_object::InMemDicomObject;
 use std::sync::Arc;
 
 use crate::dicom::Uid;
@@ -53,11 +55,13 @@ pub async fn denoise_series(
     sources: &[Vec<u8>],
     settings: &DerivedSeriesSettings,
 ) -> Result<DenoisedSeries, DenoiseError> {
+    // Each source is parsed once: its decoded slice goes into the volume, its data set is
+    // copied into the derived instance.
     let mut slices = Vec::with_capacity(sources.len());
-    let mut by_uid = HashMap::new();
-    for (i, bytes) in sources.iter().enumerate() {
-        let slice = Slice::from_part10(bytes)?;
-        by_uid.insert(slice.sop_instance_uid.clone(), i);
+    let mut datasets = HashMap::new();
+    for bytes in sources {
+        let (slice, dataset) = Slice::with_dataset(bytes)?;
+        datasets.insert(slice.sop_instance_uid.clone(), dataset);
         slices.push(slice);
     }
     let volume = assemble(slices)?;
@@ -68,28 +72,29 @@ pub async fn denoise_series(
     let input = WindowVolume::new(volume.slices.len(), rows, columns, data)?;
     let output = engine.denoise_volume(model.clone(), input).await?.into_data();
 
-    let first = &sources[by_uid.get(&volume.slices[0].sop_instance_uid).copied().unwrap_or(0)];
+    let first = datasets.get(&volume.slices[0].sop_instance_uid).ok_or(VolumeError::Empty)?;
     let derivation = derivation(first, &model, settings)?;
     let plane = rows * columns;
     let mut instances = Vec::with_capacity(volume.slices.len());
     for (z, slice) in volume.slices.iter().enumerate() {
-        let source = &sources[by_uid.get(&slice.sop_instance_uid).copied().unwrap_or(z)];
+        // Duplicate SOP Instance UIDs would have failed assembly (duplicate positions) or
+        // left one data set for two slices; refuse rather than guess.
+        let dataset = datasets.remove(&slice.sop_instance_uid).ok_or_else(|| {
+            VolumeError::Unreadable(slice.sop_instance_uid.clone(), "two slices share this SOP Instance UID".into())
+        })?;
         let values: Vec<f32> = output[z * plane..(z + 1) * plane].iter().map(|v| normalisation.inverse(*v)).collect();
         let uid = Uid::generate_under(&settings.uid_root)?;
-        instances.push(derive_instance(source, &values, uid.as_str(), &derivation)?);
+        instances.push(derive_instance(dataset, &values, uid.as_str(), &derivation)?);
     }
     Ok(DenoisedSeries { series_uid: derivation.series_uid, instances, normalisation })
 }
 
 fn derivation(
-    first_source: &[u8],
+    first_source: &InMemDicomObject,
     model: &StoredModel,
     settings: &DerivedSeriesSettings,
 ) -> Result<Derivation, DenoiseError> {
-    let header = crate::dicom::pixels::Frames::decode(first_source)
-        .map(|(_, object)| object)
-        .map_err(|e| VolumeError::Unreadable(String::new(), e.to_string()))?;
-    let text = |tag| header.get(tag).and_then(|e| e.to_str().ok()).map(|v| v.trim_matches(['\0', ' ']).to_owned());
+    let text = |tag| crate::dicom::header::text(first_source, tag);
     let description = text(dicom_dictionary_std::tags::SERIES_DESCRIPTION).unwrap_or_default();
     let series_number = text(dicom_dictionary_std::tags::SERIES_NUMBER)
         .and_then(|n| n.parse::<i32>().ok())

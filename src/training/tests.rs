@@ -13,7 +13,6 @@ use super::update_plan::{UpdatePlan, UpdateRule};
 use crate::model::backend::CpuBackend;
 use crate::model::config::DnCnnConfig;
 use crate::model::network::DnCnn;
-use crate::model::tgd_mask::{MaskedLayer, network_mask};
 use crate::model::weights::{ModelWeights, Tensor32, expected_tensors, names};
 
 type Ad = Autodiff<CpuBackend>;
@@ -65,10 +64,7 @@ fn alternating_plan(network: &DnCnn<Ad>, rule: UpdateRule) -> UpdatePlan {
 }
 
 fn kse_plan(network: &DnCnn<Ad>, phi: f64, rule: UpdateRule) -> UpdatePlan {
-    let convs = network.to_weights().convolutions().expect("convolutions");
-    let layers: Vec<MaskedLayer<'_>> =
-        convs.iter().map(|c| MaskedLayer { name: &c.name, weights: &c.weights, batch_norm: c.batch_norm }).collect();
-    UpdatePlan::from_mask(&network_mask(&layers, phi), rule)
+    UpdatePlan::from_mask(&super::tgd_passes::kse_mask(network, phi).expect("KSE"), rule)
 }
 
 /// Gradient of the loss w.r.t. `conv{layer}.weight`, as plain values.

@@ -7,15 +7,12 @@ use burn::tensor::backend::AutodiffBackend;
 use super::trainer::{OptimizerSettings, Trainer};
 use super::update_plan::{UpdatePlan, UpdateRule};
 use crate::model::network::DnCnn;
-use crate::model::tgd_mask::{MaskedLayer, NetworkMask, network_mask};
+use crate::model::tgd_mask::{NetworkMask, mask_of_convolutions};
 use crate::model::weights::WeightsError;
 
 /// The TGD mask a network's own KSE gives at threshold `phi`.
 pub fn kse_mask<B: burn::tensor::backend::Backend>(network: &DnCnn<B>, phi: f64) -> Result<NetworkMask, WeightsError> {
-    let convs = network.to_weights().convolutions()?;
-    let layers: Vec<MaskedLayer<'_>> =
-        convs.iter().map(|c| MaskedLayer { name: &c.name, weights: &c.weights, batch_norm: c.batch_norm }).collect();
-    Ok(network_mask(&layers, phi))
+    Ok(mask_of_convolutions(&network.to_weights().convolutions()?, phi))
 }
 
 /// What a TGD^n run did: each pass's mask, and which channels any pass retrained.

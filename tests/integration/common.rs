@@ -10,7 +10,6 @@ use petal::auth::Role;
 use petal::config::{Cli, Command};
 use petal::model::config::DnCnnConfig;
 use petal::model::directory::StoredModel;
-use petal::model::weights::{ModelWeights, Tensor32, expected_tensors};
 use petal::storage::Database;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -213,32 +212,8 @@ pub fn small_model(seed: u64) -> StoredModel {
 
 /// A model of any width with the deterministic pseudo-random weights of [`small_model`].
 pub fn pseudo_random_model(config: DnCnnConfig, seed: u64) -> StoredModel {
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    // splitmix64, mapped to [0, 1).
-    let mut uniform = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32
-    };
-    let mut weights = ModelWeights::default();
-    for (name, shape) in expected_tensors(&config) {
-        let len: usize = shape.iter().product();
-        let values: Vec<f32> = if name.ends_with(".weight") {
-            let bound = 1.0 / ((shape[1] * shape[2] * shape[3]) as f32).sqrt();
-            (0..len).map(|_| (2.0 * uniform() - 1.0) * bound).collect()
-        } else if name.ends_with(".gamma") {
-            (0..len).map(|_| 0.9 + 0.2 * uniform()).collect()
-        } else if name.ends_with(".running_var") {
-            (0..len).map(|_| 0.5 + uniform()).collect()
-        } else {
-            // conv biases, BatchNorm β and running means
-            (0..len).map(|_| (2.0 * uniform() - 1.0) * 0.05).collect()
-        };
-        weights.insert(name, Tensor32::new(shape, values));
-    }
-    StoredModel::new(config, weights).expect("the pseudo-random test model fits its config")
+    petal::model::pseudo_random::pseudo_random_model(config, seed)
+        .expect("the pseudo-random test model fits its config")
 }
 
 /// A base model directory holding [`small_model`]`(1)`, written once per test run.

@@ -38,7 +38,8 @@ fn derived_real_pet_slices_are_valid_and_keep_suv() {
         let (frames, source_object) = Frames::decode(&source).expect("decode source");
         let values: Vec<f32> = frames.frame_values(1).expect("frame").iter().map(|v| (*v * 0.9) as f32).collect();
         let uid = format!("2.25.4242.{}", i + 1);
-        let derived = derive_instance(&source, &values, &uid, &derivation()).expect("derive");
+        let dataset = petal::dicom::header::read_dataset(&source).expect("source data set");
+        let derived = derive_instance(dataset, &values, &uid, &derivation()).expect("derive");
         let path = dir.path().join(format!("derived-{i}.dcm"));
         std::fs::write(&path, &derived).expect("write");
 
