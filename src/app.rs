@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::api::{self, AppState, HttpLimits, HttpMetrics};
 use crate::auth::{self, AdminBootstrap};
 use crate::blobs::BlobStore;
-use crate::config::{AuthMode, ServeArgs};
+use crate::config::{AuthMode, PipelineArgs, ServeArgs};
 use crate::inference::InferenceContext;
 use crate::storage::Database;
 use crate::worker::{Worker, WorkerSettings};
@@ -23,6 +23,7 @@ pub struct Application {
     router: axum::Router,
     state: AppState,
     worker_settings: WorkerSettings,
+    pipeline: PipelineArgs,
 }
 
 impl Application {
@@ -56,13 +57,14 @@ impl Application {
             runs_worker: !config.no_worker,
             inference,
             upload_body_limit: config.http.upload_body_limit,
+            series_rules: config.pipeline.rules(),
         };
         let limits =
             HttpLimits { request_timeout: config.http.request_timeout, json_body_limit: config.http.json_body_limit };
         let router = api::router(state.clone(), &limits);
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
-        Ok(Application { listener, router, state, worker_settings: config.jobs.settings() })
+        Ok(Application { listener, router, state, worker_settings: config.jobs.settings(), pipeline: config.pipeline })
     }
 
     /// The port actually bound (useful with port 0).
@@ -77,7 +79,7 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains in-flight requests and jobs.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, router, state, worker_settings } = self;
+        let Application { listener, router, state, worker_settings, pipeline } = self;
         tracing::info!(
             address = %listener.local_addr().context("reading the bound address")?,
             database = state.db.engine(),
@@ -86,8 +88,16 @@ impl Application {
             "petal is serving"
         );
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker =
-            state.runs_worker.then(|| tokio::spawn(Worker::new(state.db.clone(), worker_settings).run(stop_rx)));
+        let worker = state.runs_worker.then(|| {
+            let jobs = JobRunner {
+                db: state.db.clone(),
+                blobs: state.blobs.clone(),
+                inference: state.inference.clone(),
+                pipeline: pipeline.clone(),
+                worker: worker_settings.clone(),
+            };
+            jobs.spawn(stop_rx)
+        });
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -152,4 +162,41 @@ pub async fn start_inference(db: &Database, settings: &crate::inference::Inferen
         inference.record_base_version(registered.map_err(|e| e.to_string()));
     }
     inference
+}
+
+/// The job-running side of a process (`serve` with its embedded worker, or `worker`).
+pub struct JobRunner {
+    pub db: Database,
+    pub blobs: BlobStore,
+    pub inference: InferenceContext,
+    pub pipeline: PipelineArgs,
+    pub worker: WorkerSettings,
+}
+
+impl JobRunner {
+    /// Starts the worker with every job handler, and the series completion sweeper; both
+    /// stop when `stop` turns true (a running job is finished first).
+    pub fn spawn(self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        use crate::pipeline::{completion, denoise_job};
+        let context = Arc::new(denoise_job::DenoiseJobContext {
+            db: self.db.clone(),
+            blobs: self.blobs,
+            inference: self.inference,
+            naming: self.pipeline.naming(),
+            rules: self.pipeline.rules(),
+        });
+        let worker = Worker::new(self.db.clone(), self.worker.clone())
+            .register(completion::DENOISE_JOB, denoise_job::handler(context));
+        let sweeper = tokio::spawn(completion::run_sweeper(
+            self.db,
+            self.pipeline.completion(),
+            self.worker.poll_interval,
+            stop.clone(),
+        ));
+        tokio::spawn(async move {
+            let outcome = worker.run(stop).await;
+            let _ = sweeper.await;
+            outcome
+        })
+    }
 }

@@ -45,6 +45,92 @@ pub enum Command {
     /// Denoise a folder of DICOM files offline: every static PET series in IN_DIR gets a
     /// derived series in OUT_DIR (no server, no database).
     Denoise(DenoiseArgs),
+    /// Write synthetic whole-body FDG PET studies (DICOM series, ground truth, label maps).
+    Simulate(SimulateArgs),
+    /// Train the base network from simulated v1 data (or real paired series) into a model
+    /// directory; resumes from its last checkpoint.
+    TrainBase(TrainBaseArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainBaseArgs {
+    /// Model directory to write (weights, config, ONNX, report, loss curve); also holds the checkpoints.
+    pub output: PathBuf,
+    /// Width multiplier of the network (1.0 is the paper's; 0.25 is the shipped model's).
+    #[arg(long, default_value_t = 0.25)]
+    pub width_multiplier: f64,
+    /// Training steps.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    /// Patches per step.
+    #[arg(long, default_value_t = crate::training::DEFAULT_BATCH)]
+    pub batch: usize,
+    /// Side of the square patches.
+    #[arg(long, default_value_t = crate::training::DEFAULT_PATCH)]
+    pub patch: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub learning_rate: f64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    /// Seed of the weights, the patch draws and the first simulated patient.
+    #[arg(long, default_value_t = 1000)]
+    pub seed: u64,
+    /// Simulated training patients (one more is simulated and held out).
+    #[arg(long, default_value_t = 6)]
+    pub patients: u64,
+    /// Pixels across each simulated slice.
+    #[arg(long, default_value_t = 96)]
+    pub size: usize,
+    /// Slices per simulated patient.
+    #[arg(long, default_value_t = 32)]
+    pub slices: usize,
+    /// OSEM version of the training data (the paper's v1-net: v1).
+    #[arg(long, value_enum, default_value_t = crate::simulation::ReconVersion::V1)]
+    pub recon: crate::simulation::ReconVersion,
+    /// Full-count scan time of the simulated patients (s per bed).
+    #[arg(long, default_value_t = 120.0)]
+    pub seconds_per_bed: f64,
+    /// Shares of the full counts the noisy inputs are reconstructed from.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.25, 0.5, 1.0])]
+    pub count_levels: Vec<f64>,
+    /// Train on real pairs instead: DIR/<pair>/input and DIR/<pair>/target DICOM series (the last pair is held out).
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Start over even if a checkpoint of the same run exists.
+    #[arg(long)]
+    pub fresh: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Folder to write the studies into (one sub-folder `sim-<seed>` per study).
+    pub output: PathBuf,
+    /// Number of patients (studies), with seeds `--seed`, `--seed + 1`, …
+    #[arg(long, default_value_t = 1)]
+    pub patients: u64,
+    /// Seed of the first patient: the same seed gives the same phantom, counts and files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pixels across each slice (over a 600 mm field of view), e.g. 96, 128 or 192.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Number of axial slices (the phantom spans the thorax to the pelvis whatever the number).
+    #[arg(long, default_value_t = 48)]
+    pub slices: usize,
+    /// Full-count scan time per bed position (s): sets the count level.
+    #[arg(long, default_value_t = 120.0)]
+    pub seconds_per_bed: f64,
+    /// OSEM version: v1 (no resolution modelling, 8 mm filter) or v2 (PSF, no filter).
+    #[arg(long, value_enum, default_value_t = crate::simulation::ReconVersion::V1)]
+    pub recon: crate::simulation::ReconVersion,
+    /// Number of i.i.d. low-count realizations (disjoint parts of the counts).
+    #[arg(long, default_value_t = 10)]
+    pub realizations: usize,
+    /// Share of the full counts in each low-count realization.
+    #[arg(long, default_value_t = 0.1)]
+    pub low_count_fraction: f64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -161,6 +247,55 @@ pub struct ServeArgs {
     pub jobs: JobArgs,
     #[command(flatten)]
     pub inference: InferenceArgs,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
+}
+
+/// What petal does with received series: which are denoised, when a series is complete,
+/// and how derived series name themselves (`serve` and `worker`).
+#[derive(Debug, Clone, Args)]
+pub struct PipelineArgs {
+    #[command(flatten)]
+    pub derived: DerivedSeriesArgs,
+    /// A series counts as complete after this long without a new instance, when its header
+    /// gives no instance count (or the count never arrives).
+    #[arg(long, env = "PETAL_SERIES_QUIET_PERIOD", default_value = "60s", value_parser = parse_duration)]
+    pub series_quiet_period: Duration,
+    /// SeriesDescription markers (comma-separated, any case) of Noise2Noise halves: stored as
+    /// training material, not denoised.
+    #[arg(long, env = "PETAL_N2N_MARKERS", value_delimiter = ',', default_value = "n2n half,noise2noise half")]
+    pub n2n_markers: Vec<String>,
+    /// SeriesDescription markers of low-count realizations: stored, not denoised.
+    #[arg(
+        long,
+        env = "PETAL_LOW_COUNT_MARKERS",
+        value_delimiter = ',',
+        default_value = "low-count,low count,lowcount"
+    )]
+    pub low_count_markers: Vec<String>,
+}
+
+impl PipelineArgs {
+    pub fn rules(&self) -> crate::dicom::series_kind::DescriptionRules {
+        let clean =
+            |markers: &[String]| markers.iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
+        crate::dicom::series_kind::DescriptionRules {
+            n2n_half: clean(&self.n2n_markers),
+            low_count: clean(&self.low_count_markers),
+        }
+    }
+
+    pub fn completion(&self) -> crate::pipeline::completion::CompletionSettings {
+        crate::pipeline::completion::CompletionSettings { quiet_period: self.series_quiet_period, rules: self.rules() }
+    }
+
+    pub fn naming(&self) -> crate::pipeline::denoise_job::DerivedNaming {
+        crate::pipeline::denoise_job::DerivedNaming {
+            uid_root: self.derived.uid_root.clone(),
+            label: self.derived.series_label.clone(),
+            series_number_offset: self.derived.series_number_offset,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Args)]
@@ -256,6 +391,8 @@ pub struct WorkerArgs {
     pub jobs: JobArgs,
     #[command(flatten)]
     pub inference: InferenceArgs,
+    #[command(flatten)]
+    pub pipeline: PipelineArgs,
 }
 
 #[derive(Debug, Clone, Args)]

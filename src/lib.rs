@@ -7,6 +7,7 @@
 //! - [`blobs`]: DICOM instance storage (local directory or S3).
 //! - [`worker`]: the job worker (embedded in `serve`, or alone as `petal worker`).
 //! - [`inference`]: the network run through ONNX Runtime on its own thread, for the worker.
+//! - [`simulation`]: the PET simulator (phantom, projection, counts, OSEM, DICOM studies).
 //! - [`cli`]: the offline subcommands; [`config`]: every option; [`app`]: server assembly.
 
 pub mod api;
@@ -17,10 +18,12 @@ pub mod blobs;
 pub mod cli;
 pub mod config;
 pub mod dicom;
+pub mod evaluation;
 pub mod inference;
 pub mod ingest;
 pub mod model;
 pub mod pipeline;
+pub mod simulation;
 pub mod storage;
 pub mod telemetry;
 pub mod training;

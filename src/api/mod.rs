@@ -15,6 +15,7 @@ mod jobs;
 mod observability;
 mod patients;
 pub mod routes;
+mod series;
 mod tokens;
 
 use std::convert::Infallible;
@@ -54,6 +55,8 @@ pub struct AppState {
     pub inference: InferenceContext,
     /// Largest upload (STOW-RS) body; uploads enforce it themselves while streaming.
     pub upload_body_limit: u64,
+    /// Which series are training material rather than images to denoise (noted at ingest).
+    pub series_rules: crate::dicom::series_kind::DescriptionRules,
 }
 
 /// Limits that differ by kind of traffic.

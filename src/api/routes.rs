@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, audit, dicomweb, health, jobs, patients, tokens};
+use super::{AppState, audit, dicomweb, health, jobs, patients, series, tokens};
 use crate::auth::Role;
 
 /// Who may call an endpoint.
@@ -78,6 +78,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/api/v1/audit", Roles(ADMIN), Json, audit::page),
         Endpoint::get("/api/v1/jobs", Roles(ADMIN), Json, jobs::list),
         Endpoint::get("/api/v1/jobs/{job_id}", Roles(ADMIN), Json, jobs::get),
+        Endpoint::get("/api/v1/series/{series_uid}", Roles(READERS), Json, series::get),
+        Endpoint::post("/api/v1/series/{series_uid}/denoise", Roles(ADMIN), Json, series::denoise),
         Endpoint::get("/api/v1/patients", Roles(READERS), Json, patients::list),
         Endpoint::get("/api/v1/patients/{patient_key}", Roles(READERS), Json, patients::get),
         Endpoint::post("/dicomweb/studies", Roles(STORERS), Upload, dicomweb::stow::store_any),

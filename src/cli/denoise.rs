@@ -63,6 +63,7 @@ pub async fn run(args: &DenoiseArgs) -> anyhow::Result<()> {
         series_number_offset: args.derived.series_number_offset,
         model_version: None,
         device_uid: crate::storage::models::device_uid(&model.sha256, None, None),
+        uid_seed: None,
     };
     let total = series.len();
     let mut failures = 0;

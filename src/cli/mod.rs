@@ -4,7 +4,10 @@
 mod denoise;
 mod healthcheck;
 mod model;
+mod progress;
+mod simulate;
 mod token;
+mod train_base;
 
 use std::process::ExitCode;
 
@@ -37,10 +40,18 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => Application::build(args).await?.run_until_stopped().await?,
         Command::Worker(args) => {
             let db = open_database(&args.database).await?;
-            // Started (and its problems logged) before any job runs; kept for the job handlers.
-            let _inference = crate::app::start_inference(&db, &args.inference.settings()).await;
+            // Started (and its problems logged) before any job runs; shared by the job handlers.
+            let inference = crate::app::start_inference(&db, &args.inference.settings()).await;
+            let blobs = crate::blobs::BlobStore::open(&args.blobs.blob_store).context("opening the blob store")?;
             let (stop_tx, stop_rx) = watch::channel(false);
-            let worker = tokio::spawn(crate::worker::Worker::new(db.clone(), args.jobs.settings()).run(stop_rx));
+            let runner = crate::app::JobRunner {
+                db: db.clone(),
+                blobs,
+                inference,
+                pipeline: args.pipeline.clone(),
+                worker: args.jobs.settings(),
+            };
+            let worker = runner.spawn(stop_rx);
             shutdown_signal().await;
             let _ = stop_tx.send(true);
             worker.await.context("joining the worker")??;
@@ -77,6 +88,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Model(ModelCommand::ImportOnnx { input, out }) => model::import_onnx(&input, &out)?,
         Command::Denoise(args) => denoise::run(&args).await?,
+        Command::TrainBase(args) => {
+            tokio::task::spawn_blocking(move || train_base::run(&args)).await.context("the training stopped")??
+        }
+        Command::Simulate(args) => {
+            tokio::task::spawn_blocking(move || simulate::run(&args)).await.context("the simulation stopped")??
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -70,7 +70,7 @@ pub fn quantise(values: &[f32]) -> Result<(Vec<i16>, f64), DerivedError> {
 }
 
 /// A decimal string of at most 16 characters (DICOM DS).
-fn format_ds(value: f64) -> String {
+pub(crate) fn format_ds(value: f64) -> String {
     for precision in (1..=10).rev() {
         let text = format!("{value:.precision$e}");
         if text.len() <= 16 {

@@ -36,6 +36,8 @@ pub struct ParsedInstance {
     pub study: StudyFacts,
     pub series: SeriesFacts,
     pub image: ImageFacts,
+    /// What decides whether (and when) the series is denoised.
+    pub kind: super::series_kind::KindFacts,
     /// The data set as DICOM JSON (PS3.18 Annex F) without Pixel Data, whose place is
     /// taken by a `BulkDataURI` when served.
     pub metadata: serde_json::Value,
@@ -157,6 +159,7 @@ impl ParsedInstance {
             study,
             series,
             image,
+            kind: super::series_kind::KindFacts::of(object),
             metadata,
         })
     }

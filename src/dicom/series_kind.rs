@@ -47,36 +47,67 @@ fn count(object: &InMemDicomObject, tag: dicom_core::Tag) -> Option<u32> {
     object.get(tag).and_then(|e| e.to_int::<u32>().ok()).filter(|n| *n > 0)
 }
 
+/// The header values that decide a series' kind, read once per instance at ingest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KindFacts {
+    /// ContributingEquipmentSequence names petal (see [`is_petal_output`]).
+    pub petal_output: bool,
+    pub sop_class_uid: String,
+    pub description: String,
+    /// First value of SeriesType, upper case.
+    pub series_type: String,
+    pub time_slices: u32,
+    pub time_slots: u32,
+    /// NumberOfSlices, when present and positive.
+    pub slices: Option<u32>,
+}
+
+impl KindFacts {
+    pub fn of(object: &InMemDicomObject) -> Self {
+        Self {
+            petal_output: is_petal_output(object),
+            sop_class_uid: text(object, tags::SOP_CLASS_UID).unwrap_or_default(),
+            description: text(object, tags::SERIES_DESCRIPTION).unwrap_or_default(),
+            series_type: text(object, tags::SERIES_TYPE)
+                .and_then(|v| v.split('\\').next().map(|s| s.trim().to_uppercase()))
+                .unwrap_or_default(),
+            time_slices: count(object, tags::NUMBER_OF_TIME_SLICES).unwrap_or(1),
+            time_slots: count(object, tags::NUMBER_OF_TIME_SLOTS).unwrap_or(1),
+            slices: count(object, tags::NUMBER_OF_SLICES),
+        }
+    }
+}
+
 /// Classifies the series of `object` (any of its instances).
 pub fn classify(object: &InMemDicomObject, rules: &DescriptionRules) -> SeriesKind {
+    classify_facts(&KindFacts::of(object), rules)
+}
+
+/// Classifies a series from the facts of one of its instances.
+pub fn classify_facts(facts: &KindFacts, rules: &DescriptionRules) -> SeriesKind {
     let not = |reason: &str| SeriesKind::NotDenoised { reason: reason.to_owned() };
-    if is_petal_output(object) {
+    if facts.petal_output {
         return not("derived by petal (ContributingEquipmentSequence names petal): never denoised again");
     }
-    match text(object, tags::SOP_CLASS_UID).as_deref() {
-        Some(PET_IMAGE_STORAGE) => {}
-        Some(ENHANCED_PET_IMAGE_STORAGE) => return not("Enhanced (multi-frame) PET is stored but not denoised"),
+    match facts.sop_class_uid.as_str() {
+        PET_IMAGE_STORAGE => {}
+        ENHANCED_PET_IMAGE_STORAGE => return not("Enhanced (multi-frame) PET is stored but not denoised"),
         _ => return not("not a PET image series"),
     }
-    let description = text(object, tags::SERIES_DESCRIPTION).unwrap_or_default().to_lowercase();
+    let description = facts.description.to_lowercase();
     if rules.n2n_half.iter().any(|m| description.contains(&m.to_lowercase())) {
         return not("a Noise2Noise half (training material for online learning), not denoised");
     }
     if rules.low_count.iter().any(|m| description.contains(&m.to_lowercase())) {
         return not("a low-count realization (training and evaluation material), not denoised");
     }
-    let series_type = text(object, tags::SERIES_TYPE)
-        .and_then(|v| v.split('\\').next().map(|s| s.trim().to_uppercase()))
-        .unwrap_or_default();
-    let time_slices = count(object, tags::NUMBER_OF_TIME_SLICES).unwrap_or(1);
-    let time_slots = count(object, tags::NUMBER_OF_TIME_SLOTS).unwrap_or(1);
-    if series_type == "DYNAMIC" || time_slices > 1 {
+    if facts.series_type == "DYNAMIC" || facts.time_slices > 1 {
         return not("a dynamic series (several time frames): stored but not denoised");
     }
-    if series_type == "GATED" || time_slots > 1 {
+    if facts.series_type == "GATED" || facts.time_slots > 1 {
         return not("a gated series: stored but not denoised");
     }
-    let expected = count(object, tags::NUMBER_OF_SLICES).map(|slices| slices * time_slices * time_slots);
+    let expected = facts.slices.map(|slices| slices * facts.time_slices * facts.time_slots);
     SeriesKind::Denoisable { expected }
 }
 

@@ -74,6 +74,30 @@ impl Uid {
         // No leading zero: the component is random digits below 10^room, made non-zero.
         Uid::parse(&format!("{}.{}", root.0, random.max(1)))
     }
+
+    /// The UID under `root` that `name` always gives (a hash of it, as long as
+    /// [`Self::generate_under`]'s numbers): for work that may be repeated, such as a retried
+    /// job, and must produce the same UIDs again.
+    ///
+    /// ```
+    /// use petal::dicom::Uid;
+    /// let root = Uid::parse("2.25").unwrap();
+    /// let a = Uid::derived_under(&root, "job 7 / series").unwrap();
+    /// assert_eq!(a, Uid::derived_under(&root, "job 7 / series").unwrap());
+    /// assert_ne!(a, Uid::derived_under(&root, "job 8 / series").unwrap());
+    /// ```
+    pub fn derived_under(root: &Uid, name: &str) -> Result<Uid, UidError> {
+        use sha2::{Digest, Sha256};
+        let room = 64usize.saturating_sub(root.0.len() + 1).min(38);
+        if room < 16 {
+            return Err(UidError::RootTooLong);
+        }
+        let digest = Sha256::digest(name.as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        let number = u128::from_be_bytes(bytes) % 10u128.pow(room as u32);
+        Uid::parse(&format!("{}.{}", root.0, number.max(1)))
+    }
 }
 
 impl fmt::Display for Uid {

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::blobs::{BlobError, BlobStore};
+use crate::dicom::series_kind::DescriptionRules;
 use crate::dicom::{InstanceError, ParsedInstance, Uid};
 use crate::storage::index::{self, BlobFacts, Recorded};
 use crate::storage::{Database, StorageError};
@@ -51,8 +52,16 @@ pub struct Receipt {
     pub result: Result<Stored, IngestError>,
 }
 
-/// Stores one instance. `expected_study` is the study named in the request path, if any.
-pub async fn store_instance(db: &Database, blobs: &BlobStore, bytes: Bytes, expected_study: Option<&Uid>) -> Receipt {
+/// Stores one instance and notes it for its series' completion (see
+/// [`crate::pipeline::completion`]). `expected_study` is the study named in the request
+/// path, if any; `rules` tell which series are training material rather than images to denoise.
+pub async fn store_instance(
+    db: &Database,
+    blobs: &BlobStore,
+    bytes: Bytes,
+    expected_study: Option<&Uid>,
+    rules: &DescriptionRules,
+) -> Receipt {
     let bytes = match crate::dicom::part10::normalize(bytes) {
         Ok(bytes) => bytes,
         Err(err) => {
@@ -83,7 +92,13 @@ pub async fn store_instance(db: &Database, blobs: &BlobStore, bytes: Bytes, expe
             };
         }
     };
-    let result = store_parsed(db, blobs, &parsed, bytes, expected_study).await;
+    let mut result = store_parsed(db, blobs, &parsed, bytes, expected_study).await;
+    if let Ok(Stored::New | Stored::Duplicate) = result {
+        // A re-sent instance is noted too, so a series whose tracking failed once recovers.
+        if let Err(err) = crate::pipeline::completion::on_instance_stored(db, &parsed, rules).await {
+            result = Err(IngestError::Index(err));
+        }
+    }
     Receipt {
         sop_class_uid: Some(parsed.sop_class_uid.clone()),
         sop_instance_uid: Some(parsed.sop_instance_uid.to_string()),

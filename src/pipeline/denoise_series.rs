@@ -25,6 +25,19 @@ pub struct DerivedSeriesSettings {
     pub model_version: Option<i64>,
     /// The model version's DICOM UID (DeviceUID).
     pub device_uid: String,
+    /// When set, the derived UIDs are derived from it (and the source UIDs), so repeating
+    /// the work gives the same UIDs; when `None`, they are random.
+    pub uid_seed: Option<String>,
+}
+
+impl DerivedSeriesSettings {
+    /// A UID for `what` (e.g. "series" or a source SOP Instance UID).
+    fn uid_for(&self, what: &str) -> Result<Uid, UidError> {
+        match &self.uid_seed {
+            Some(seed) => Uid::derived_under(&self.uid_root, &format!("{seed}/{what}")),
+            None => Uid::generate_under(&self.uid_root),
+        }
+    }
 }
 
 /// The derived instances and how intensities were handled.
@@ -83,7 +96,7 @@ pub async fn denoise_series(
             VolumeError::Unreadable(slice.sop_instance_uid.clone(), "two slices share this SOP Instance UID".into())
         })?;
         let values: Vec<f32> = output[z * plane..(z + 1) * plane].iter().map(|v| normalisation.inverse(*v)).collect();
-        let uid = Uid::generate_under(&settings.uid_root)?;
+        let uid = settings.uid_for(&slice.sop_instance_uid)?;
         instances.push(derive_instance(dataset, &values, uid.as_str(), &derivation)?);
     }
     Ok(DenoisedSeries { series_uid: derivation.series_uid, instances, normalisation })
@@ -106,7 +119,7 @@ fn derivation(
     // LO holds 64 characters.
     series_description = series_description.chars().take(64).collect();
     Ok(Derivation {
-        series_uid: Uid::generate_under(&settings.uid_root)?.as_str().to_owned(),
+        series_uid: settings.uid_for("series")?.as_str().to_owned(),
         series_number,
         series_description,
         derivation_description: format!(

@@ -3,4 +3,6 @@
 //! the normalisation exactly, and write one derived instance per source slice. The denoise
 //! job handler and `petal denoise` both run this.
 
+pub mod completion;
+pub mod denoise_job;
 pub mod denoise_series;

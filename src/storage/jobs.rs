@@ -194,3 +194,9 @@ pub async fn get(db: &Database, id: &str) -> Result<Option<Job>, StorageError> {
     let sql = select_jobs!("WHERE id = $1");
     Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
 }
+
+/// The queued or running job holding `dedupe_key`, if any.
+pub async fn active_with_key(db: &Database, dedupe_key: &str) -> Result<Option<Job>, StorageError> {
+    let sql = select_jobs!("WHERE dedupe_key = $1 AND state IN ('queued', 'running')");
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(dedupe_key).fetch_optional(pool).await)?)
+}

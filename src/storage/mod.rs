@@ -12,6 +12,7 @@ pub mod jobs;
 pub mod models;
 pub mod patients;
 pub mod search;
+pub mod series_processing;
 pub mod tokens;
 
 use std::str::FromStr;

@@ -7,6 +7,7 @@ pub const DEFAULT_BATCH: usize = 16;
 /// Side of the square training patches (the paper: 32).
 pub const DEFAULT_PATCH: usize = 32;
 
+pub mod base;
 pub mod tgd_passes;
 pub mod trainer;
 pub mod update_plan;

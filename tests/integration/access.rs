@@ -23,6 +23,19 @@ enum Credential {
 async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &str) -> reqwest::RequestBuilder {
     let series = SeriesSpec::new(1);
     let url = match (method, path) {
+        ("POST", "/api/v1/series/{series_uid}/denoise") => {
+            // A series that is complete and has no job yet, so an admin's request queues one.
+            let (status, _, _) = crate::stow::stow(
+                app,
+                &app.admin_token,
+                "/dicomweb/studies",
+                &series.instances().expect("synthetic series"),
+            )
+            .await;
+            assert!(status.is_success(), "fixture series stored");
+            petal::storage::series_processing::complete_quiet(&app.db, i64::MAX).await.expect("complete");
+            path.replace("{series_uid}", &series.series_uid)
+        }
         ("POST", _) => path.replace("{study}", &series.study_uid),
         ("DELETE", "/dicomweb/studies/{study}") => {
             let (status, _, _) = crate::stow::stow(
@@ -40,6 +53,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             .replace("{series}", &stored.series_uid)
             .replace("{instance}", &stored.sop_instance_uid(0))
             .replace("{frames}", "1"),
+        (_, "/api/v1/series/{series_uid}") => path.replace("{series_uid}", &stored.series_uid),
         (_, "/api/v1/jobs/{job_id}") => {
             let payload = serde_json::json!({});
             let job = petal::storage::jobs::NewJob {
@@ -74,6 +88,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
         (Method::POST, "/dicomweb/studies" | "/dicomweb/studies/{study}") => builder
             .header("content-type", multipart_type())
             .body(multipart(&series.instances().expect("synthetic series"))),
+        (Method::POST, "/api/v1/series/{series_uid}/denoise") => builder,
         (Method::POST, other) => panic!("add a request body fixture for POST {other}"),
         _ => builder,
     }
@@ -94,7 +109,8 @@ async fn status_of(
 }
 
 async fn every_route_admits_exactly_its_roles(engine: Engine) {
-    let app = TestApp::spawn(engine).await;
+    // Roles only: no worker, so nothing but the requests changes what is queued.
+    let app = TestApp::spawn_with(engine, &["--no-worker"]).await;
     assert!(app.admin_token.starts_with("petal_"), "the bootstrap admin token was written");
 
     let expired = issue_token(&app.db, "expired", Role::Admin, Some(Utc::now() - Duration::hours(1)), "test")

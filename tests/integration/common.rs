@@ -230,3 +230,13 @@ pub fn base_model_dir() -> &'static Path {
         dir
     })
 }
+
+/// The error lines dicom3tools' dciodvfy prints for a file.
+pub fn dciodvfy_errors(path: &Path) -> Vec<String> {
+    let output = std::process::Command::new("dciodvfy")
+        .arg(path)
+        .output()
+        .expect("run dciodvfy (scripts/setup installs dicom3tools)");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
+    text.lines().filter(|l| l.starts_with("Error")).map(str::to_owned).collect()
+}

@@ -40,6 +40,7 @@ fn settings() -> DerivedSeriesSettings {
         series_number_offset: 1000,
         model_version: Some(1),
         device_uid: "2.25.77".into(),
+        uid_seed: None,
     }
 }
 

@@ -7,6 +7,7 @@ use petal::dicom::derived::{Derivation, derive_instance, is_petal_output};
 use petal::dicom::pixels::Frames;
 use petal::dicom::suv::suv_bw_factor;
 
+use crate::common::dciodvfy_errors;
 use crate::fixtures::real_pet_files;
 
 fn derivation() -> Derivation {
@@ -20,14 +21,6 @@ fn derivation() -> Derivation {
         date: "20261128".into(),
         time: "120000".into(),
     }
-}
-
-/// The error lines dicom3tools' dciodvfy prints for a file.
-fn dciodvfy_errors(path: &std::path::Path) -> Vec<String> {
-    let output =
-        Command::new("dciodvfy").arg(path).output().expect("run dciodvfy (scripts/setup installs dicom3tools)");
-    let text = String::from_utf8_lossy(&output.stderr).into_owned() + &String::from_utf8_lossy(&output.stdout);
-    text.lines().filter(|l| l.starts_with("Error")).map(str::to_owned).collect()
 }
 
 #[test]

@@ -130,7 +130,9 @@ async fn stow(
     match payload {
         Payload::Single => {
             let bytes = read_whole(body, limit).await?;
-            receipts.push(ingest::store_instance(&state.db, &state.blobs, bytes, study.as_ref()).await);
+            receipts.push(
+                ingest::store_instance(&state.db, &state.blobs, bytes, study.as_ref(), &state.series_rules).await,
+            );
         }
         Payload::Multipart(boundary) => {
             let mut reader = MultipartReader::new(body.into_data_stream(), &boundary, limit);
@@ -146,7 +148,10 @@ async fn stow(
                             media.essence
                         )))),
                     },
-                    _ => ingest::store_instance(&state.db, &state.blobs, part.body, study.as_ref()).await,
+                    _ => {
+                        ingest::store_instance(&state.db, &state.blobs, part.body, study.as_ref(), &state.series_rules)
+                            .await
+                    }
                 };
                 receipts.push(receipt);
             }

@@ -1,0 +1,139 @@
+//! `/api/v1/series/{series_uid}`: what petal did with a series (state from receiving to
+//! done, or why it is not denoised; its derived series; the model version used; timings),
+//! and `POST …/denoise` for admins to run it again (e.g. after a new model version).
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::Serialize;
+
+use super::extract::Actor;
+use super::{ApiError, AppState};
+use crate::pipeline::completion::{Enqueued, enqueue_denoise};
+use crate::storage::audit::Outcome;
+use crate::storage::models;
+use crate::storage::series_processing::{self, SeriesProcessing};
+
+/// The model version a series was denoised with.
+#[derive(Debug, Serialize)]
+pub struct ModelUsed {
+    pub id: i64,
+    pub name: String,
+    pub device_uid: String,
+}
+
+/// A derived series of this one.
+#[derive(Debug, Serialize)]
+pub struct DerivedSeries {
+    pub series_uid: String,
+    pub superseded_by: Option<String>,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SeriesStatus {
+    #[serde(flatten)]
+    pub processing: SeriesProcessing,
+    /// JSON of the normalisation, parsed.
+    pub normalisation_used: Option<serde_json::Value>,
+    pub model_version: Option<ModelUsed>,
+    /// Every derived series made from this one, oldest first; the last is current.
+    pub derived_series: Vec<DerivedSeries>,
+    /// Seconds from completion to the job's start, when both are known.
+    pub queue_wait_seconds: Option<f64>,
+}
+
+async fn find(state: &AppState, actor: &Actor, action: &str, series_uid: &str) -> Result<SeriesProcessing, ApiError> {
+    let resource = format!("/api/v1/series/{series_uid}");
+    match series_processing::get(&state.db, series_uid).await? {
+        Some(found) => Ok(found),
+        None => {
+            actor.audit(&state.db, action, &resource, None, Outcome::Failure).await?;
+            Err(ApiError::NotFound("petal has received no instance of this series".to_owned()))
+        }
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(series_uid): Path<String>,
+) -> Result<axum::Json<SeriesStatus>, ApiError> {
+    let processing = find(&state, &actor, "series.read", &series_uid).await?;
+    let model_version = match processing.model_version_id {
+        Some(id) => {
+            models::get(&state.db, id).await?.map(|v| ModelUsed { id: v.id, name: v.name, device_uid: v.device_uid })
+        }
+        None => None,
+    };
+    let derived_series = series_processing::derived_from(&state.db, &series_uid)
+        .await?
+        .into_iter()
+        .map(|d| DerivedSeries {
+            series_uid: d.series_uid,
+            superseded_by: d.superseded_by,
+            created_ms: d.first_instance_ms,
+        })
+        .collect();
+    let queue_wait_seconds = match (processing.completed_ms, processing.started_ms) {
+        (Some(completed), Some(started)) if started >= completed => Some((started - completed) as f64 / 1000.0),
+        _ => None,
+    };
+    let normalisation_used = processing.normalisation.as_deref().and_then(|n| serde_json::from_str(n).ok());
+    actor
+        .audit(
+            &state.db,
+            "series.read",
+            &format!("/api/v1/series/{series_uid}"),
+            Some(&processing.patient_key),
+            Outcome::Success,
+        )
+        .await?;
+    Ok(axum::Json(SeriesStatus { processing, normalisation_used, model_version, derived_series, queue_wait_seconds }))
+}
+
+#[derive(Debug, Serialize)]
+pub struct DenoiseAccepted {
+    pub series_uid: String,
+    pub job_id: String,
+    pub state: &'static str,
+}
+
+pub async fn denoise(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(series_uid): Path<String>,
+) -> Result<(StatusCode, axum::Json<DenoiseAccepted>), ApiError> {
+    let processing = find(&state, &actor, "series.denoise", &series_uid).await?;
+    let resource = format!("/api/v1/series/{series_uid}/denoise");
+    let refuse = |error: ApiError| async {
+        actor.audit(&state.db, "series.denoise", &resource, Some(&processing.patient_key), Outcome::Failure).await?;
+        Err::<(StatusCode, axum::Json<DenoiseAccepted>), ApiError>(error)
+    };
+    match processing.state.as_str() {
+        "not_denoised" => {
+            let reason = processing.reason.clone().unwrap_or_default();
+            return refuse(ApiError::Unprocessable(format!("this series is not denoised: {reason}"))).await;
+        }
+        "receiving" => {
+            let expected = processing.expected_instances.map_or("an unknown number".to_owned(), |n| n.to_string());
+            return refuse(ApiError::Conflict(format!(
+                "the series is still arriving ({} of {expected} instances); it is denoised once complete",
+                processing.received_instances
+            )))
+            .await;
+        }
+        _ => {}
+    }
+    match enqueue_denoise(&state.db, &series_uid, &actor.caller.name).await? {
+        Enqueued::Queued(job_id) => {
+            actor
+                .audit(&state.db, "series.denoise", &resource, Some(&processing.patient_key), Outcome::Success)
+                .await?;
+            Ok((StatusCode::ACCEPTED, axum::Json(DenoiseAccepted { series_uid, job_id, state: "queued" })))
+        }
+        Enqueued::AlreadyActive(job_id) => {
+            refuse(ApiError::Conflict(format!("a denoise job for this series is already queued or running: {job_id}")))
+                .await
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! `petal train-base OUT_DIR`: trains the base network (the paper's v1-net) and writes a
+//! model directory (weights, config, ONNX graph, report with loss curve and held-out
+//! metrics). Resumes from its last checkpoint when run again with the same settings.
+
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::progress::bar;
+use crate::config::TrainBaseArgs;
+use crate::model::config::DnCnnConfig;
+use crate::model::onnx::export_faithful;
+use crate::simulation::Grid;
+use crate::training::base::data::{SimulatedData, dicom_pairs};
+use crate::training::base::loss_plot::{loss_curve_png, running_mean};
+use crate::training::base::report::{ReportContext, evaluate, report_markdown};
+use crate::training::base::{BaseTrainingSettings, TrainingPair, train_base};
+
+pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
+    let command = std::iter::once("petal".to_owned()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
+    let config = DnCnnConfig::scaled(args.width_multiplier);
+    config.validate().context("--width-multiplier")?;
+    let settings = BaseTrainingSettings {
+        config,
+        steps: args.steps,
+        batch: args.batch,
+        patch: args.patch,
+        learning_rate: args.learning_rate,
+        checkpoint_every: args.checkpoint_every,
+        seed: args.seed,
+    };
+    let started = Instant::now();
+    let (pairs, held_out, data_description) = training_data(args)?;
+    println!("petal train-base: {} training pairs ready in {:.0} s", pairs.len(), started.elapsed().as_secs_f64());
+    let fingerprint = serde_json::to_string(&(&settings, &data_description))?;
+    if args.fresh {
+        crate::training::base::checkpoint::clear(&args.output)?;
+    }
+
+    let progress = bar(args.steps as u64, "train-base");
+    let mut recent = Vec::new();
+    let outcome = train_base(&pairs, &settings, &args.output, &fingerprint, &mut |step, loss| {
+        recent.push(loss);
+        if recent.len() > 50 {
+            recent.remove(0);
+        }
+        progress.set_position(step as u64);
+        progress.set_message(format!("loss {:.5}", recent.iter().sum::<f64>() / recent.len() as f64));
+    })?;
+    progress.finish_and_clear();
+    if let Some(step) = outcome.resumed_from {
+        println!("resumed from the checkpoint at step {step}");
+    }
+
+    let metrics = evaluate(&outcome.model, &held_out).context("evaluating on the held-out study")?;
+    let context = ReportContext {
+        command: &command,
+        data: &data_description,
+        seconds: outcome.seconds,
+        device: outcome.device.as_str(),
+        losses: &outcome.losses,
+        held_out: &held_out.name,
+    };
+    let report = report_markdown(&outcome.model, &context, &metrics);
+    let onnx = export_faithful(&outcome.model.config, &outcome.model.weights).context("exporting ONNX")?;
+    outcome.model.save(&args.output, Some(&onnx), Some(&report)).context("writing the model directory")?;
+    std::fs::write(args.output.join("loss.png"), loss_curve_png(&running_mean(&outcome.losses, 1))?)
+        .context("writing loss.png")?;
+    std::fs::write(args.output.join("metrics.json"), serde_json::to_vec_pretty(&metrics)?)
+        .context("writing metrics.json")?;
+    crate::training::base::checkpoint::clear(&args.output)?;
+    println!("{report}");
+    println!("model written to {}", args.output.display());
+    Ok(())
+}
+
+/// Training pairs, the held-out pair, and a description of both for the report.
+fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, TrainingPair, String)> {
+    if let Some(dir) = &args.pairs {
+        let mut pairs = dicom_pairs(dir)?;
+        anyhow::ensure!(pairs.len() >= 2, "{} needs at least two pairs: the last is held out", dir.display());
+        let held_out = pairs.pop().context("a held-out pair")?;
+        let description = format!("{} real pairs from {} (held out: {})", pairs.len(), dir.display(), held_out.name);
+        return Ok((pairs, held_out, description));
+    }
+    let levels = args.count_levels.clone();
+    anyhow::ensure!(levels.iter().all(|l| *l > 0.0 && *l <= 1.0), "--count-levels must lie in (0, 1]");
+    let data = SimulatedData {
+        grid: Grid::new(args.size, args.slices),
+        recon: args.recon,
+        seconds_per_bed: args.seconds_per_bed,
+        count_levels: levels,
+    };
+    let progress = bar(args.patients + 1, "simulating");
+    let mut pairs = Vec::new();
+    for seed in args.seed..args.seed + args.patients {
+        pairs.push(data.pair(seed));
+        progress.inc(1);
+    }
+    let held_out = data.pair(args.seed + args.patients);
+    progress.finish_and_clear();
+    let description = format!(
+        "{} simulated patients (seeds {}..{}), {}×{}×{}, OSEM {}, {} s/bed, inputs at {:?} of the counts, target = noiseless reconstruction",
+        args.patients,
+        args.seed,
+        args.seed + args.patients - 1,
+        args.size,
+        args.size,
+        args.slices,
+        args.recon.name(),
+        args.seconds_per_bed,
+        data.count_levels
+    );
+    Ok((pairs, held_out, description))
+}

@@ -1,0 +1,221 @@
+//! The `series_processing` table: what petal does with each series (DESIGN.md §2.1): how
+//! many instances complete it, its state from receiving to done, its denoise job, and the
+//! derived series that came of it. Every transition is one conditional UPDATE, so two
+//! processes racing on one series cannot both move it.
+
+use sqlx::FromRow;
+
+use super::jobs::now_ms;
+use super::{Database, StorageError, with_pool};
+
+/// A series' processing record, with what the index knows of it.
+#[derive(Debug, Clone, FromRow, serde::Serialize)]
+pub struct SeriesProcessing {
+    pub series_uid: String,
+    pub study_uid: String,
+    pub patient_key: String,
+    pub state: String,
+    pub reason: Option<String>,
+    pub expected_instances: Option<i64>,
+    pub received_instances: i64,
+    pub first_instance_ms: i64,
+    pub last_instance_ms: i64,
+    pub completed_ms: Option<i64>,
+    pub job_id: Option<String>,
+    pub started_ms: Option<i64>,
+    pub finished_ms: Option<i64>,
+    pub inference_ms: Option<i64>,
+    pub derived_series_uid: Option<String>,
+    pub model_version_id: Option<i64>,
+    pub normalisation: Option<String>,
+    pub source_series_uid: Option<String>,
+    pub superseded_by: Option<String>,
+}
+
+/// How a series starts out when its first instance arrives.
+#[derive(Debug, Clone)]
+pub struct FirstSight<'a> {
+    /// `receiving` (to be denoised once complete) or `not_denoised`.
+    pub state: &'a str,
+    pub reason: Option<&'a str>,
+    pub expected_instances: Option<i64>,
+}
+
+/// What a finished denoise job produced.
+#[derive(Debug, Clone)]
+pub struct Denoised<'a> {
+    pub derived_series_uid: &'a str,
+    pub model_version_id: Option<i64>,
+    pub inference_ms: i64,
+    pub normalisation: &'a str,
+}
+
+macro_rules! select_processing {
+    ($rest:literal) => {
+        concat!(
+            "SELECT p.series_uid, se.study_uid, st.patient_key, p.state, p.reason,
+                    CAST(p.expected_instances AS BIGINT) AS expected_instances,
+                    (SELECT COUNT(*) FROM instances i WHERE i.series_uid = p.series_uid) AS received_instances,
+                    p.first_instance_ms, p.last_instance_ms, p.completed_ms, p.job_id, p.started_ms,
+                    p.finished_ms, p.inference_ms, p.derived_series_uid, p.model_version_id, p.normalisation,
+                    p.source_series_uid, p.superseded_by
+             FROM series_processing p
+             JOIN series se ON se.series_uid = p.series_uid
+             JOIN studies st ON st.study_uid = se.study_uid ",
+            $rest
+        )
+    };
+}
+
+/// Notes a newly stored instance: creates the record on the series' first instance, else
+/// moves its last-instance time (the quiet period counts from it).
+pub async fn note_instance(db: &Database, series_uid: &str, first: &FirstSight<'_>) -> Result<(), StorageError> {
+    let now = now_ms();
+    let sql = "INSERT INTO series_processing (series_uid, state, reason, expected_instances, first_instance_ms, last_instance_ms)
+               VALUES ($1, $2, $3, $4, $5, $5)
+               ON CONFLICT (series_uid) DO UPDATE SET last_instance_ms = excluded.last_instance_ms";
+    with_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(series_uid)
+            .bind(first.state)
+            .bind(first.reason)
+            .bind(first.expected_instances)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// Marks the series complete if it is receiving and holds its expected count; returns
+/// whether this call did it (only one caller ever does).
+pub async fn complete_if_counted(db: &Database, series_uid: &str) -> Result<bool, StorageError> {
+    let sql = "UPDATE series_processing SET state = 'complete', completed_ms = $2
+               WHERE series_uid = $1 AND state = 'receiving' AND expected_instances IS NOT NULL
+                 AND (SELECT COUNT(*) FROM instances i WHERE i.series_uid = $1) >= expected_instances";
+    let now = now_ms();
+    let done = with_pool!(db, |pool| sqlx::query(sql)
+        .bind(series_uid)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// Marks complete every receiving series without a new instance since `quiet_since_ms`.
+pub async fn complete_quiet(db: &Database, quiet_since_ms: i64) -> Result<u64, StorageError> {
+    let sql = "UPDATE series_processing SET state = 'complete', completed_ms = $2
+               WHERE state = 'receiving' AND last_instance_ms <= $1";
+    let now = now_ms();
+    let done = with_pool!(db, |pool| sqlx::query(sql)
+        .bind(quiet_since_ms)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done)
+}
+
+/// Series that are complete but have no job yet (just completed, or a process stopped
+/// between completing and enqueueing).
+pub async fn complete_without_job(db: &Database, limit: i64) -> Result<Vec<String>, StorageError> {
+    let sql = "SELECT series_uid FROM series_processing WHERE state = 'complete' ORDER BY completed_ms LIMIT $1";
+    Ok(with_pool!(db, |pool| sqlx::query_scalar(sql).bind(limit).fetch_all(pool).await)?)
+}
+
+/// Records the series' denoise job: `queued`, from any state but `receiving` and `not_denoised`.
+pub async fn mark_queued(db: &Database, series_uid: &str, job_id: &str) -> Result<bool, StorageError> {
+    let sql = "UPDATE series_processing SET state = 'queued', job_id = $2, reason = NULL
+               WHERE series_uid = $1 AND state NOT IN ('receiving', 'not_denoised')";
+    let done = with_pool!(db, |pool| sqlx::query(sql)
+        .bind(series_uid)
+        .bind(job_id)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// The job `job_id` starts on the series; false when the series now belongs to another job.
+pub async fn mark_denoising(db: &Database, series_uid: &str, job_id: &str) -> Result<bool, StorageError> {
+    let sql = "UPDATE series_processing SET state = 'denoising', started_ms = $3, finished_ms = NULL
+               WHERE series_uid = $1 AND job_id = $2 AND state IN ('queued', 'denoising', 'failed')";
+    let now = now_ms();
+    let done = with_pool!(db, |pool| sqlx::query(sql)
+        .bind(series_uid)
+        .bind(job_id)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(done == 1)
+}
+
+/// The series was denoised into `outcome`; earlier derived series of it become superseded.
+pub async fn mark_done(
+    db: &Database,
+    series_uid: &str,
+    job_id: &str,
+    outcome: &Denoised<'_>,
+) -> Result<bool, StorageError> {
+    let now = now_ms();
+    let done_sql = "UPDATE series_processing
+                    SET state = 'done', finished_ms = $3, inference_ms = $4, derived_series_uid = $5,
+                        model_version_id = $6, normalisation = $7, reason = NULL
+                    WHERE series_uid = $1 AND job_id = $2";
+    let derived_sql = "UPDATE series_processing SET source_series_uid = $1 WHERE series_uid = $2";
+    let supersede_sql = "UPDATE series_processing SET superseded_by = $2
+                         WHERE source_series_uid = $1 AND series_uid <> $2 AND superseded_by IS NULL";
+    let done = with_pool!(db, |pool| {
+        async {
+            let mut tx = pool.begin_with(db.begin_write()).await?;
+            let done = sqlx::query(done_sql)
+                .bind(series_uid)
+                .bind(job_id)
+                .bind(now)
+                .bind(outcome.inference_ms)
+                .bind(outcome.derived_series_uid)
+                .bind(outcome.model_version_id)
+                .bind(outcome.normalisation)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(derived_sql).bind(series_uid).bind(outcome.derived_series_uid).execute(&mut *tx).await?;
+            sqlx::query(supersede_sql).bind(series_uid).bind(outcome.derived_series_uid).execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok::<_, sqlx::Error>(done.rows_affected())
+        }
+        .await
+    })?;
+    Ok(done == 1)
+}
+
+/// The series cannot be denoised (e.g. slices missing); `reason` says why.
+pub async fn mark_failed(db: &Database, series_uid: &str, job_id: &str, reason: &str) -> Result<(), StorageError> {
+    let sql = "UPDATE series_processing SET state = 'failed', reason = $3, finished_ms = $4
+               WHERE series_uid = $1 AND job_id = $2";
+    let now = now_ms();
+    with_pool!(db, |pool| {
+        sqlx::query(sql)
+            .bind(series_uid)
+            .bind(job_id)
+            .bind(reason)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+pub async fn get(db: &Database, series_uid: &str) -> Result<Option<SeriesProcessing>, StorageError> {
+    let sql = select_processing!("WHERE p.series_uid = $1");
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(series_uid).fetch_optional(pool).await)?)
+}
+
+/// The derived series made from `source_series_uid`, oldest first.
+pub async fn derived_from(db: &Database, source_series_uid: &str) -> Result<Vec<SeriesProcessing>, StorageError> {
+    let sql = select_processing!("WHERE p.source_series_uid = $1 ORDER BY p.first_instance_ms, p.series_uid");
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(source_series_uid).fetch_all(pool).await)?)
+}

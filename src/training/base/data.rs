@@ -1,0 +1,117 @@
+//! Where the base model's training pairs come from: the simulator (each patient scanned at
+//! several count levels, the target being the reconstruction of noiseless data), or folders
+//! of real paired DICOM series (`<pair>/input/` and `<pair>/target/`).
+
+use std::path::Path;
+
+use anyhow::Context;
+use rayon::prelude::*;
+
+use crate::dicom::volume::{Slice, assemble};
+use crate::simulation::acquisition::ScannerModel;
+use crate::simulation::osem::reconstruct;
+use crate::simulation::{Grid, Image3, ReconVersion, Scan};
+
+/// Masks of a held-out study, for the report's regional means.
+#[derive(Debug, Clone, Default)]
+pub struct TrainingRegions {
+    pub liver: Vec<bool>,
+    pub lesions: Vec<bool>,
+}
+
+/// Inputs at one or more count levels and the target they should map to, all normalised
+/// (SUV) on one grid.
+#[derive(Debug, Clone)]
+pub struct TrainingPair {
+    pub name: String,
+    /// (share of the full counts, or 1 for real pairs; image).
+    pub inputs: Vec<(f64, Image3)>,
+    pub target: Image3,
+    /// Known only for simulated data.
+    pub regions: Option<TrainingRegions>,
+}
+
+/// How simulated training data are made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SimulatedData {
+    pub grid: Grid,
+    pub recon: ReconVersion,
+    pub seconds_per_bed: f64,
+    /// Shares of the full counts the inputs are reconstructed from.
+    pub count_levels: Vec<f64>,
+}
+
+impl SimulatedData {
+    /// The pair of one simulated patient.
+    pub fn pair(&self, seed: u64) -> TrainingPair {
+        let scan = Scan::acquire(seed, self.grid, ScannerModel::default(), self.seconds_per_bed);
+        let recon = self.recon.settings();
+        let target = reconstruct(&scan.system, &scan.noiseless(), &recon, &|| {});
+        let inputs = self
+            .count_levels
+            .par_iter()
+            .enumerate()
+            .map(|(variant, level)| {
+                let counts = if *level >= 1.0 { scan.counts.clone() } else { scan.thinned(*level, variant as u64) };
+                (*level, reconstruct(&scan.system, &counts, &recon, &|| {}))
+            })
+            .collect();
+        let phantom = &scan.phantom;
+        let regions = TrainingRegions {
+            liver: phantom.liver.iter().zip(&phantom.lesions).map(|(l, s)| *l && *s == 0).collect(),
+            lesions: phantom.lesions.iter().map(|l| *l > 0).collect(),
+        };
+        TrainingPair { name: format!("sim-{seed:05}"), inputs, target, regions: Some(regions) }
+    }
+}
+
+/// Reads a DICOM series folder as a normalised volume on a square grid.
+fn read_series(folder: &Path) -> anyhow::Result<Image3> {
+    let mut slices = Vec::new();
+    for entry in std::fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))? {
+        let path = entry?.path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            slices.push(Slice::from_part10(&bytes).with_context(|| format!("decoding {}", path.display()))?);
+        }
+    }
+    let volume = assemble(slices).with_context(|| format!("assembling {}", folder.display()))?;
+    let first = &volume.slices[0];
+    anyhow::ensure!(
+        first.rows == first.columns,
+        "{}: slices are {}×{}, training needs square slices",
+        folder.display(),
+        first.rows,
+        first.columns
+    );
+    let grid = Grid {
+        size: first.rows as usize,
+        slices: volume.slices.len(),
+        pixel_mm: first.pixel_spacing[0],
+        slice_mm: volume.slice_spacing,
+    };
+    let norm = volume.normalisation;
+    let data = volume.slices.iter().flat_map(|s| s.values.iter().map(move |v| norm.forward(*v))).collect();
+    Ok(Image3 { grid, data })
+}
+
+/// Pairs from `dir/<name>/input` and `dir/<name>/target` (same geometry), sorted by name.
+pub fn dicom_pairs(dir: &Path) -> anyhow::Result<Vec<TrainingPair>> {
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("input").is_dir() && p.join("target").is_dir())
+        .collect();
+    names.sort();
+    anyhow::ensure!(!names.is_empty(), "{} holds no <pair>/input and <pair>/target folders", dir.display());
+    names
+        .iter()
+        .map(|path| {
+            let input = read_series(&path.join("input"))?;
+            let target = read_series(&path.join("target"))?;
+            anyhow::ensure!(input.grid == target.grid, "{}: input and target differ in geometry", path.display());
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            Ok(TrainingPair { name, inputs: vec![(1.0, input)], target, regions: None })
+        })
+        .collect()
+}

@@ -1,0 +1,138 @@
+//! The training loop of the base model: Adam on MSE over random patch batches, every
+//! parameter trainable, with a checkpoint every few steps and resumption from the last one.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::Context;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::checkpoint::{self, CheckpointState, LossPoint};
+use super::data::TrainingPair;
+use super::patches::sample_batch;
+use crate::model::backend::TrainingDevice;
+use crate::model::config::DnCnnConfig;
+use crate::model::directory::StoredModel;
+use crate::model::network::DnCnn;
+use crate::training::trainer::{OptimizerSettings, Trainer};
+use crate::training::update_plan::UpdatePlan;
+
+/// How the base model is trained.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BaseTrainingSettings {
+    pub config: DnCnnConfig,
+    pub steps: usize,
+    pub batch: usize,
+    pub patch: usize,
+    pub learning_rate: f64,
+    /// Steps between checkpoints.
+    pub checkpoint_every: usize,
+    /// Seeds the initial weights and the patch draws.
+    pub seed: u64,
+}
+
+/// A finished run.
+#[derive(Debug, Clone)]
+pub struct TrainingOutcome {
+    pub model: StoredModel,
+    pub losses: Vec<LossPoint>,
+    /// Training time over all sessions (s).
+    pub seconds: f64,
+    /// The step a checkpoint let this session start from.
+    pub resumed_from: Option<usize>,
+    pub device: TrainingDevice,
+}
+
+/// Trains (or resumes training) on `pairs`; `fingerprint` names the data and settings so a
+/// checkpoint of another run is never resumed. `on_step` sees (step, loss) after each step.
+pub fn train_base(
+    pairs: &[TrainingPair],
+    settings: &BaseTrainingSettings,
+    checkpoint_dir: &Path,
+    fingerprint: &str,
+    on_step: &mut dyn FnMut(usize, f64),
+) -> anyhow::Result<TrainingOutcome> {
+    anyhow::ensure!(!pairs.is_empty(), "no training pairs");
+    anyhow::ensure!(settings.batch > 0 && settings.patch >= 8, "batch must be positive and patch at least 8");
+    let smallest = pairs.iter().map(|p| p.target.grid.size).min().unwrap_or(0);
+    anyhow::ensure!(smallest >= settings.patch, "patches of {} pixels do not fit slices of {smallest}", settings.patch);
+    settings.config.validate()?;
+    match TrainingDevice::choose() {
+        TrainingDevice::Cpu => train_on::<crate::model::backend::CpuTrainingBackend>(
+            pairs,
+            settings,
+            checkpoint_dir,
+            fingerprint,
+            on_step,
+            TrainingDevice::Cpu,
+        ),
+        #[cfg(feature = "cuda")]
+        TrainingDevice::Cuda => train_on::<crate::model::backend::CudaTrainingBackend>(
+            pairs,
+            settings,
+            checkpoint_dir,
+            fingerprint,
+            on_step,
+            TrainingDevice::Cuda,
+        ),
+        #[cfg(not(feature = "cuda"))]
+        TrainingDevice::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+    }
+}
+
+fn train_on<B: AutodiffBackend>(
+    pairs: &[TrainingPair],
+    settings: &BaseTrainingSettings,
+    checkpoint_dir: &Path,
+    fingerprint: &str,
+    on_step: &mut dyn FnMut(usize, f64),
+    device_kind: TrainingDevice,
+) -> anyhow::Result<TrainingOutcome> {
+    let device = B::Device::default();
+    let resumed = checkpoint::load(checkpoint_dir)?.filter(|(_, state)| state.fingerprint == fingerprint);
+    let (network, mut state, resumed_from) = match resumed {
+        Some((model, state)) => {
+            tracing::info!(step = state.step, "resuming base-model training from its checkpoint");
+            let network = DnCnn::<B>::from_weights(&settings.config, &model.weights, &device)
+                .context("loading the checkpoint's weights")?;
+            let step = state.step;
+            (network, state, Some(step))
+        }
+        None => {
+            B::seed(&device, settings.seed);
+            let state =
+                CheckpointState { step: 0, losses: Vec::new(), seconds: 0.0, fingerprint: fingerprint.to_owned() };
+            (DnCnn::<B>::init(&settings.config, &device), state, None)
+        }
+    };
+    let plan = UpdatePlan::everything(&network);
+    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, weight_decay: 0.0 };
+    let mut trainer = Trainer::new(network, plan, optimizer, &device);
+    let mut session_started = Instant::now();
+    let mut seconds_before = state.seconds;
+    while state.step < settings.steps {
+        // One random stream per step: a resumed run draws exactly the patches it would have.
+        let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ state.step as u64);
+        let batch = sample_batch(pairs, settings.batch, settings.patch, settings.config.input_slices, &mut rng);
+        let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
+        let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
+        let loss = trainer.step(input, target);
+        anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {}: lower the learning rate", state.step);
+        state.step += 1;
+        state.losses.push(LossPoint { step: state.step, loss });
+        on_step(state.step, loss);
+        if state.step % settings.checkpoint_every.max(1) == 0 || state.step == settings.steps {
+            state.seconds = seconds_before + session_started.elapsed().as_secs_f64();
+            seconds_before = state.seconds;
+            session_started = Instant::now();
+            let model = StoredModel::new(settings.config.clone(), trainer.network().to_weights())?;
+            checkpoint::save(checkpoint_dir, &model, &state)?;
+        }
+    }
+    state.seconds = seconds_before + session_started.elapsed().as_secs_f64();
+    let model = StoredModel::new(settings.config.clone(), trainer.network().to_weights())?;
+    Ok(TrainingOutcome { model, losses: state.losses, seconds: state.seconds, resumed_from, device: device_kind })
+}

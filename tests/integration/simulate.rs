@@ -1,0 +1,140 @@
+//! `petal simulate` end to end: the real binary writes a study, and its DICOM is checked with
+//! dicom3tools, read back through petal's volume assembly, and compared with the truth.
+
+use std::path::Path;
+use std::process::Command;
+
+use petal::dicom::volume::{Slice, assemble};
+use petal::simulation::Grid;
+use petal::simulation::study::{TruthSidecar, read_f32_volume};
+
+use crate::common::{dciodvfy_errors, petal_binary};
+
+fn simulate(output: &Path, seed: u64, extra: &[&str]) {
+    let status = Command::new(petal_binary())
+        .args(["simulate", "--size", "64", "--slices", "8", "--realizations", "2", "--low-count-fraction", "0.25"])
+        .args(["--seed", &seed.to_string()])
+        .args(extra)
+        .arg(output)
+        .status()
+        .expect("run petal simulate");
+    assert!(status.success(), "petal simulate failed");
+}
+
+fn dicom_files(folder: &Path) -> Vec<std::path::PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(folder)
+        .expect("series folder")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_simulated_study_is_valid_dicom_with_suv_one_in_soft_tissue() {
+    let dir = tempfile::tempdir().expect("dir");
+    simulate(dir.path(), 7, &[]);
+    let study = dir.path().join("sim-00007");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(study.join("study.json")).expect("manifest")).expect("json");
+    let folders: Vec<&str> =
+        manifest["series"].as_array().expect("series").iter().map(|s| s["folder"].as_str().expect("folder")).collect();
+    assert_eq!(folders, ["full-count", "n2n-half-a", "n2n-half-b", "low-count-01", "low-count-02"]);
+    let descriptions: Vec<&str> = manifest["series"]
+        .as_array()
+        .expect("series")
+        .iter()
+        .map(|s| s["description"].as_str().expect("text"))
+        .collect();
+    assert_eq!(descriptions[1], "PET WB FDG v1 N2N half A");
+    assert_eq!(descriptions[3], "PET WB FDG v1 low-count 25% r01");
+
+    // dicom3tools finds no error in any file of any series.
+    for folder in &folders {
+        let files = dicom_files(&study.join(folder));
+        assert_eq!(files.len(), 8, "{folder}: one file per slice");
+        for file in &files {
+            let errors = dciodvfy_errors(file);
+            assert!(errors.is_empty(), "dciodvfy on {}: {errors:?}", file.display());
+        }
+    }
+
+    // SUVbw from the header: soft tissue reads its true SUV (≈ 1), the liver its own.
+    let truth: TruthSidecar =
+        serde_json::from_slice(&std::fs::read(study.join("truth/truth.json")).expect("sidecar")).expect("json");
+    let grid: Grid = truth.grid;
+    let activity = read_f32_volume(&study.join("truth").join(&truth.activity), grid).expect("truth");
+    let slices: Vec<Slice> = dicom_files(&study.join("full-count"))
+        .iter()
+        .map(|f| Slice::from_part10(&std::fs::read(f).expect("read")).expect("slice"))
+        .collect();
+    let volume = assemble(slices).expect("the full-count series is a volume");
+    let factor = volume.slices[0].suv_factor.expect("the header allows SUVbw");
+    // Sorted along the normal: slice 0 of the volume is the most inferior, as in the truth.
+    let suv: Vec<f32> =
+        volume.slices.iter().flat_map(|s| s.values.iter().map(move |v| (f64::from(*v) * factor) as f32)).collect();
+    let region_mean = |target: f64| {
+        let n = grid.size;
+        let mask: Vec<bool> = (0..grid.voxels())
+            .map(|i| {
+                let (x, y, z) = (i % n, (i / n) % n, i / (n * n));
+                // Away from organ edges (blur and post-filter spread them): all neighbours within 2 pixels agree.
+                (2..n - 2).contains(&x)
+                    && (2..n - 2).contains(&y)
+                    && (-2i64..=2).all(|dy| {
+                        (-2i64..=2).all(|dx| {
+                            let j = (z * n + (y as i64 + dy) as usize) * n + (x as i64 + dx) as usize;
+                            (f64::from(activity.data[j]) - target).abs() < 1e-5
+                        })
+                    })
+            })
+            .collect();
+        let count = mask.iter().filter(|m| **m).count();
+        assert!(count > 50, "enough voxels of SUV {target}: {count}");
+        suv.iter().zip(&mask).filter(|(_, m)| **m).map(|(v, _)| f64::from(*v)).sum::<f64>() / count as f64
+    };
+    let soft = region_mean(truth.uptake.soft_tissue);
+    assert!(
+        (soft / truth.uptake.soft_tissue - 1.0).abs() < 0.1,
+        "soft tissue SUV {soft} vs true {}",
+        truth.uptake.soft_tissue
+    );
+    assert!((0.8..1.2).contains(&soft), "soft tissue SUV {soft} is not ≈ 1");
+    let liver = region_mean(truth.uptake.liver);
+    assert!((liver / truth.uptake.liver - 1.0).abs() < 0.1, "liver SUV {liver} vs true {}", truth.uptake.liver);
+}
+
+#[test]
+fn the_same_seed_writes_the_same_files() {
+    let (first, second) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    simulate(first.path(), 3, &["--recon", "v2"]);
+    simulate(second.path(), 3, &["--recon", "v2"]);
+    for folder in ["full-count", "n2n-half-b", "low-count-02"] {
+        let (a, b) = (
+            dicom_files(&first.path().join("sim-00003").join(folder)),
+            dicom_files(&second.path().join("sim-00003").join(folder)),
+        );
+        assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            assert!(
+                std::fs::read(x).expect("a") == std::fs::read(y).expect("b"),
+                "{} differs between runs",
+                x.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn impossible_realizations_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().expect("dir");
+    let output = Command::new(petal_binary())
+        .args(["simulate", "--size", "32", "--slices", "4", "--realizations", "5", "--low-count-fraction", "0.5"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("disjoint parts"), "{stderr}");
+}
