@@ -50,6 +50,30 @@ pub enum Command {
     /// Train the base network from simulated v1 data (or real paired series) into a model
     /// directory; resumes from its last checkpoint.
     TrainBase(TrainBaseArgs),
+    /// Post a simulated study to a running petal and print where its denoised series is.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The running petal.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// File holding an admin token (the one `petal serve` writes on first start).
+    #[arg(long, default_value = "petal-data/admin-token")]
+    pub token_file: PathBuf,
+    /// Seed of the simulated patient.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Pixels across each slice.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Number of slices.
+    #[arg(long, default_value_t = 32)]
+    pub slices: usize,
+    /// How long to wait for the derived series.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_seconds: u64,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -485,6 +509,8 @@ pub enum BenchCommand {
     TrainStep(crate::bench::train_step::TrainStepBenchArgs),
     /// Whole-volume inference: petal's engine vs Python onnxruntime, against the machine's GEMM rate.
     Inference(crate::bench::inference::InferenceBenchArgs),
+    /// The denoise pipeline on a simulated series, next to the raw inference engine (its overhead).
+    Denoise(crate::bench::denoise::DenoiseBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

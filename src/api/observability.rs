@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{DefaultOnRequest, MakeSpan, TraceLayer};
 use tracing::{Level, Span};
@@ -22,6 +22,8 @@ pub struct HttpMetrics {
     registry: Registry,
     requests: IntCounterVec,
     latency: HistogramVec,
+    /// Jobs in the shared queue by kind and state, read from the database at each scrape.
+    jobs: IntGaugeVec,
 }
 
 impl HttpMetrics {
@@ -39,9 +41,14 @@ impl HttpMetrics {
             .buckets(vec![0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0]),
             &["method", "path"],
         )?;
+        let jobs = IntGaugeVec::new(
+            Opts::new("petal_jobs", "Jobs in the shared queue by kind and state."),
+            &["kind", "state"],
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
-        Ok(HttpMetrics { registry, requests, latency })
+        registry.register(Box::new(jobs.clone()))?;
+        Ok(HttpMetrics { registry, requests, latency, jobs })
     }
 
     /// The registry, for other parts (jobs, inference) to add their own metrics.
@@ -49,11 +56,21 @@ impl HttpMetrics {
         &self.registry
     }
 
-    /// Prometheus text exposition of everything registered.
+    /// Sets the job gauge to the queue's current counts.
+    pub fn set_job_counts(&self, counts: &[(String, String, i64)]) {
+        self.jobs.reset();
+        for (kind, state, count) in counts {
+            self.jobs.with_label_values(&[kind.as_str(), state.as_str()]).set(*count);
+        }
+    }
+
+    /// Prometheus text exposition of this server's metrics and the process's job metrics.
     pub fn render(&self) -> String {
         let mut buffer = Vec::new();
+        let mut families = self.registry.gather();
+        families.extend(prometheus::default_registry().gather());
         // Encoding into a Vec cannot fail for well-formed metric families.
-        if let Err(err) = TextEncoder::new().encode(&self.registry.gather(), &mut buffer) {
+        if let Err(err) = TextEncoder::new().encode(&families, &mut buffer) {
             tracing::warn!(error = %err, "encoding metrics");
         }
         String::from_utf8_lossy(&buffer).into_owned()

@@ -124,7 +124,7 @@ pub async fn denoise(
         }
         _ => {}
     }
-    match enqueue_denoise(&state.db, &series_uid, &actor.caller.name).await? {
+    match enqueue_denoise(&state.db, &series_uid, &actor.caller.name, true).await? {
         Enqueued::Queued(job_id) => {
             actor
                 .audit(&state.db, "series.denoise", &resource, Some(&processing.patient_key), Outcome::Success)
@@ -134,6 +134,12 @@ pub async fn denoise(
         Enqueued::AlreadyActive(job_id) => {
             refuse(ApiError::Conflict(format!("a denoise job for this series is already queued or running: {job_id}")))
                 .await
+        }
+        Enqueued::NotEligible => {
+            refuse(ApiError::Conflict(
+                "the series is already queued or being denoised; try again once it is done".into(),
+            ))
+            .await
         }
     }
 }

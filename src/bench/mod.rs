@@ -2,6 +2,7 @@
 //! Each prints the command line and the machine with its figures, ready for
 //! docs/benchmarks.md.
 
+pub mod denoise;
 pub mod inference;
 pub mod stow;
 pub mod train_step;

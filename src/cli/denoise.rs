@@ -66,17 +66,24 @@ pub async fn run(args: &DenoiseArgs) -> anyhow::Result<()> {
         uid_seed: None,
     };
     let total = series.len();
+    let slices: usize = series
+        .iter()
+        .filter(|(uid, _)| matches!(kinds.get(*uid), Some(SeriesKind::Denoisable { .. })))
+        .map(|(_, sources)| sources.len())
+        .sum();
+    let bar = super::progress::bar(slices as u64, "denoise");
     let mut failures = 0;
     for (n, (uid, sources)) in series.iter().enumerate() {
         let progress = format!("[{}/{total}]", n + 1);
         match kinds.get(uid) {
             Some(SeriesKind::Denoisable { .. }) => {}
             Some(SeriesKind::NotDenoised { reason }) => {
-                println!("{progress} series {uid}: skipped: {reason}");
+                bar.suspend(|| println!("{progress} series {uid}: skipped: {reason}"));
                 continue;
             }
             None => continue,
         }
+        bar.set_message(format!("series {}", n + 1));
         let started = Instant::now();
         match denoise_series(&engine, model.clone(), sources, &derived_settings).await {
             Ok(result) => {
@@ -86,19 +93,23 @@ pub async fn run(args: &DenoiseArgs) -> anyhow::Result<()> {
                     let path = dir.join(format!("{:04}.dcm", i + 1));
                     std::fs::write(&path, instance).with_context(|| format!("writing {}", path.display()))?;
                 }
-                println!(
-                    "{progress} series {uid}: {} slices denoised in {:.1} s -> {}",
-                    result.instances.len(),
-                    started.elapsed().as_secs_f64(),
-                    dir.display()
-                );
+                bar.suspend(|| {
+                    println!(
+                        "{progress} series {uid}: {} slices denoised in {:.1} s -> {}",
+                        result.instances.len(),
+                        started.elapsed().as_secs_f64(),
+                        dir.display()
+                    )
+                });
             }
             Err(err) => {
                 failures += 1;
-                println!("{progress} series {uid}: not denoised: {err}");
+                bar.suspend(|| println!("{progress} series {uid}: not denoised: {err}"));
             }
         }
+        bar.inc(sources.len() as u64);
     }
+    bar.finish_and_clear();
     anyhow::ensure!(failures == 0, "{failures} series could not be denoised (reasons above)");
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Subcommands of the `petal` binary. Each returns an error with context; `run` turns it
 //! into a message on stderr and a non-zero exit code.
 
+mod demo;
 mod denoise;
 mod healthcheck;
 mod model;
@@ -72,6 +73,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Healthcheck(args) => return Ok(healthcheck::run(&args).await),
         Command::Bench(BenchCommand::Stow(args)) => crate::bench::stow::run(&args).await?,
         Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference::run(&args).await?,
+        Command::Bench(BenchCommand::Denoise(args)) => crate::bench::denoise::run(&args).await?,
         Command::Bench(BenchCommand::TrainStep(args)) => {
             tokio::task::spawn_blocking(move || crate::bench::train_step::run(&args))
                 .await
@@ -88,6 +90,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Model(ModelCommand::ImportOnnx { input, out }) => model::import_onnx(&input, &out)?,
         Command::Denoise(args) => denoise::run(&args).await?,
+        Command::Demo(args) => demo::run(&args).await?,
         Command::TrainBase(args) => {
             tokio::task::spawn_blocking(move || train_base::run(&args)).await.context("the training stopped")??
         }

@@ -12,7 +12,7 @@ use crate::model::config::DnCnnConfig;
 use crate::model::onnx::export_faithful;
 use crate::simulation::Grid;
 use crate::training::base::data::{SimulatedData, dicom_pairs};
-use crate::training::base::loss_plot::{loss_curve_png, running_mean};
+use crate::training::base::loss_plot::loss_curve_png;
 use crate::training::base::report::{ReportContext, evaluate, report_markdown};
 use crate::training::base::{BaseTrainingSettings, TrainingPair, train_base};
 
@@ -32,7 +32,15 @@ pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let (pairs, held_out, data_description) = training_data(args)?;
     println!("petal train-base: {} training pairs ready in {:.0} s", pairs.len(), started.elapsed().as_secs_f64());
-    let fingerprint = serde_json::to_string(&(&settings, &data_description))?;
+    // Everything but the step count: a run asked for more steps resumes where it stopped.
+    let fingerprint = serde_json::to_string(&(
+        &settings.config,
+        settings.batch,
+        settings.patch,
+        settings.learning_rate,
+        settings.seed,
+        &data_description,
+    ))?;
     if args.fresh {
         crate::training::base::checkpoint::clear(&args.output)?;
     }
@@ -64,10 +72,12 @@ pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
     let report = report_markdown(&outcome.model, &context, &metrics);
     let onnx = export_faithful(&outcome.model.config, &outcome.model.weights).context("exporting ONNX")?;
     outcome.model.save(&args.output, Some(&onnx), Some(&report)).context("writing the model directory")?;
-    std::fs::write(args.output.join("loss.png"), loss_curve_png(&running_mean(&outcome.losses, 1))?)
-        .context("writing loss.png")?;
+    std::fs::write(args.output.join("loss.png"), loss_curve_png(&outcome.losses)?).context("writing loss.png")?;
     std::fs::write(args.output.join("metrics.json"), serde_json::to_vec_pretty(&metrics)?)
         .context("writing metrics.json")?;
+    let history = serde_json::json!({ "seconds": outcome.seconds, "losses": outcome.losses });
+    std::fs::write(args.output.join("training.json"), serde_json::to_vec(&history)?)
+        .context("writing training.json")?;
     crate::training::base::checkpoint::clear(&args.output)?;
     println!("{report}");
     println!("model written to {}", args.output.display());

@@ -151,7 +151,13 @@ fn denoise<D: Denoiser>(
     volume: &Volume,
     batch: usize,
 ) -> Result<Volume, InferenceError> {
-    let output = denoise_in_windows(volume, model.config.input_slices, batch, |windows| denoiser.run(model, windows))?;
+    let slab_seconds = &crate::telemetry::job_metrics().slab_seconds;
+    let output = denoise_in_windows(volume, model.config.input_slices, batch, |windows| {
+        let started = Instant::now();
+        let result = denoiser.run(model, windows);
+        slab_seconds.observe(started.elapsed().as_secs_f64());
+        result
+    })?;
     if output.data().iter().any(|v| !v.is_finite()) && volume.data().iter().all(|v| v.is_finite()) {
         return Err(InferenceError::NotFinite);
     }

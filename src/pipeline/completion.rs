@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use crate::dicom::ParsedInstance;
 use crate::dicom::series_kind::{DescriptionRules, SeriesKind, classify_facts};
 use crate::storage::jobs::{self, NewJob, now_ms};
-use crate::storage::series_processing::{self, FirstSight};
+use crate::storage::series_processing::{self, FirstSight, Queued};
 use crate::storage::{Database, StorageError};
 
 /// Kind of the job that denoises one series.
@@ -45,6 +45,8 @@ pub enum Enqueued {
     Queued(String),
     /// A job for the series is already queued or running.
     AlreadyActive(String),
+    /// The series is not in a state to be queued (e.g. another caller queued it first).
+    NotEligible,
 }
 
 fn dedupe_key(series_uid: &str) -> String {
@@ -74,14 +76,19 @@ pub async fn on_instance_stored(
     };
     series_processing::note_instance(db, series_uid, &first).await?;
     if series_processing::complete_if_counted(db, series_uid).await? {
-        enqueue_denoise(db, series_uid, "petal").await?;
+        enqueue_denoise(db, series_uid, "petal", false).await?;
     }
     Ok(())
 }
 
-/// Enqueues a denoise job for the series (at most one is active per series) and marks the
-/// series queued.
-pub async fn enqueue_denoise(db: &Database, series_uid: &str, requested_by: &str) -> Result<Enqueued, StorageError> {
+/// Queues a denoise job for the series (at most one is active per series): automatically
+/// from `complete`, or as an admin's re-run (`rerun`) also from `done` or `failed`.
+pub async fn enqueue_denoise(
+    db: &Database,
+    series_uid: &str,
+    requested_by: &str,
+    rerun: bool,
+) -> Result<Enqueued, StorageError> {
     let key = dedupe_key(series_uid);
     let payload = serde_json::to_value(DenoisePayload {
         series_uid: series_uid.to_owned(),
@@ -95,21 +102,14 @@ pub async fn enqueue_denoise(db: &Database, series_uid: &str, requested_by: &str
         dedupe_key: Some(&key),
         max_attempts: DENOISE_MAX_ATTEMPTS,
     };
-    let enqueued = match jobs::enqueue(db, &job).await? {
-        Some(id) => Enqueued::Queued(id),
-        None => match jobs::active_with_key(db, &key).await? {
+    Ok(match series_processing::queue_job(db, series_uid, &job, rerun).await? {
+        Queued::Job(id) => Enqueued::Queued(id),
+        Queued::AlreadyActive => match jobs::active_with_key(db, &key).await? {
             Some(active) => Enqueued::AlreadyActive(active.id),
-            // The active job finished in between: try once more.
-            None => match jobs::enqueue(db, &job).await? {
-                Some(id) => Enqueued::Queued(id),
-                None => return Err(StorageError::Corrupt(format!("cannot enqueue a denoise job for {series_uid}"))),
-            },
+            None => Enqueued::NotEligible,
         },
-    };
-    if let Enqueued::Queued(id) = &enqueued {
-        series_processing::mark_queued(db, series_uid, id).await?;
-    }
-    Ok(enqueued)
+        Queued::NotEligible => Enqueued::NotEligible,
+    })
 }
 
 /// One pass: completes quiet series and enqueues every complete series that has no job.
@@ -121,7 +121,7 @@ pub async fn sweep(db: &Database, settings: &CompletionSettings) -> Result<usize
     }
     let waiting = series_processing::complete_without_job(db, 100).await?;
     for series_uid in &waiting {
-        enqueue_denoise(db, series_uid, "petal").await?;
+        enqueue_denoise(db, series_uid, "petal", false).await?;
     }
     Ok(waiting.len())
 }

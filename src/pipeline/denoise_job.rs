@@ -123,7 +123,6 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
         }
         Err(err) => return Err(err).context("denoising the series"),
     };
-    let inference_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let study = Uid::parse(&series.study_uid).context("the stored study UID")?;
     for instance in denoised.instances {
         let receipt =
@@ -133,6 +132,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
             Err(err) => return Err(err).context("storing a derived instance"),
         }
     }
+    let inference_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
     let normalisation = serde_json::to_string(&denoised.normalisation)?;
     let outcome = Denoised {
         derived_series_uid: &denoised.series_uid,
@@ -141,6 +141,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
         normalisation: &normalisation,
     };
     series_processing::mark_done(db, &series.series_uid, &job.id, &outcome).await?;
+    crate::telemetry::job_metrics().series_seconds.observe(inference_ms as f64 / 1000.0);
     tracing::info!(slices = stored.len(), inference_ms, "series denoised");
     Ok(())
 }

@@ -58,34 +58,46 @@ macro_rules! select_jobs {
     };
 }
 
+/// The statement that adds a job; nothing is added while an active job holds its dedupe key.
+pub(super) const INSERT_SQL: &str =
+    "INSERT INTO jobs (id, kind, priority, payload, dedupe_key, state, max_attempts, run_after_ms, created_ms)
+     VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $7)
+     ON CONFLICT DO NOTHING";
+
+/// Binds (id, job, now) to [`INSERT_SQL`] in its placeholder order, for a pool or a transaction.
+macro_rules! bind_new_job {
+    ($query:expr, $id:expr, $job:expr, $now:expr) => {
+        $query
+            .bind($id)
+            .bind($job.kind)
+            .bind($job.priority)
+            .bind($job.payload.to_string())
+            .bind($job.dedupe_key)
+            .bind($job.max_attempts)
+            .bind($now)
+    };
+}
+pub(super) use bind_new_job;
+
+/// Wakes listening workers at once (PostgreSQL); they poll as well, so a lost notification only delays.
+pub(super) async fn notify(db: &Database, kind: &str) -> Result<(), StorageError> {
+    if let Database::Postgres(pool) = db {
+        sqlx::query("SELECT pg_notify($1, $2)").bind(NOTIFY_CHANNEL).bind(kind).execute(pool).await?;
+    }
+    Ok(())
+}
+
 /// Adds a job; returns its id, or `None` when an active job already has its dedupe key.
 pub async fn enqueue(db: &Database, job: &NewJob<'_>) -> Result<Option<String>, StorageError> {
     let id = uuid::Uuid::new_v4().to_string();
     let now = now_ms();
-    let sql =
-        "INSERT INTO jobs (id, kind, priority, payload, dedupe_key, state, max_attempts, run_after_ms, created_ms)
-               VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $7)
-               ON CONFLICT DO NOTHING";
     let inserted = with_pool!(db, |pool| {
-        sqlx::query(sql)
-            .bind(&id)
-            .bind(job.kind)
-            .bind(job.priority)
-            .bind(job.payload.to_string())
-            .bind(job.dedupe_key)
-            .bind(job.max_attempts)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
+        bind_new_job!(sqlx::query(INSERT_SQL), &id, job, now).execute(pool).await.map(|r| r.rows_affected())
     })?;
     if inserted == 0 {
         return Ok(None);
     }
-    if let Database::Postgres(pool) = db {
-        // Wake listening workers at once; they poll as well, so a lost notification only delays.
-        sqlx::query("SELECT pg_notify($1, $2)").bind(NOTIFY_CHANNEL).bind(job.kind).execute(pool).await?;
-    }
+    notify(db, job.kind).await?;
     Ok(Some(id))
 }
 
@@ -199,4 +211,10 @@ pub async fn get(db: &Database, id: &str) -> Result<Option<Job>, StorageError> {
 pub async fn active_with_key(db: &Database, dedupe_key: &str) -> Result<Option<Job>, StorageError> {
     let sql = select_jobs!("WHERE dedupe_key = $1 AND state IN ('queued', 'running')");
     Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(dedupe_key).fetch_optional(pool).await)?)
+}
+
+/// Number of jobs per (kind, state), for the metrics.
+pub async fn counts(db: &Database) -> Result<Vec<(String, String, i64)>, StorageError> {
+    let sql = "SELECT kind, state, COUNT(*) FROM jobs GROUP BY kind, state ORDER BY kind, state";
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await)?)
 }

@@ -5,7 +5,7 @@
 
 use sqlx::FromRow;
 
-use super::jobs::now_ms;
+use super::jobs::{INSERT_SQL, NewJob, bind_new_job, notify, now_ms};
 use super::{Database, StorageError, with_pool};
 
 /// A series' processing record, with what the index knows of it.
@@ -125,17 +125,47 @@ pub async fn complete_without_job(db: &Database, limit: i64) -> Result<Vec<Strin
     Ok(with_pool!(db, |pool| sqlx::query_scalar(sql).bind(limit).fetch_all(pool).await)?)
 }
 
-/// Records the series' denoise job: `queued`, from any state but `receiving` and `not_denoised`.
-pub async fn mark_queued(db: &Database, series_uid: &str, job_id: &str) -> Result<bool, StorageError> {
-    let sql = "UPDATE series_processing SET state = 'queued', job_id = $2, reason = NULL
-               WHERE series_uid = $1 AND state NOT IN ('receiving', 'not_denoised')";
-    let done = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(series_uid)
-        .bind(job_id)
-        .execute(pool)
+/// How [`queue_job`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Queued {
+    /// The series is queued with this new job.
+    Job(String),
+    /// A job holding the same dedupe key is queued or running; nothing changed.
+    AlreadyActive,
+    /// The series is not in a state this request may queue from; nothing changed.
+    NotEligible,
+}
+
+/// Queues `job` for the series in one transaction with the series' move to `queued`, so a
+/// worker never sees the job before the series names it, and two callers never both queue.
+/// A series is queued from `complete`, and, when `rerun` is set, also from `done` or `failed`.
+pub async fn queue_job(db: &Database, series_uid: &str, job: &NewJob<'_>, rerun: bool) -> Result<Queued, StorageError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    let now = now_ms();
+    let move_sql = "UPDATE series_processing SET state = 'queued', job_id = $2, reason = NULL
+                    WHERE series_uid = $1 AND (state = 'complete' OR ($3 AND state IN ('done', 'failed')))";
+    let outcome = with_pool!(db, |pool| {
+        async {
+            let mut tx = pool.begin_with(db.begin_write()).await?;
+            let moved =
+                sqlx::query(move_sql).bind(series_uid).bind(&id).bind(rerun).execute(&mut *tx).await?.rows_affected();
+            if moved == 0 {
+                return Ok::<_, sqlx::Error>(Queued::NotEligible);
+            }
+            let inserted =
+                bind_new_job!(sqlx::query(INSERT_SQL), &id, job, now).execute(&mut *tx).await?.rows_affected();
+            if inserted == 0 {
+                return Ok(Queued::AlreadyActive);
+            }
+            tx.commit().await?;
+            Ok(Queued::Job(id.clone()))
+        }
         .await
-        .map(|r| r.rows_affected()))?;
-    Ok(done == 1)
+    })?;
+    if matches!(outcome, Queued::Job(_)) {
+        notify(db, job.kind).await?;
+    }
+    Ok(outcome)
 }
 
 /// The job `job_id` starts on the series; false when the series now belongs to another job.

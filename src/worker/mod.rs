@@ -87,6 +87,11 @@ impl Worker {
         let Some(job) = jobs::claim(&self.db, &self.id, &kinds, lease_ms).await? else {
             return Ok(false);
         };
+        let waited_ms = (jobs::now_ms() - job.run_after_ms).max(0);
+        crate::telemetry::job_metrics()
+            .queue_wait
+            .with_label_values(&[job.kind.as_str()])
+            .observe(waited_ms as f64 / 1000.0);
         let span = tracing::info_span!("job", id = %job.id, kind = %job.kind, attempt = job.attempts);
         let Some(handler) = self.handlers.get(&job.kind).cloned() else {
             return Ok(false);

@@ -34,3 +34,26 @@ async fn dicomweb_client_round_trip(engine: Engine) {
     app.stop().await;
 }
 on_both_engines!(dicomweb_client_round_trip);
+
+async fn a_simulated_study_posted_by_dicomweb_client_gets_its_derived_series(engine: Engine) {
+    let app = TestApp::spawn(engine).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let study = crate::pipeline::simulated_study(dir.path(), 77);
+    let (base_url, token) = (app.base_url.clone(), app.admin_token.clone());
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(venv_python())
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/dicomweb_simulated_study.py"))
+            .args(["--url", &base_url, "--token", &token])
+            .arg("--series")
+            .arg(study.join("full-count"))
+            .output()
+            .expect("run python")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("checks passed"), "{stdout}");
+    app.stop().await;
+}
+on_both_engines!(a_simulated_study_posted_by_dicomweb_client_gets_its_derived_series);

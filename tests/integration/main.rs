@@ -28,5 +28,7 @@ mod simulate;
 mod sqlite_writes;
 mod stow;
 mod tokens;
+mod train_base;
 mod volume;
 mod wado_qido;
+mod worker_processes;

@@ -138,6 +138,17 @@ async fn a_posted_study_gets_one_derived_series_without_further_requests(engine:
     assert_eq!(jobs.len(), 1, "{jobs:?}");
     assert_eq!(jobs[0]["state"], "succeeded");
 
+    // The metrics show the queue by kind and state, and the pipeline's timings.
+    let metrics = app.client.get(app.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("petal_jobs{kind=\"denoise\",state=\"succeeded\"} 1"), "{metrics}");
+    for family in [
+        "petal_denoise_series_seconds_count",
+        "petal_inference_slab_seconds_count",
+        "petal_job_queue_wait_seconds_count",
+    ] {
+        assert!(metrics.contains(family), "{family} missing from /metrics");
+    }
+
     // Re-sending the whole series changes nothing.
     let (code, _, _) =
         stow(&app, &app.admin_token, "/dicomweb/studies", &series_files(&study.join("full-count"))).await;
@@ -243,3 +254,24 @@ async fn series_status_errors_say_what_to_do(engine: Engine) {
     app.stop().await;
 }
 on_both_engines!(series_status_errors_say_what_to_do);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_command_posts_a_study_and_prints_where_its_denoised_series_is() {
+    let app = TestApp::spawn(Engine::Sqlite).await;
+    let token_file = app.database.dir.path().join("admin-token");
+    let base_url = app.base_url.clone();
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(crate::common::petal_binary())
+            .args(["demo", "--url", &base_url, "--size", "32", "--slices", "6", "--timeout-seconds", "120"])
+            .arg("--token-file")
+            .arg(&token_file)
+            .output()
+            .expect("run petal demo")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("WADO:") && stdout.contains("/dicomweb/studies/"), "{stdout}");
+    app.stop().await;
+}

@@ -11,7 +11,7 @@ use crate::common::{Engine, TestDatabase, inference_env, petal_binary};
 use crate::fixtures::{SeriesSpec, multipart, multipart_type};
 
 /// A port nothing listens on right now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
@@ -34,7 +34,7 @@ fn spawn_server(database: &TestDatabase, port: u16, name: &str) -> Child {
         .expect("start petal serve")
 }
 
-async fn wait_until_ready(client: &reqwest::Client, port: u16) {
+pub async fn wait_until_ready(client: &reqwest::Client, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let response = client.get(format!("http://127.0.0.1:{port}/readyz")).send().await;

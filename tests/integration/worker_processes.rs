@@ -1,0 +1,195 @@
+//! Denoise jobs across real processes on one PostgreSQL and one blob directory: a worker
+//! killed with SIGKILL mid-job leaves the job to another, and two workers share ten series,
+//! each denoised exactly once.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use petal::model::config::DnCnnConfig;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::{Engine, TestDatabase, inference_env, petal_binary, pseudo_random_model};
+use crate::fixtures::{SeriesSpec, multipart, multipart_type};
+use crate::processes::{free_port, wait_until_ready};
+
+/// Short timings, so orphaned jobs come back within seconds.
+const FAST: [(&str, &str); 5] = [
+    ("PETAL_JOB_POLL_INTERVAL", "200ms"),
+    ("PETAL_JOB_LEASE", "3s"),
+    ("PETAL_JOB_HEARTBEAT", "500ms"),
+    ("PETAL_SERIES_QUIET_PERIOD", "1s"),
+    ("PETAL_LOG", "info"),
+];
+
+/// A child process killed when dropped, so a failing test leaves no process behind.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(database: &TestDatabase, args: &[&str], name: &str, base_model: Option<&Path>) -> Process {
+    let dir = database.dir.path();
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
+    let mut command = Command::new(petal_binary());
+    command
+        .args(args)
+        .args(["--database-url", &database.url])
+        .args(["--blob-store", &dir.join("blobs").display().to_string()])
+        .env_remove("DATABASE_URL")
+        .env_remove("PETAL_DATABASE_URL")
+        .envs(inference_env())
+        .envs(FAST)
+        .stdout(Stdio::null())
+        .stderr(log);
+    if let Some(model) = base_model {
+        command.env("PETAL_BASE_MODEL", model);
+    }
+    Process(command.spawn().expect("start petal"))
+}
+
+struct Api {
+    _process: Process,
+    port: u16,
+    token: String,
+    client: reqwest::Client,
+    /// Where the processes' logs are, to show them when a wait times out.
+    logs: std::path::PathBuf,
+}
+
+/// The last lines of every process log, for a failure message.
+fn log_tails(dir: &Path) -> String {
+    let mut text = String::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "log") {
+            let content = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = content.lines().collect();
+            text += &format!("\n--- {} ---\n{}", path.display(), lines[lines.len().saturating_sub(15)..].join("\n"));
+        }
+    }
+    text
+}
+
+impl Api {
+    async fn start(database: &TestDatabase) -> Self {
+        let port = free_port();
+        let token_file = database.dir.path().join("api-admin-token");
+        let process = spawn(
+            database,
+            &[
+                "serve",
+                "--no-worker",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--admin-token-file",
+                &token_file.display().to_string(),
+            ],
+            "api",
+            None,
+        );
+        let client = reqwest::Client::new();
+        wait_until_ready(&client, port).await;
+        let token = std::fs::read_to_string(&token_file).expect("token").trim().to_owned();
+        Self { _process: process, port, token, client, logs: database.dir.path().to_owned() }
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let response = self
+            .client
+            .get(format!("http://127.0.0.1:{}{path}", self.port))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(response.status(), StatusCode::OK, "GET {path}");
+        response.json().await.expect("json")
+    }
+
+    async fn store(&self, series: &SeriesSpec) {
+        let response = self
+            .client
+            .post(format!("http://127.0.0.1:{}/dicomweb/studies", self.port))
+            .bearer_auth(&self.token)
+            .header("content-type", multipart_type())
+            .body(multipart(&series.instances().expect("series")))
+            .send()
+            .await
+            .expect("stow");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    async fn wait_done(&self, series_uid: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let status = self.get(&format!("/api/v1/series/{series_uid}")).await;
+            match status["state"].as_str() {
+                Some("done") => return status,
+                Some("failed") => panic!("denoising failed: {status}"),
+                _ => {}
+            }
+            assert!(Instant::now() < deadline, "not denoised in time: {status}{}", log_tails(&self.logs));
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_leaves_it_to_another_and_one_derived_series_results() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    // A full-width model on 128×128 slices makes the job last seconds, long enough to kill.
+    let model_dir = database.dir.path().join("wide-model");
+    pseudo_random_model(DnCnnConfig::scaled(1.0), 3).save(&model_dir, None, None).expect("model");
+    let api = Api::start(&database).await;
+    let first = spawn(&database, &["worker"], "worker-a", Some(&model_dir));
+    let mut series = SeriesSpec::new(12);
+    series.rows = 128;
+    series.columns = 128;
+    api.store(&series).await;
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let running = loop {
+        let jobs = api.get("/api/v1/jobs?kind=denoise&state=running").await;
+        if let Some(job) = jobs["jobs"].as_array().and_then(|j| j.first()).cloned() {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the denoise job never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(first); // SIGKILL
+    let _second = spawn(&database, &["worker"], "worker-b", Some(&model_dir));
+
+    let done = api.wait_done(&series.series_uid, Duration::from_secs(300)).await;
+    let derived = done["derived_series"].as_array().expect("derived");
+    assert_eq!(derived.len(), 1, "exactly one derived series: {done}");
+    let job = api.get(&format!("/api/v1/jobs/{}", running["id"].as_str().expect("id"))).await;
+    assert_eq!(job["state"], "succeeded");
+    assert!(job["attempts"].as_i64() >= Some(2), "the job ran again after the kill: {job}");
+    let in_study = api.get(&format!("/dicomweb/studies/{}/series", series.study_uid)).await;
+    assert_eq!(in_study.as_array().map(Vec::len), Some(2), "the source and one derived series");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_denoise_each_of_ten_series_exactly_once() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let api = Api::start(&database).await;
+    let _workers = [spawn(&database, &["worker"], "worker-1", None), spawn(&database, &["worker"], "worker-2", None)];
+    let all: Vec<SeriesSpec> = (0..10).map(|_| SeriesSpec::new(3)).collect();
+    for series in &all {
+        api.store(series).await;
+    }
+    for series in &all {
+        let done = api.wait_done(&series.series_uid, Duration::from_secs(180)).await;
+        assert_eq!(done["derived_series"].as_array().map(Vec::len), Some(1), "{done}");
+    }
+    let jobs = api.get("/api/v1/jobs?kind=denoise").await;
+    let jobs = jobs["jobs"].as_array().expect("jobs");
+    assert_eq!(jobs.len(), 10, "one job per series");
+    assert!(jobs.iter().all(|j| j["state"] == "succeeded" && j["attempts"] == 1), "{jobs:?}");
+}
