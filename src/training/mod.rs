@@ -8,6 +8,7 @@ pub const DEFAULT_BATCH: usize = 16;
 pub const DEFAULT_PATCH: usize = 32;
 
 pub mod base;
+pub mod n2n_round;
 pub mod tgd_passes;
 pub mod trainer;
 pub mod update_plan;

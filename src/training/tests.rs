@@ -395,3 +395,62 @@ fn tgd_two_passes_keep_everything_outside_the_union_of_their_masks() {
     let union = UpdatePlan { retrain: report.union.clone(), rule: UpdateRule::TgdLayer };
     assert_only_retrained_changed(&before, &network.to_weights(), &union);
 }
+
+mod rounds {
+    use super::super::n2n_round::{Flow, N2nPair, RoundError, RoundSettings, run_round};
+    use super::*;
+    use crate::simulation::acquisition::ScannerModel;
+    use crate::simulation::osem::reconstruct;
+    use crate::simulation::{Grid, ReconVersion, Scan};
+
+    fn pair() -> N2nPair {
+        let scan = Scan::acquire(9, Grid::new(32, 8), ScannerModel::default(), 120.0);
+        let (a, b) = scan.n2n_halves();
+        let recon = ReconVersion::V2.settings();
+        N2nPair { a: reconstruct(&scan.system, &a, &recon, &|| {}), b: reconstruct(&scan.system, &b, &recon, &|| {}) }
+    }
+
+    fn parent() -> crate::model::directory::StoredModel {
+        crate::model::pseudo_random::pseudo_random_model(DnCnnConfig::scaled(0.25), 5).expect("model")
+    }
+
+    #[test]
+    fn an_n2n_round_changes_only_what_its_passes_masked_and_reports_it() {
+        let (parent, pair) = (parent(), pair());
+        let settings = RoundSettings { steps_per_pass: 3, tgd_passes: 2, batch: 4, patch: 16, ..Default::default() };
+        let mut seen = Vec::new();
+        let mut observer = |step: usize, total: usize, _loss: f64| {
+            seen.push((step, total));
+            Flow::Continue
+        };
+        let outcome = run_round::<Ad>(&parent, &pair, &settings, &mut observer).expect("round");
+        assert_eq!(seen, (1..=6).map(|s| (s, 6)).collect::<Vec<_>>());
+        let report = &outcome.report;
+        assert_eq!(report.passes.len(), 2);
+        assert_eq!(report.held_out, 3..5);
+        assert!(report.fraction_retrained > 0.0 && report.fraction_retrained < 1.0, "{}", report.fraction_retrained);
+        assert!(report.validation_loss_parent.is_finite() && report.validation_loss.is_finite());
+        let mut union: Vec<Vec<bool>> = report.passes[0].layers.iter().map(|l| l.retrain.clone()).collect();
+        for pass in &report.passes[1..] {
+            for (u, layer) in union.iter_mut().zip(&pass.layers) {
+                u.iter_mut().zip(&layer.retrain).for_each(|(u, r)| *u |= *r);
+            }
+        }
+        let plan = UpdatePlan { retrain: union, rule: UpdateRule::TgdLayer };
+        assert_only_retrained_changed(&parent.weights, &outcome.model.weights, &plan);
+    }
+
+    #[test]
+    fn a_cancelled_round_stops_within_one_step() {
+        let (parent, pair) = (parent(), pair());
+        let settings = RoundSettings { steps_per_pass: 50, batch: 2, patch: 16, ..Default::default() };
+        let mut steps = 0;
+        let mut observer = |step: usize, _total: usize, _loss: f64| {
+            steps = step;
+            if step == 2 { Flow::Cancel } else { Flow::Continue }
+        };
+        let result = run_round::<Ad>(&parent, &pair, &settings, &mut observer);
+        assert!(matches!(result, Err(RoundError::Cancelled)), "{result:?}");
+        assert_eq!(steps, 2, "no step ran after the cancel");
+    }
+}

@@ -29,6 +29,8 @@ pub struct TrainingPair {
     pub target: Image3,
     /// Known only for simulated data.
     pub regions: Option<TrainingRegions>,
+    /// Slices patches may be centred on (all when `None`); the rest is held out.
+    pub train_slices: Option<std::ops::Range<usize>>,
 }
 
 /// How simulated training data are made.
@@ -61,7 +63,7 @@ impl SimulatedData {
             liver: phantom.liver.iter().zip(&phantom.lesions).map(|(l, s)| *l && *s == 0).collect(),
             lesions: phantom.lesions.iter().map(|l| *l > 0).collect(),
         };
-        TrainingPair { name: format!("sim-{seed:05}"), inputs, target, regions: Some(regions) }
+        TrainingPair { name: format!("sim-{seed:05}"), inputs, target, regions: Some(regions), train_slices: None }
     }
 }
 
@@ -111,7 +113,7 @@ pub fn dicom_pairs(dir: &Path) -> anyhow::Result<Vec<TrainingPair>> {
             let target = read_series(&path.join("target"))?;
             anyhow::ensure!(input.grid == target.grid, "{}: input and target differ in geometry", path.display());
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            Ok(TrainingPair { name, inputs: vec![(1.0, input)], target, regions: None })
+            Ok(TrainingPair { name, inputs: vec![(1.0, input)], target, regions: None, train_slices: None })
         })
         .collect()
 }

@@ -43,9 +43,10 @@ pub fn sample_batch(
         let (_, source) = &pair.inputs[rng.random_range(0..pair.inputs.len())];
         let grid = pair.target.grid;
         let span = grid.size.saturating_sub(patch) + 1;
+        let slices = pair.train_slices.clone().filter(|r| !r.is_empty()).unwrap_or(0..grid.slices);
         let mut choice = (0, 0, 0);
         for _ in 0..20 {
-            choice = (rng.random_range(0..grid.slices), rng.random_range(0..span), rng.random_range(0..span));
+            choice = (rng.random_range(slices.clone()), rng.random_range(0..span), rng.random_range(0..span));
             let (z, x0, y0) = choice;
             let centre = pair.target.slice(z);
             let active = (y0..y0 + patch)
@@ -75,7 +76,13 @@ mod tests {
         // Target = input + 1000 everywhere, and every voxel's value encodes its index.
         let input = Image3 { grid, data: (0..grid.voxels()).map(|i| i as f32).collect() };
         let target = Image3 { grid, data: input.data.iter().map(|v| v + 1000.0).collect() };
-        let pairs = vec![TrainingPair { name: "t".into(), inputs: vec![(1.0, input)], target, regions: None }];
+        let pairs = vec![TrainingPair {
+            name: "t".into(),
+            inputs: vec![(1.0, input)],
+            target,
+            regions: None,
+            train_slices: None,
+        }];
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
         let batch = sample_batch(&pairs, 5, 8, 3, &mut rng);
         assert_eq!(batch.shape, [5, 3, 8, 8]);

@@ -1,0 +1,307 @@
+//! One online-learning round (DESIGN.md §1.4–1.5): a copy of the parent network fine-tuned
+//! with Noise2Noise on two independent reconstructions A and B of one scan (f(A) → B and
+//! f(B) → A), restricted by TGD so that only kernels KSE finds meaningless change.
+//!
+//! A contiguous block of slices is held out: patches never come from it, and the N2N loss
+//! on it, for the parent and for the new network, is what the gate compares. Knows nothing
+//! of the database or the queue: callers observe progress and may cancel between steps.
+
+use std::ops::Range;
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::base::TrainingPair;
+use super::base::checkpoint::LossPoint;
+use super::base::patches::sample_batch;
+use super::base::report::denoise_with_burn;
+use super::tgd_passes::{PassError, run_tgd_passes};
+use super::trainer::{OptimizerSettings, Trainer};
+use super::update_plan::{UpdatePlan, UpdateRule};
+use crate::model::directory::StoredModel;
+use crate::model::network::DnCnn;
+use crate::model::tgd_mask::NetworkMask;
+use crate::model::weights::WeightsError;
+use crate::simulation::Image3;
+
+/// What a round may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundKind {
+    /// The paper's TGD layers (the default).
+    Tgd,
+    /// TGD's masks applied to the parameter gradients only.
+    TgdParameterMask,
+    /// The paper's FT-net: the last three convolutions, all channels.
+    FineTuneLastLayers,
+}
+
+/// Settings of a round; every field has a default a physicist can start from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RoundSettings {
+    pub kind: RoundKind,
+    /// KSE threshold: input channels below it are meaningless (the paper: 0.3).
+    pub phi: f64,
+    /// Optimisation steps in each TGD pass.
+    pub steps_per_pass: usize,
+    /// TGD^n: KSE is recomputed before each pass.
+    pub tgd_passes: usize,
+    pub learning_rate: f64,
+    pub batch: usize,
+    pub patch: usize,
+    /// Share of the slices (a contiguous block in the middle) held out for validation.
+    pub validation_fraction: f64,
+    /// Seeds the patch draws.
+    pub seed: u64,
+}
+
+impl Default for RoundSettings {
+    fn default() -> Self {
+        Self {
+            kind: RoundKind::Tgd,
+            phi: 0.3,
+            steps_per_pass: 200,
+            tgd_passes: 1,
+            learning_rate: 5e-4,
+            batch: super::DEFAULT_BATCH,
+            patch: super::DEFAULT_PATCH,
+            validation_fraction: 0.25,
+            seed: 1,
+        }
+    }
+}
+
+impl RoundSettings {
+    /// Checks the settings; the message says what to change.
+    pub fn validate(&self) -> Result<(), String> {
+        let fine = (0.0..=1.0).contains(&self.phi)
+            && self.steps_per_pass > 0
+            && (1..=5).contains(&self.tgd_passes)
+            && self.learning_rate > 0.0
+            && self.learning_rate < 1.0
+            && self.batch > 0
+            && self.patch >= 8
+            && self.validation_fraction > 0.0
+            && self.validation_fraction < 0.9;
+        if fine {
+            Ok(())
+        } else {
+            Err("round settings: phi in [0, 1], steps_per_pass > 0, tgd_passes 1 to 5, 0 < learning_rate < 1, \
+                 batch > 0, patch ≥ 8, validation_fraction in (0, 0.9)"
+                .to_owned())
+        }
+    }
+
+    pub fn total_steps(&self) -> usize {
+        let passes = if self.kind == RoundKind::FineTuneLastLayers { 1 } else { self.tgd_passes };
+        self.steps_per_pass * passes
+    }
+}
+
+/// Two independent reconstructions of one scan, normalised, on one grid.
+#[derive(Debug, Clone)]
+pub struct N2nPair {
+    pub a: Image3,
+    pub b: Image3,
+}
+
+/// What a round did, for the model version's report.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoundReport {
+    pub settings: RoundSettings,
+    /// Each TGD pass's masks per layer (empty for a fine-tune of the last layers).
+    pub passes: Vec<NetworkMask>,
+    /// Share of all parameters any pass could change.
+    pub fraction_retrained: f64,
+    pub losses: Vec<LossPoint>,
+    /// Held-out slices (z indices).
+    pub held_out: Range<usize>,
+    /// N2N loss on the held-out slices: parent, then the new network.
+    pub validation_loss_parent: f64,
+    pub validation_loss: f64,
+    pub seconds: f64,
+}
+
+/// The new weights and their report.
+#[derive(Debug, Clone)]
+pub struct RoundOutcome {
+    pub model: StoredModel,
+    pub report: RoundReport,
+}
+
+/// Whether the round goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    Continue,
+    Cancel,
+}
+
+/// Sees every step; answers whether to go on (a cancelled round stops within one step).
+pub trait RoundObserver {
+    fn step(&mut self, step: usize, total: usize, loss: f64) -> Flow;
+}
+
+impl<F: FnMut(usize, usize, f64) -> Flow> RoundObserver for F {
+    fn step(&mut self, step: usize, total: usize, loss: f64) -> Flow {
+        self(step, total, loss)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    #[error("the round was cancelled")]
+    Cancelled,
+    #[error("the pair cannot be used: {0}")]
+    Pair(String),
+    #[error("{0}")]
+    Settings(String),
+    #[error("the parent's weights: {0}")]
+    Weights(#[from] WeightsError),
+    #[error("the loss became {0}: lower the learning rate")]
+    Diverged(f64),
+    #[error("validation: {0}")]
+    Validation(String),
+}
+
+/// The held-out block: `fraction` of the slices in the middle of the volume (at least one).
+pub fn held_out_slices(slices: usize, fraction: f64) -> Range<usize> {
+    let count = ((slices as f64 * fraction).round() as usize).clamp(1, slices.saturating_sub(1).max(1));
+    let start = (slices - count) / 2;
+    start..start + count
+}
+
+/// The N2N loss of `model` on the held-out slices: mean of |f(A) − B|² and |f(B) − A|².
+pub fn validation_loss(model: &StoredModel, pair: &N2nPair, held_out: &Range<usize>) -> Result<f64, RoundError> {
+    let plane = pair.a.grid.pixels_per_slice();
+    let mut total = 0.0;
+    for (input, target) in [(&pair.a, &pair.b), (&pair.b, &pair.a)] {
+        let output = denoise_with_burn(model, input).map_err(|e| RoundError::Validation(format!("{e:#}")))?;
+        let range = held_out.start * plane..held_out.end * plane;
+        let sum: f64 = output.data[range.clone()]
+            .iter()
+            .zip(&target.data[range.clone()])
+            .map(|(o, t)| (f64::from(*o) - f64::from(*t)).powi(2))
+            .sum();
+        total += sum / range.len() as f64;
+    }
+    Ok(total / 2.0)
+}
+
+/// Runs the round on `B` (the CPU backend, or CUDA where built and present).
+pub fn run_round<B: AutodiffBackend>(
+    parent: &StoredModel,
+    pair: &N2nPair,
+    settings: &RoundSettings,
+    observer: &mut dyn RoundObserver,
+) -> Result<RoundOutcome, RoundError> {
+    settings.validate().map_err(RoundError::Settings)?;
+    let grid = pair.a.grid;
+    if pair.b.grid != grid {
+        return Err(RoundError::Pair("the two halves differ in geometry".into()));
+    }
+    if grid.size < settings.patch || grid.slices < 4 {
+        return Err(RoundError::Pair(format!(
+            "{}×{}×{} is too small for {}-pixel patches and a held-out block",
+            grid.size, grid.size, grid.slices, settings.patch
+        )));
+    }
+    let started = Instant::now();
+    let held_out = held_out_slices(grid.slices, settings.validation_fraction);
+    let validation_loss_parent = validation_loss(parent, pair, &held_out)?;
+
+    // Both directions, patches only from the slices outside the held-out block (the block
+    // sits in the middle, so training takes the part below it and the part above it).
+    let mut pairs = Vec::new();
+    for (input, target) in [(&pair.a, &pair.b), (&pair.b, &pair.a)] {
+        for part in [0..held_out.start, held_out.end..grid.slices] {
+            if !part.is_empty() {
+                pairs.push(TrainingPair {
+                    name: "n2n".into(),
+                    inputs: vec![(1.0, input.clone())],
+                    target: target.clone(),
+                    regions: None,
+                    train_slices: Some(part),
+                });
+            }
+        }
+    }
+
+    let device = B::Device::default();
+    let network = DnCnn::<B>::from_weights(&parent.config, &parent.weights, &device)?;
+    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, weight_decay: 0.0 };
+    let total = settings.total_steps();
+    let mut losses = Vec::with_capacity(total);
+    let mut step = 0usize;
+    let mut train = |trainer: &mut Trainer<B>| -> Result<(), RoundError> {
+        for _ in 0..settings.steps_per_pass {
+            let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
+            let batch = sample_batch(&pairs, settings.batch, settings.patch, parent.config.input_slices, &mut rng);
+            let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
+            let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
+            let loss = trainer.step(input, target);
+            if !loss.is_finite() {
+                return Err(RoundError::Diverged(loss));
+            }
+            step += 1;
+            losses.push(LossPoint { step, loss });
+            if observer.step(step, total, loss) == Flow::Cancel {
+                return Err(RoundError::Cancelled);
+            }
+        }
+        Ok(())
+    };
+    let (network, passes, fraction_retrained) = match settings.kind {
+        RoundKind::FineTuneLastLayers => {
+            let plan = UpdatePlan::last_layers(&network, 3);
+            let fraction = plan_fraction(&parent.config, &plan.retrain);
+            let mut trainer = Trainer::new(network, plan, optimizer, &device);
+            train(&mut trainer)?;
+            (trainer.into_network(), Vec::new(), fraction)
+        }
+        RoundKind::Tgd | RoundKind::TgdParameterMask => {
+            let rule = if settings.kind == RoundKind::Tgd { UpdateRule::TgdLayer } else { UpdateRule::ParameterMask };
+            let (network, report) =
+                run_tgd_passes(network, settings.tgd_passes, settings.phi, rule, optimizer, &device, |_, trainer| {
+                    train(trainer)
+                })
+                .map_err(|e| match e {
+                    PassError::Weights(e) => RoundError::Weights(e),
+                    PassError::Training(e) => e,
+                })?;
+            let fraction = plan_fraction(&parent.config, &report.union);
+            (network, report.passes, fraction)
+        }
+    };
+    let model = StoredModel::new(parent.config.clone(), network.to_weights())?;
+    let validation_loss = validation_loss(&model, pair, &held_out)?;
+    let report = RoundReport {
+        settings: settings.clone(),
+        passes,
+        fraction_retrained,
+        losses,
+        held_out,
+        validation_loss_parent,
+        validation_loss,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    Ok(RoundOutcome { model, report })
+}
+
+/// Share of all parameters in the retrained output channels of `retrain`.
+fn plan_fraction(config: &crate::model::config::DnCnnConfig, retrain: &[Vec<bool>]) -> f64 {
+    let layers = config.layers();
+    let total: usize = layers.iter().map(|l| l.parameters()).sum();
+    let retrained: usize = layers
+        .iter()
+        .zip(retrain)
+        .map(|(layer, channels)| {
+            let per_channel = layer.parameters() / layer.out_channels.max(1);
+            per_channel * channels.iter().filter(|c| **c).count()
+        })
+        .sum();
+    retrained as f64 / total.max(1) as f64
+}
