@@ -511,6 +511,8 @@ pub enum BenchCommand {
     Inference(crate::bench::inference::InferenceBenchArgs),
     /// The denoise pipeline on a simulated series, next to the raw inference engine (its overhead).
     Denoise(crate::bench::denoise::DenoiseBenchArgs),
+    /// A short N2N + TGD round on a simulated patient, on the CPU or CUDA (one JSON line).
+    Round(crate::bench::round::RoundBenchArgs),
 }
 
 #[derive(Debug, Clone, Args)]

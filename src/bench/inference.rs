@@ -125,7 +125,8 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
         .context("starting the inference engine")?
         .context("starting the inference engine")?;
     println!("petal engine: {}", engine.description());
-    engine.prepare(model.clone()).await.context("building the session")?;
+    let provider = engine.prepare(model.clone()).await.context("building the session")?;
+    println!("execution provider: {}", provider.as_str());
     engine.denoise_volume(model.clone(), volume.clone()).await.context("warm-up pass")?;
     let mut seconds = Vec::with_capacity(args.repeats);
     let mut petal_output = None;

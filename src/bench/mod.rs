@@ -4,6 +4,7 @@
 
 pub mod denoise;
 pub mod inference;
+pub mod round;
 pub mod stow;
 pub mod train_step;
 

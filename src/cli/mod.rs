@@ -74,6 +74,11 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Bench(BenchCommand::Stow(args)) => crate::bench::stow::run(&args).await?,
         Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference::run(&args).await?,
         Command::Bench(BenchCommand::Denoise(args)) => crate::bench::denoise::run(&args).await?,
+        Command::Bench(BenchCommand::Round(args)) => {
+            tokio::task::spawn_blocking(move || crate::bench::round::run(&args))
+                .await
+                .context("the round bench stopped")??
+        }
         Command::Bench(BenchCommand::TrainStep(args)) => {
             tokio::task::spawn_blocking(move || crate::bench::train_step::run(&args))
                 .await

@@ -9,7 +9,7 @@ use anyhow::Context;
 use super::progress::bar;
 use crate::config::TrainBaseArgs;
 use crate::model::config::DnCnnConfig;
-use crate::model::onnx::export_faithful;
+use crate::model::onnx::export_folded;
 use crate::simulation::Grid;
 use crate::training::base::data::{SimulatedData, dicom_pairs};
 use crate::training::base::loss_plot::loss_curve_png;
@@ -70,7 +70,7 @@ pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
         held_out: &held_out.name,
     };
     let report = report_markdown(&outcome.model, &context, &metrics);
-    let onnx = export_faithful(&outcome.model.config, &outcome.model.weights).context("exporting ONNX")?;
+    let onnx = export_folded(&outcome.model.config, &outcome.model.weights).context("exporting ONNX")?;
     outcome.model.save(&args.output, Some(&onnx), Some(&report)).context("writing the model directory")?;
     std::fs::write(args.output.join("loss.png"), loss_curve_png(&outcome.losses)?).context("writing loss.png")?;
     std::fs::write(args.output.join("metrics.json"), serde_json::to_vec_pretty(&metrics)?)

@@ -1,0 +1,88 @@
+//! `petal bench round`: one short N2N + TGD round on a simulated v2 patient, on the CPU or
+//! on CUDA, with seconds per step and the losses, as one JSON line a script can compare
+//! across devices (scripts/gpu-check runs it on both).
+
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::model::directory::StoredModel;
+use crate::simulation::acquisition::ScannerModel;
+use crate::simulation::osem::reconstruct;
+use crate::simulation::{Grid, ReconVersion, Scan};
+use crate::training::n2n_round::{Flow, N2nPair, RoundSettings, run_round};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDevice {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoundBenchArgs {
+    /// Parent model directory (the base model by default).
+    #[arg(long, env = "PETAL_BASE_MODEL", default_value = "models/base")]
+    pub model: std::path::PathBuf,
+    /// Where the round runs.
+    #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
+    pub device: BenchDevice,
+    /// Pixels across each simulated slice.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Slices of the simulated patient.
+    #[arg(long, default_value_t = 16)]
+    pub slices: usize,
+    /// Steps of the (single-pass) TGD round.
+    #[arg(long, default_value_t = 20)]
+    pub steps: usize,
+}
+
+pub fn run(args: &RoundBenchArgs) -> anyhow::Result<()> {
+    let parent = StoredModel::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    let scan = Scan::acquire(31, Grid::new(args.size, args.slices), ScannerModel::default(), 120.0);
+    let (a, b) = scan.n2n_halves();
+    let recon = ReconVersion::V2.settings();
+    let pair =
+        N2nPair { a: reconstruct(&scan.system, &a, &recon, &|| {}), b: reconstruct(&scan.system, &b, &recon, &|| {}) };
+    let settings = RoundSettings { steps_per_pass: args.steps, ..RoundSettings::default() };
+    let mut step_seconds = Vec::new();
+    let mut last = Instant::now();
+    let mut observer = |_step: usize, _total: usize, _loss: f64| {
+        step_seconds.push(last.elapsed().as_secs_f64());
+        last = Instant::now();
+        Flow::Continue
+    };
+    let started = Instant::now();
+    let outcome = match args.device {
+        BenchDevice::Cpu => {
+            run_round::<crate::model::backend::CpuTrainingBackend>(&parent, &pair, &settings, &mut observer)?
+        }
+        #[cfg(feature = "cuda")]
+        BenchDevice::Cuda => {
+            anyhow::ensure!(
+                crate::model::backend::gpu_driver_present(),
+                "no NVIDIA driver (libcuda.so.1) on this machine"
+            );
+            run_round::<crate::model::backend::CudaTrainingBackend>(&parent, &pair, &settings, &mut observer)?
+        }
+        #[cfg(not(feature = "cuda"))]
+        BenchDevice::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+    };
+    let total = started.elapsed().as_secs_f64();
+    step_seconds.sort_by(f64::total_cmp);
+    let median = step_seconds.get(step_seconds.len() / 2).copied().unwrap_or(f64::NAN);
+    let report = &outcome.report;
+    let line = serde_json::json!({
+        "device": format!("{:?}", args.device).to_lowercase(),
+        "steps": report.losses.len(),
+        "median_step_seconds": median,
+        "round_seconds": total,
+        "first_loss": report.losses.first().map(|p| p.loss),
+        "last_loss": report.losses.last().map(|p| p.loss),
+        "validation_loss_parent": report.validation_loss_parent,
+        "validation_loss": report.validation_loss,
+        "fraction_retrained": report.fraction_retrained,
+    });
+    println!("{line}");
+    Ok(())
+}
