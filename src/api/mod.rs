@@ -12,6 +12,7 @@ mod error;
 mod extract;
 mod health;
 mod jobs;
+mod models;
 mod observability;
 mod patients;
 pub mod routes;

@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, audit, dicomweb, health, jobs, patients, series, tokens};
+use super::{AppState, audit, dicomweb, health, jobs, models, patients, series, tokens};
 use crate::auth::Role;
 
 /// Who may call an endpoint.
@@ -82,6 +82,14 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::post("/api/v1/series/{series_uid}/denoise", Roles(ADMIN), Json, series::denoise),
         Endpoint::get("/api/v1/patients", Roles(READERS), Json, patients::list),
         Endpoint::get("/api/v1/patients/{patient_key}", Roles(READERS), Json, patients::get),
+        Endpoint::get("/api/v1/patients/{patient_key}/models", Roles(READERS), Json, models::for_patient),
+        Endpoint::post(
+            "/api/v1/patients/{patient_key}/models/{version}/activate",
+            Roles(ADMIN),
+            Json,
+            models::activate,
+        ),
+        Endpoint::get("/api/v1/models/{version_id}", Roles(READERS), Json, models::get),
         Endpoint::post("/dicomweb/studies", Roles(STORERS), Upload, dicomweb::stow::store_any),
         Endpoint::post("/dicomweb/studies/{study}", Roles(STORERS), Upload, dicomweb::stow::store_in_study),
         Endpoint::get("/dicomweb/studies", Roles(READERS), Json, dicomweb::qido::all_studies),

@@ -59,8 +59,15 @@ struct ChosenModel {
     device_uid: String,
 }
 
-/// The patient's model: the base model until online learning activates a version of theirs.
-async fn choose_model(context: &DenoiseJobContext) -> anyhow::Result<ChosenModel> {
+/// The patient's active model version, or the base model (version 0) when none is active.
+async fn choose_model(context: &DenoiseJobContext, patient_key: &str) -> anyhow::Result<ChosenModel> {
+    if let Some((version, model)) = models::load_active(&context.db, patient_key).await? {
+        return Ok(ChosenModel {
+            model: Arc::new(model),
+            version_id: Some(version.id),
+            device_uid: version.device_uid,
+        });
+    }
     let model = context.inference.base_model.clone().context(
         "the base model is not loaded in this worker (see /readyz): set PETAL_BASE_MODEL to a model directory",
     )?;
@@ -95,7 +102,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
     let engine = context.inference.engine.as_ref().context(
         "the inference engine is not running in this worker (see /readyz): run scripts/setup or set ORT_DYLIB_PATH",
     )?;
-    let chosen = choose_model(context).await?;
+    let chosen = choose_model(context, &series.patient_key).await?;
 
     let stored = index::instances_in(db, &series.study_uid, Some(&series.series_uid), None).await?;
     let mut sources = Vec::with_capacity(stored.len());

@@ -173,3 +173,75 @@ pub async fn weights(db: &Database, id: i64) -> Result<Option<Vec<u8>>, StorageE
         sqlx::query_scalar("SELECT weights FROM model_versions WHERE id = $1").bind(id).fetch_optional(pool).await
     })?)
 }
+
+/// The version a patient's series are denoised with: `None` for the base model.
+pub async fn active_for_patient(db: &Database, patient_key: &str) -> Result<Option<i64>, StorageError> {
+    let found: Option<Option<i64>> = with_pool!(db, |pool| {
+        sqlx::query_scalar("SELECT active_version_id FROM patient_models WHERE patient_key = $1")
+            .bind(patient_key)
+            .fetch_optional(pool)
+            .await
+    })?;
+    Ok(found.flatten())
+}
+
+/// Makes `version_id` (`None`: the base model) the patient's active version.
+pub async fn activate(
+    db: &Database,
+    patient_key: &str,
+    version_id: Option<i64>,
+    activated_by: &str,
+) -> Result<(), StorageError> {
+    let now = chrono::Utc::now().timestamp_millis();
+    with_pool!(db, |pool| {
+        sqlx::query(
+            "INSERT INTO patient_models (patient_key, active_version_id, activated_by, activated_ms)
+             VALUES ($1, $2, $3, $4)
+             ON CONFLICT (patient_key) DO UPDATE
+                 SET active_version_id = excluded.active_version_id, activated_by = excluded.activated_by,
+                     activated_ms = excluded.activated_ms",
+        )
+        .bind(patient_key)
+        .bind(version_id)
+        .bind(activated_by)
+        .bind(now)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected())
+    })?;
+    Ok(())
+}
+
+/// The versions a patient's rounds made, oldest first.
+pub async fn for_patient(db: &Database, patient_key: &str) -> Result<Vec<ModelVersion>, StorageError> {
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_as(select_versions!("WHERE patient_key = $1 ORDER BY id")).bind(patient_key).fetch_all(pool).await
+    })?)
+}
+
+/// The model a patient's series are denoised with, loaded from the registry; `None` when
+/// the patient uses the base model.
+pub async fn load_active(
+    db: &Database,
+    patient_key: &str,
+) -> Result<Option<(ModelVersion, crate::model::directory::StoredModel)>, StorageError> {
+    let Some(id) = active_for_patient(db, patient_key).await? else { return Ok(None) };
+    let version =
+        get(db, id).await?.ok_or_else(|| StorageError::Corrupt(format!("active model version {id} is missing")))?;
+    let bytes =
+        weights(db, id).await?.ok_or_else(|| StorageError::Corrupt(format!("weights of version {id} are missing")))?;
+    let config = serde_json::from_str(&version.config)
+        .map_err(|e| StorageError::Corrupt(format!("config of version {id}: {e}")))?;
+    let model = crate::model::directory::StoredModel::from_parts(config, &bytes)
+        .map_err(|e| StorageError::Corrupt(format!("weights of version {id}: {e}")))?;
+    Ok(Some((version, model)))
+}
+
+/// The most recently registered base model: every patient's version 0.
+pub async fn latest_base(db: &Database) -> Result<Option<ModelVersion>, StorageError> {
+    Ok(with_pool!(db, |pool| {
+        sqlx::query_as(select_versions!("WHERE patient_key IS NULL AND source = 'base' ORDER BY id DESC LIMIT 1"))
+            .fetch_optional(pool)
+            .await
+    })?)
+}

@@ -36,7 +36,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             petal::storage::series_processing::complete_quiet(&app.db, i64::MAX).await.expect("complete");
             path.replace("{series_uid}", &series.series_uid)
         }
-        ("POST", _) => path.replace("{study}", &series.study_uid),
+        ("POST", p) if p.starts_with("/dicomweb/") => path.replace("{study}", &series.study_uid),
         ("DELETE", "/dicomweb/studies/{study}") => {
             let (status, _, _) = crate::stow::stow(
                 app,
@@ -70,7 +70,20 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             let victim = issue_token(&app.db, "walk-victim", Role::Pacs, None, "test").await.expect("token");
             path.replace("{token_id}", &victim.record.id)
         }
-        (_, "/api/v1/patients/{patient_key}") => {
+        (_, "/api/v1/patients/{patient_key}/models/{version}/activate") => {
+            let identity =
+                PatientIdentity { patient_id: "WALK-2".into(), issuer: "HOSP-A".into(), ..Default::default() };
+            let key = upsert(&app.db, &identity).await.expect("patient");
+            path.replace("{patient_key}", &key).replace("{version}", "0")
+        }
+        (_, "/api/v1/models/{version_id}") => {
+            let model = crate::common::small_model(9);
+            let version = petal::storage::models::register_base_model(&app.db, &model, std::path::Path::new("walk"))
+                .await
+                .expect("version");
+            path.replace("{version_id}", &version.to_string())
+        }
+        (_, "/api/v1/patients/{patient_key}" | "/api/v1/patients/{patient_key}/models") => {
             let identity =
                 PatientIdentity { patient_id: "WALK-1".into(), issuer: "HOSP-A".into(), ..Default::default() };
             let key = upsert(&app.db, &identity).await.expect("patient");
@@ -88,7 +101,8 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
         (Method::POST, "/dicomweb/studies" | "/dicomweb/studies/{study}") => builder
             .header("content-type", multipart_type())
             .body(multipart(&series.instances().expect("synthetic series"))),
-        (Method::POST, "/api/v1/series/{series_uid}/denoise") => builder,
+        (Method::POST, "/api/v1/series/{series_uid}/denoise")
+        | (Method::POST, "/api/v1/patients/{patient_key}/models/{version}/activate") => builder,
         (Method::POST, other) => panic!("add a request body fixture for POST {other}"),
         _ => builder,
     }

@@ -22,6 +22,7 @@ mod errors;
 mod health;
 mod inference;
 mod openapi_drift;
+mod patient_models;
 mod pipeline;
 mod processes;
 mod simulate;

@@ -1,0 +1,99 @@
+//! The model registry for readers and admins: a patient's versions and which is active,
+//! one version with its report, and activation (rollback or roll-forward), all audited.
+//! Version 0 of every patient is the base model.
+
+use axum::extract::{Path, State};
+use serde::Serialize;
+
+use super::extract::Actor;
+use super::{ApiError, AppState};
+use crate::storage::audit::Outcome;
+use crate::storage::models::{self, ModelVersion};
+use crate::storage::patients;
+
+#[derive(Debug, Serialize)]
+pub struct PatientModels {
+    pub patient_key: String,
+    /// The active version's id; 0 for the base model.
+    pub active_version: i64,
+    /// The base model (version 0), when one is registered.
+    pub base: Option<ModelVersion>,
+    /// Versions made by this patient's rounds, oldest first.
+    pub versions: Vec<ModelVersion>,
+}
+
+async fn require_patient(
+    state: &AppState,
+    actor: &Actor,
+    action: &str,
+    resource: &str,
+    key: &str,
+) -> Result<(), ApiError> {
+    if patients::get(&state.db, key).await?.is_some() {
+        return Ok(());
+    }
+    actor.audit(&state.db, action, resource, None, Outcome::Failure).await?;
+    Err(ApiError::NotFound("no patient has this key".into()))
+}
+
+pub async fn for_patient(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(patient_key): Path<String>,
+) -> Result<axum::Json<PatientModels>, ApiError> {
+    let resource = format!("/api/v1/patients/{patient_key}/models");
+    require_patient(&state, &actor, "models.read", &resource, &patient_key).await?;
+    let active_version = models::active_for_patient(&state.db, &patient_key).await?.unwrap_or(0);
+    let base = models::latest_base(&state.db).await?;
+    let versions = models::for_patient(&state.db, &patient_key).await?;
+    actor.audit(&state.db, "models.read", &resource, Some(&patient_key), Outcome::Success).await?;
+    Ok(axum::Json(PatientModels { patient_key, active_version, base, versions }))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(version_id): Path<i64>,
+) -> Result<axum::Json<ModelVersion>, ApiError> {
+    let resource = format!("/api/v1/models/{version_id}");
+    let Some(version) = models::get(&state.db, version_id).await? else {
+        return Err(ApiError::NotFound("no model version has this id".into()));
+    };
+    if let Some(patient) = &version.patient_key {
+        actor.audit(&state.db, "model.read", &resource, Some(patient), Outcome::Success).await?;
+    }
+    Ok(axum::Json(version))
+}
+
+#[derive(Debug, Serialize)]
+pub struct Activated {
+    pub patient_key: String,
+    pub active_version: i64,
+}
+
+pub async fn activate(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path((patient_key, version)): Path<(String, i64)>,
+) -> Result<axum::Json<Activated>, ApiError> {
+    let resource = format!("/api/v1/patients/{patient_key}/models/{version}/activate");
+    require_patient(&state, &actor, "model.activate", &resource, &patient_key).await?;
+    let refuse = |error: ApiError| async {
+        actor.audit(&state.db, "model.activate", &resource, Some(&patient_key), Outcome::Failure).await?;
+        Err::<axum::Json<Activated>, ApiError>(error)
+    };
+    let target = if version == 0 {
+        None
+    } else {
+        match models::get(&state.db, version).await? {
+            None => return refuse(ApiError::NotFound("no model version has this id".into())).await,
+            Some(found) if found.patient_key.as_deref().is_some_and(|p| p != patient_key) => {
+                return refuse(ApiError::Unprocessable("this version belongs to another patient".into())).await;
+            }
+            Some(found) => Some(found.id),
+        }
+    };
+    models::activate(&state.db, &patient_key, target, &actor.caller.name).await?;
+    actor.audit(&state.db, "model.activate", &resource, Some(&patient_key), Outcome::Success).await?;
+    Ok(axum::Json(Activated { patient_key, active_version: version }))
+}
