@@ -1,6 +1,7 @@
 # petal container image: `docker build -t petal:0.1.0 .`
-# Migrations are embedded in the binary (sqlx::migrate!); the image ships the binary and the
-# ONNX Runtime library inference loads (fetched by scripts/setup, like everywhere else).
+# Migrations are embedded in the binary (sqlx::migrate!); the image ships the binary, the
+# ONNX Runtime library inference loads (fetched by scripts/setup, like everywhere else) and
+# the shipped base model (models/base).
 
 # --- build: the full Rust toolchain, used only to compile petal -------------------------
 # No dummy-crate dependency caching: that trick overwrites src/ in a RUN step, and RUN
@@ -22,10 +23,12 @@ RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/petal --create
 WORKDIR /var/lib/petal
 COPY --from=build /src/target/release/petal /usr/local/bin/petal
 COPY --from=build /src/runtime/onnxruntime/ /usr/local/lib/petal/onnxruntime/
+COPY --from=build /src/models/base/ /usr/local/share/petal/models/base/
 USER 10001
 EXPOSE 8080
 ENV PETAL_LISTEN=0.0.0.0:8080 PETAL_LOG_FORMAT=json \
-    ORT_DYLIB_PATH=/usr/local/lib/petal/onnxruntime/libonnxruntime.so.1.31.1
+    ORT_DYLIB_PATH=/usr/local/lib/petal/onnxruntime/libonnxruntime.so.1.31.1 \
+    PETAL_BASE_MODEL=/usr/local/share/petal/models/base
 # `petal healthcheck` GETs /healthz on PETAL_LISTEN (wildcard -> loopback); the image has no curl.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 CMD ["petal", "healthcheck"]
 ENTRYPOINT ["petal"]

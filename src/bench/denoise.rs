@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::inference::{DEFAULT_ORT_DYLIB_PATH, InferenceEngine, InferenceSettings, Volume};
+use crate::inference::{DEFAULT_ORT_DYLIB_PATH, Volume};
 use crate::model::config::DnCnnConfig;
 use crate::model::directory::StoredModel;
 use crate::model::pseudo_random::pseudo_random_model;
@@ -122,17 +122,7 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
 
     let (size, slices) = (args.size, args.slices);
     let sources = tokio::task::spawn_blocking(move || simulated_series(size, slices)).await.context("simulating")??;
-    let settings = InferenceSettings {
-        ort_dylib_path: args.ort_dylib_path.clone(),
-        intra_threads: threads,
-        batch_windows: args.batch,
-        session_cache: 1,
-        ..InferenceSettings::default()
-    };
-    let engine = tokio::task::spawn_blocking(move || InferenceEngine::start_onnx(&settings))
-        .await
-        .context("starting the inference engine")?
-        .context("starting the inference engine")?;
+    let engine = super::start_engine(&args.ort_dylib_path, threads, args.batch).await?;
     println!("engine: {}", engine.description());
     let derived = DerivedSeriesSettings {
         uid_root: crate::dicom::Uid::parse("2.25").context("UID root")?,

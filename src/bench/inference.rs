@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::inference::{DEFAULT_ORT_DYLIB_PATH, InferenceEngine, InferenceSettings, Volume};
+use crate::inference::{DEFAULT_ORT_DYLIB_PATH, Volume};
 use crate::model::config::DnCnnConfig;
 use crate::model::onnx::export_folded;
 use crate::model::pseudo_random::{SplitMix, pseudo_random_model};
@@ -113,17 +113,7 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     let volume = pet_like_volume(args.slices, args.size, 11)?;
 
     // 1. petal's engine.
-    let settings = InferenceSettings {
-        ort_dylib_path: args.ort_dylib_path.clone(),
-        intra_threads: threads,
-        batch_windows: args.batch,
-        session_cache: 1,
-        ..InferenceSettings::default()
-    };
-    let engine = tokio::task::spawn_blocking(move || InferenceEngine::start_onnx(&settings))
-        .await
-        .context("starting the inference engine")?
-        .context("starting the inference engine")?;
+    let engine = super::start_engine(&args.ort_dylib_path, threads, args.batch).await?;
     println!("petal engine: {}", engine.description());
     let provider = engine.prepare(model.clone()).await.context("building the session")?;
     println!("execution provider: {}", provider.as_str());

@@ -22,3 +22,24 @@ pub fn machine() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned());
     format!("{cores} cores, {cpu}")
 }
+
+/// Starts an inference engine for a bench: ONNX Runtime from `ort_dylib_path`, `threads`
+/// intra-op threads, `batch` windows per call, one cached session.
+pub(crate) async fn start_engine(
+    ort_dylib_path: &std::path::Path,
+    threads: usize,
+    batch: usize,
+) -> anyhow::Result<crate::inference::InferenceEngine> {
+    use anyhow::Context;
+    let settings = crate::inference::InferenceSettings {
+        ort_dylib_path: ort_dylib_path.to_owned(),
+        intra_threads: threads,
+        batch_windows: batch,
+        session_cache: 1,
+        ..crate::inference::InferenceSettings::default()
+    };
+    tokio::task::spawn_blocking(move || crate::inference::InferenceEngine::start_onnx(&settings))
+        .await
+        .context("starting the inference engine")?
+        .context("starting the inference engine")
+}
