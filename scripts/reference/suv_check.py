@@ -45,14 +45,22 @@ def load(folder):
     return volume, factors
 
 
-def erode(mask, steps):
-    """In-plane erosion by `steps` pixels (4-neighbourhood), numpy only."""
-    for _ in range(steps):
+def erode(mask, steps, axial=1):
+    """Erosion by `steps` pixels in-plane (4-neighbourhood) and `axial` slices along z, numpy
+    only: a region is uniform only if the slices above and below it (which the 2.5D network
+    sees with it) are the same tissue."""
+    for step in range(max(steps, axial)):
         m = mask.copy()
-        m[:, 1:, :] &= mask[:, :-1, :]
-        m[:, :-1, :] &= mask[:, 1:, :]
-        m[:, :, 1:] &= mask[:, :, :-1]
-        m[:, :, :-1] &= mask[:, :, 1:]
+        if step < steps:
+            m[:, 1:, :] &= mask[:, :-1, :]
+            m[:, :-1, :] &= mask[:, 1:, :]
+            m[:, :, 1:] &= mask[:, :, :-1]
+            m[:, :, :-1] &= mask[:, :, 1:]
+        if step < axial:
+            m[1:, :, :] &= mask[:-1, :, :]
+            m[:-1, :, :] &= mask[1:, :, :]
+            m[0, :, :] = False
+            m[-1, :, :] = False
         mask = m
     return mask
 

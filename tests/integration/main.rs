@@ -15,6 +15,7 @@ mod model_agreement;
 mod model_cli;
 mod model_versions;
 
+mod acceptance;
 mod access;
 mod audit;
 mod bench_inference;
