@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use reqwest::StatusCode;
 
-use crate::common::{Engine, TestDatabase, inference_env, petal_binary};
+use crate::common::{ChildGuard, Engine, TestDatabase, inference_env, petal_binary};
 use crate::fixtures::{SeriesSpec, multipart, multipart_type};
 
 /// A port nothing listens on right now.
@@ -16,7 +16,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Starts `petal serve` on `port` with its own token file, logging to a file in `dir`.
-fn spawn_server(database: &TestDatabase, port: u16, name: &str) -> Child {
+fn spawn_server(database: &TestDatabase, port: u16, name: &str) -> ChildGuard {
     let dir = database.dir.path();
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
     Command::new(petal_binary())
@@ -31,6 +31,7 @@ fn spawn_server(database: &TestDatabase, port: u16, name: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
+        .map(ChildGuard)
         .expect("start petal serve")
 }
 
@@ -67,7 +68,7 @@ async fn three_replicas_on_a_fresh_postgres_migrate_once_and_make_one_admin_toke
     let database = TestDatabase::create(Engine::Postgres).await;
     let client = reqwest::Client::new();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let mut children: Vec<Child> =
+    let mut children: Vec<ChildGuard> =
         ports.iter().enumerate().map(|(i, port)| spawn_server(&database, *port, &format!("replica{i}"))).collect();
     for port in &ports {
         wait_until_ready(&client, *port).await;

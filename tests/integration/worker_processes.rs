@@ -3,14 +3,14 @@
 //! each denoised exactly once.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use petal::model::config::DnCnnConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::common::{Engine, TestDatabase, inference_env, petal_binary, pseudo_random_model};
+use crate::common::{ChildGuard, Engine, TestDatabase, inference_env, petal_binary, pseudo_random_model};
 use crate::fixtures::{SeriesSpec, multipart, multipart_type};
 use crate::processes::{free_port, wait_until_ready};
 
@@ -23,17 +23,7 @@ const FAST: [(&str, &str); 5] = [
     ("PETAL_LOG", "info"),
 ];
 
-/// A child process killed when dropped, so a failing test leaves no process behind.
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn spawn(database: &TestDatabase, args: &[&str], name: &str, base_model: Option<&Path>) -> Process {
+fn spawn(database: &TestDatabase, args: &[&str], name: &str, base_model: Option<&Path>) -> ChildGuard {
     let dir = database.dir.path();
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
     let mut command = Command::new(petal_binary());
@@ -50,11 +40,11 @@ fn spawn(database: &TestDatabase, args: &[&str], name: &str, base_model: Option<
     if let Some(model) = base_model {
         command.env("PETAL_BASE_MODEL", model);
     }
-    Process(command.spawn().expect("start petal"))
+    ChildGuard(command.spawn().expect("start petal"))
 }
 
 struct Api {
-    _process: Process,
+    _process: ChildGuard,
     port: u16,
     token: String,
     client: reqwest::Client,
