@@ -505,7 +505,8 @@ pub enum ModelCommand {
 pub enum BenchCommand {
     /// STOW-RS ingest: instances/s and MB/s for a synthetic PET series.
     Stow(crate::bench::stow::StowBenchArgs),
-    /// One TGD training step (forward, backward, Adam) on each burn backend built in.
+    /// One TGD training step (forward, backward, Adam) next to a plain fine-tune step, on each burn backend built in.
+    #[command(alias = "train")]
     TrainStep(crate::bench::train_step::TrainStepBenchArgs),
     /// Whole-volume inference: petal's engine vs Python onnxruntime, against the machine's GEMM rate.
     Inference(crate::bench::inference::InferenceBenchArgs),

@@ -1,6 +1,7 @@
-//! `petal bench train-step`: seconds per TGD training step (forward, backward, masked
-//! gradients, Adam) of the network on a batch of patches, on each burn backend this binary
-//! was built with. The figures chose petal's CPU backend (docs/benchmarks.md).
+//! `petal bench train-step` (alias `bench train`): seconds per TGD training step (forward,
+//! backward, masked gradients, Adam) of the network on a batch of patches, next to a plain
+//! fine-tune step of every parameter on the same batch (their ratio), on each burn backend
+//! this binary was built with. The figures chose petal's CPU backend (docs/benchmarks.md).
 
 use std::time::Instant;
 
@@ -42,8 +43,8 @@ pub fn run(args: &TrainStepBenchArgs) -> anyhow::Result<()> {
         args.width_multiplier, args.batch, args.patch, args.steps, args.phi
     );
     println!("machine: {}; rayon threads: {}", super::machine(), rayon_threads());
-    println!("| backend | seconds/step (median) | min | max | patches/s |");
-    println!("|---|---|---|---|---|");
+    println!("| backend | TGD s/step (median) | min | max | patches/s | plain fine-tune s/step | TGD / plain |");
+    println!("|---|---|---|---|---|---|---|");
     let flex = if cfg!(feature = "fast-cpu") { "flex (simd, rayon)" } else { "flex (no simd or rayon feature)" };
     measure::<crate::model::backend::CpuTrainingBackend>(flex, args)?;
     #[cfg(feature = "bench-ndarray")]
@@ -62,30 +63,43 @@ fn rayon_threads() -> String {
     std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".to_owned())
 }
 
-fn measure<B: AutodiffBackend>(name: &str, args: &TrainStepBenchArgs) -> anyhow::Result<()> {
-    let device = B::Device::default();
-    let config = DnCnnConfig::scaled(args.width_multiplier);
-    config.validate()?;
-    let network = DnCnn::<B>::init(&config, &device);
-    let plan = UpdatePlan::from_mask(&kse_mask(&network, args.phi)?, UpdateRule::TgdLayer);
-    let mut trainer = Trainer::new(network, plan, OptimizerSettings::default(), &device);
-    let shape = [args.batch, config.input_slices, args.patch, args.patch];
-    let input = Tensor::<B, 4>::random(shape, Distribution::Uniform(0.0, 2.0), &device);
-    let target = Tensor::<B, 4>::random(shape, Distribution::Uniform(0.0, 2.0), &device);
+/// Median, min and max seconds of `steps` steps of `trainer` on one batch, after a warm-up step.
+fn time_steps<B: AutodiffBackend>(
+    trainer: &mut Trainer<B>,
+    input: &Tensor<B, 4>,
+    target: &Tensor<B, 4>,
+    steps: usize,
+) -> (f64, f64, f64) {
     trainer.step(input.clone(), target.clone());
-    let mut seconds = Vec::with_capacity(args.steps);
-    for _ in 0..args.steps {
+    let mut seconds = Vec::with_capacity(steps);
+    for _ in 0..steps {
         let start = Instant::now();
         trainer.step(input.clone(), target.clone());
         seconds.push(start.elapsed().as_secs_f64());
     }
     seconds.sort_by(f64::total_cmp);
-    let median = seconds[seconds.len() / 2];
+    (seconds[seconds.len() / 2], seconds[0], seconds[seconds.len() - 1])
+}
+
+fn measure<B: AutodiffBackend>(name: &str, args: &TrainStepBenchArgs) -> anyhow::Result<()> {
+    let device = B::Device::default();
+    let config = DnCnnConfig::scaled(args.width_multiplier);
+    config.validate()?;
+    let network = DnCnn::<B>::init(&config, &device);
+    let shape = [args.batch, config.input_slices, args.patch, args.patch];
+    let input = Tensor::<B, 4>::random(shape, Distribution::Uniform(0.0, 2.0), &device);
+    let target = Tensor::<B, 4>::random(shape, Distribution::Uniform(0.0, 2.0), &device);
+    // The same network and batch under a TGD plan and under a plain fine-tune of everything.
+    let plan = UpdatePlan::from_mask(&kse_mask(&network, args.phi)?, UpdateRule::TgdLayer);
+    let plain = UpdatePlan::everything(&network);
+    let mut tgd = Trainer::new(network.clone(), plan, OptimizerSettings::default(), &device);
+    let (median, min, max) = time_steps(&mut tgd, &input, &target, args.steps);
+    let mut full = Trainer::new(network, plain, OptimizerSettings::default(), &device);
+    let (plain_median, _, _) = time_steps(&mut full, &input, &target, args.steps);
     println!(
-        "| {name} | {median:.3} | {:.3} | {:.3} | {:.1} |",
-        seconds[0],
-        seconds[seconds.len() - 1],
-        args.batch as f64 / median
+        "| {name} | {median:.3} | {min:.3} | {max:.3} | {:.1} | {plain_median:.3} | {:.2} |",
+        args.batch as f64 / median,
+        median / plain_median
     );
     Ok(())
 }
