@@ -407,6 +407,10 @@ pub struct HttpArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct WorkerArgs {
+    /// Serve `/metrics` (job metrics, queue by kind and state) and `/healthz` on this address,
+    /// for Prometheus and probes; none when unset.
+    #[arg(long, env = "PETAL_WORKER_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
     #[command(flatten)]
     pub database: DatabaseArgs,
     #[command(flatten)]

@@ -9,13 +9,13 @@ mod progress;
 mod simulate;
 mod token;
 mod train_base;
+mod worker;
 
 use std::process::ExitCode;
 
 use anyhow::Context;
-use tokio::sync::watch;
 
-use crate::app::{Application, shutdown_signal};
+use crate::app::Application;
 use crate::config::{BenchCommand, Command, DatabaseArgs, ModelCommand};
 use crate::storage::Database;
 
@@ -39,25 +39,7 @@ pub fn run(command: Command) -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => Application::build(args).await?.run_until_stopped().await?,
-        Command::Worker(args) => {
-            let db = open_database(&args.database).await?;
-            // Started (and its problems logged) before any job runs; shared by the job handlers.
-            let inference = crate::app::start_inference(&db, &args.inference.settings()).await;
-            let blobs = crate::blobs::BlobStore::open(&args.blobs.blob_store).context("opening the blob store")?;
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let runner = crate::app::JobRunner {
-                db: db.clone(),
-                blobs,
-                inference,
-                pipeline: args.pipeline.clone(),
-                worker: args.jobs.settings(),
-            };
-            let worker = runner.spawn(stop_rx);
-            shutdown_signal().await;
-            let _ = stop_tx.send(true);
-            worker.await.context("joining the worker")??;
-            db.close().await;
-        }
+        Command::Worker(args) => worker::run(&args).await?,
         Command::Migrate(args) => {
             let db = open_database(&args.database).await?;
             let status = db.schema_status().await?;

@@ -8,6 +8,8 @@
 //! On PostgreSQL it
 //! wakes on NOTIFY; it always polls as well. Stopping finishes the running job first.
 
+pub mod metrics_endpoint;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

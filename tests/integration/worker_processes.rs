@@ -169,7 +169,12 @@ async fn a_worker_killed_mid_job_leaves_it_to_another_and_one_derived_series_res
 async fn two_workers_denoise_each_of_ten_series_exactly_once() {
     let database = TestDatabase::create(Engine::Postgres).await;
     let api = Api::start(&database).await;
-    let _workers = [spawn(&database, &["worker"], "worker-1", None), spawn(&database, &["worker"], "worker-2", None)];
+    let metrics_port = free_port();
+    let metrics_address = format!("127.0.0.1:{metrics_port}");
+    let _workers = [
+        spawn(&database, &["worker", "--metrics-listen", &metrics_address], "worker-1", None),
+        spawn(&database, &["worker"], "worker-2", None),
+    ];
     let all: Vec<SeriesSpec> = (0..10).map(|_| SeriesSpec::new(3)).collect();
     for series in &all {
         api.store(series).await;
@@ -182,4 +187,10 @@ async fn two_workers_denoise_each_of_ten_series_exactly_once() {
     let jobs = jobs["jobs"].as_array().expect("jobs");
     assert_eq!(jobs.len(), 10, "one job per series");
     assert!(jobs.iter().all(|j| j["state"] == "succeeded" && j["attempts"] == 1), "{jobs:?}");
+
+    // A worker with --metrics-listen serves the queue's counts and its own job metrics.
+    let metrics =
+        reqwest::get(format!("http://{metrics_address}/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains("petal_jobs{kind=\"denoise\",state=\"succeeded\"} 10"), "{metrics}");
+    assert!(metrics.contains("petal_denoise_series_seconds_count"), "{metrics}");
 }
