@@ -51,11 +51,6 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 }
 
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    match crate::storage::jobs::counts(&state.db).await {
-        Ok(counts) => state.metrics.set_job_counts(&counts),
-        Err(err) => tracing::warn!(error = %err, "reading job counts for the metrics"),
-    }
-    // The job metrics exist (at zero) from the first scrape, even before any job ran.
-    let _ = crate::telemetry::job_metrics();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    let text = state.metrics.render_with_queue(&state.db).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }

@@ -56,8 +56,20 @@ impl HttpMetrics {
         &self.registry
     }
 
+    /// Everything [`Self::render`] gives, with the job gauge first set to the shared queue's
+    /// counts (a failed read is logged and leaves the gauge as it was).
+    pub async fn render_with_queue(&self, db: &crate::storage::Database) -> String {
+        match crate::storage::jobs::counts(db).await {
+            Ok(counts) => self.set_job_counts(&counts),
+            Err(err) => tracing::warn!(error = %err, "reading job counts for the metrics"),
+        }
+        // The job metrics exist (at zero) from the first scrape, even before any job ran.
+        let _ = crate::telemetry::job_metrics();
+        self.render()
+    }
+
     /// Sets the job gauge to the queue's current counts.
-    pub fn set_job_counts(&self, counts: &[(String, String, i64)]) {
+    fn set_job_counts(&self, counts: &[(String, String, i64)]) {
         self.jobs.reset();
         for (kind, state, count) in counts {
             self.jobs.with_label_values(&[kind.as_str(), state.as_str()]).set(*count);

@@ -27,6 +27,8 @@ pub struct SeriesProcessing {
     pub inference_ms: Option<i64>,
     pub derived_series_uid: Option<String>,
     pub model_version_id: Option<i64>,
+    /// JSON text; the API shows it parsed (`normalisation_used`), not twice.
+    #[serde(skip)]
     pub normalisation: Option<String>,
     pub source_series_uid: Option<String>,
     pub superseded_by: Option<String>,

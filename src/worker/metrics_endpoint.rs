@@ -24,12 +24,8 @@ struct EndpointState {
 }
 
 async fn render_metrics(State(state): State<EndpointState>) -> impl IntoResponse {
-    match crate::storage::jobs::counts(&state.db).await {
-        Ok(counts) => state.metrics.set_job_counts(&counts),
-        Err(err) => tracing::warn!(error = %err, "reading job counts for the metrics"),
-    }
-    let _ = crate::telemetry::job_metrics();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render())
+    let text = state.metrics.render_with_queue(&state.db).await;
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text)
 }
 
 async fn healthz() -> &'static str {
