@@ -58,6 +58,7 @@ impl Application {
             inference,
             upload_body_limit: config.http.upload_body_limit,
             series_rules: config.pipeline.rules(),
+            learning: config.pipeline.learning_settings(),
         };
         let limits =
             HttpLimits { request_timeout: config.http.request_timeout, json_body_limit: config.http.json_body_limit };
@@ -177,25 +178,37 @@ impl JobRunner {
     /// Starts the worker with every job handler, and the series completion sweeper; both
     /// stop when `stop` turns true (a running job is finished first).
     pub fn spawn(self, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        use crate::learning::{detection, round_job};
         use crate::pipeline::{completion, denoise_job};
-        let context = Arc::new(denoise_job::DenoiseJobContext {
+        let learning = self.pipeline.learning_settings();
+        let denoise = Arc::new(denoise_job::DenoiseJobContext {
             db: self.db.clone(),
-            blobs: self.blobs,
-            inference: self.inference,
+            blobs: self.blobs.clone(),
+            inference: self.inference.clone(),
             naming: self.pipeline.naming(),
             rules: self.pipeline.rules(),
         });
+        let rounds = Arc::new(round_job::RoundJobContext {
+            db: self.db.clone(),
+            blobs: self.blobs,
+            inference: self.inference,
+            learning: learning.clone(),
+        });
         let worker = Worker::new(self.db.clone(), self.worker.clone())
-            .register(completion::DENOISE_JOB, denoise_job::handler(context));
-        let sweeper = tokio::spawn(completion::run_sweeper(
-            self.db,
-            self.pipeline.completion(),
-            self.worker.poll_interval,
-            stop.clone(),
-        ));
+            .register(completion::DENOISE_JOB, denoise_job::handler(denoise))
+            .register(crate::storage::rounds::FINE_TUNE_JOB, round_job::handler(rounds));
+        let every = self.worker.poll_interval;
+        let sweeper =
+            tokio::spawn(completion::run_sweeper(self.db.clone(), self.pipeline.completion(), every, stop.clone()));
+        let detector = learning
+            .auto_rounds
+            .then(|| tokio::spawn(detection::run_detector(self.db, learning.clone(), every, stop.clone())));
         tokio::spawn(async move {
             let outcome = worker.run(stop).await;
             let _ = sweeper.await;
+            if let Some(detector) = detector {
+                let _ = detector.await;
+            }
             outcome
         })
     }

@@ -297,6 +297,57 @@ pub struct PipelineArgs {
         default_value = "low-count,low count,lowcount"
     )]
     pub low_count_markers: Vec<String>,
+    #[command(flatten)]
+    pub learning: LearningArgs,
+}
+
+/// Online learning: when rounds start by themselves, their default settings, the gate a new
+/// version must pass, and what happens after activation.
+#[derive(Debug, Clone, Args)]
+pub struct LearningArgs {
+    /// Start a round by itself when a study brings a complete pair of N2N halves.
+    #[arg(long, env = "PETAL_AUTO_ROUNDS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub auto_rounds: bool,
+    /// Default settings of every round, as a JSON object of the fields to change (e.g.
+    /// `{"steps_per_pass": 400, "phi": 0.4}`); a round request may change them again.
+    #[arg(long, env = "PETAL_ROUND_DEFAULTS", default_value = "{}", value_parser = parse_round_defaults)]
+    pub round_defaults: crate::training::n2n_round::RoundSettings,
+    /// After a round's version goes live, denoise the patient's latest series again with it.
+    #[arg(long, env = "PETAL_REDENOISE_AFTER_ROUND", default_value_t = true, action = clap::ArgAction::Set)]
+    pub redenoise_after_round: bool,
+    /// How often a running round writes its progress (and looks for a cancel request).
+    #[arg(long, env = "PETAL_ROUND_PROGRESS_INTERVAL", default_value = "2s", value_parser = parse_duration)]
+    pub round_progress_interval: Duration,
+    /// Gate: the new version's held-out N2N loss may be at most this multiple of the parent's.
+    #[arg(long, env = "PETAL_GATE_MAX_VALIDATION_LOSS_RATIO", default_value_t = 1.0)]
+    pub gate_max_validation_loss_ratio: f64,
+    /// Gate: largest change of mean SUV over the body against the parent's output, percent.
+    #[arg(long, env = "PETAL_GATE_BODY_MEAN_PERCENT", default_value_t = 2.0)]
+    pub gate_body_mean_percent: f64,
+    /// Gate: largest change of mean SUV in large uniform regions, percent.
+    #[arg(long, env = "PETAL_GATE_UNIFORM_MEAN_PERCENT", default_value_t = 3.0)]
+    pub gate_uniform_mean_percent: f64,
+    /// Gate: largest change of a hot spot's SUVmax, percent.
+    #[arg(long, env = "PETAL_GATE_HOT_SPOT_MAX_PERCENT", default_value_t = 10.0)]
+    pub gate_hot_spot_max_percent: f64,
+}
+
+impl LearningArgs {
+    pub fn gate_limits(&self) -> crate::training::gate::GateLimits {
+        crate::training::gate::GateLimits {
+            max_validation_loss_ratio: self.gate_max_validation_loss_ratio,
+            body_mean_percent: self.gate_body_mean_percent,
+            uniform_mean_percent: self.gate_uniform_mean_percent,
+            hot_spot_max_percent: self.gate_hot_spot_max_percent,
+        }
+    }
+}
+
+fn parse_round_defaults(text: &str) -> Result<crate::training::n2n_round::RoundSettings, String> {
+    let settings: crate::training::n2n_round::RoundSettings =
+        serde_json::from_str(text).map_err(|e| format!("not a JSON object of round settings: {e}"))?;
+    settings.validate()?;
+    Ok(settings)
 }
 
 impl PipelineArgs {
@@ -306,6 +357,17 @@ impl PipelineArgs {
         crate::dicom::series_kind::DescriptionRules {
             n2n_half: clean(&self.n2n_markers),
             low_count: clean(&self.low_count_markers),
+        }
+    }
+
+    pub fn learning_settings(&self) -> crate::learning::LearningSettings {
+        crate::learning::LearningSettings {
+            auto_rounds: self.learning.auto_rounds,
+            round_defaults: self.learning.round_defaults.clone(),
+            quiet_period: self.series_quiet_period,
+            gate: self.learning.gate_limits(),
+            redenoise_after_round: self.learning.redenoise_after_round,
+            progress_interval: self.learning.round_progress_interval,
         }
     }
 

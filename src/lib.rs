@@ -21,6 +21,7 @@ pub mod dicom;
 pub mod evaluation;
 pub mod inference;
 pub mod ingest;
+pub mod learning;
 pub mod model;
 pub mod pipeline;
 pub mod simulation;

@@ -32,6 +32,10 @@ pub enum ApiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    #[error(
+        "this patient already has an active round ({0}): wait for it, or cancel it with POST /api/v1/rounds/{0}/cancel"
+    )]
+    RoundActive(i64),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -64,7 +68,7 @@ impl ApiError {
             ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Conflict(_) | ApiError::RoundActive(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -81,6 +85,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Conflict(_) => "conflict",
+            ApiError::RoundActive(_) => "round_active",
             ApiError::Unprocessable(_) => "unprocessable",
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -96,6 +101,8 @@ impl ApiError {
 struct ErrorDetails {
     code: &'static str,
     message: String,
+    /// The round that is in the way (409 `round_active`).
+    active_round_id: Option<i64>,
 }
 
 impl IntoResponse for ApiError {
@@ -109,7 +116,15 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::MissingToken | ApiError::InvalidToken(_)) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"petal\""));
         }
-        response.extensions_mut().insert(ErrorDetails { code: self.code(), message: self.to_string() });
+        let active_round_id = match self {
+            ApiError::RoundActive(id) => Some(id),
+            _ => None,
+        };
+        response.extensions_mut().insert(ErrorDetails {
+            code: self.code(),
+            message: self.to_string(),
+            active_round_id,
+        });
         response
     }
 }
@@ -136,6 +151,8 @@ struct ErrorFields<'a> {
     code: &'a str,
     message: &'a str,
     request_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    active_round_id: Option<i64>,
 }
 
 /// Largest plain-text body of a framework error that is carried into the JSON message.
@@ -158,7 +175,7 @@ pub async fn render_errors(request: Request, next: Next) -> Response {
             let text = axum::body::to_bytes(body, MAX_PLAIN_MESSAGE).await.unwrap_or_default();
             let text = String::from_utf8_lossy(&text).trim().to_owned();
             let message = if text.is_empty() { default_message(status) } else { text };
-            let details = ErrorDetails { code: code_for_status(status), message };
+            let details = ErrorDetails { code: code_for_status(status), message, active_round_id: None };
             return with_json_body(Response::from_parts(parts, Body::empty()), &details, &request_id);
         }
         // A body of its own kind (e.g. DICOM JSON from STOW-RS): keep it.
@@ -175,7 +192,14 @@ fn is_plain_or_empty(response: &Response) -> bool {
 }
 
 fn with_json_body(response: Response, details: &ErrorDetails, request_id: &str) -> Response {
-    let body = ErrorBody { error: ErrorFields { code: details.code, message: &details.message, request_id } };
+    let body = ErrorBody {
+        error: ErrorFields {
+            code: details.code,
+            message: &details.message,
+            request_id,
+            active_round_id: details.active_round_id,
+        },
+    };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     let (mut parts, _) = response.into_parts();
     parts.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));

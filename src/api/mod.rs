@@ -15,6 +15,7 @@ mod jobs;
 mod models;
 mod observability;
 mod patients;
+mod rounds;
 pub mod routes;
 mod series;
 mod tokens;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub upload_body_limit: u64,
     /// Which series are training material rather than images to denoise (noted at ingest).
     pub series_rules: crate::dicom::series_kind::DescriptionRules,
+    /// Round defaults and the quiet period, for round requests.
+    pub learning: crate::learning::LearningSettings,
 }
 
 /// Limits that differ by kind of traffic.

@@ -90,6 +90,12 @@ pub async fn activate(
             Some(found) if found.patient_key.as_deref().is_some_and(|p| p != patient_key) => {
                 return refuse(ApiError::Unprocessable("this version belongs to another patient".into())).await;
             }
+            Some(found) if found.round_state.as_deref() == Some("rejected") => {
+                return refuse(ApiError::Unprocessable(
+                    "this version failed its round's gate and cannot go live; see its report for the reasons".into(),
+                ))
+                .await;
+            }
             Some(found) => Some(found.id),
         }
     };

@@ -61,3 +61,33 @@ pub async fn get(
         }
     }
 }
+
+/// Erases a patient (admin): studies, blobs, rounds and model versions. Audited.
+pub async fn erase(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(patient_key): Path<String>,
+) -> Result<axum::http::StatusCode, ApiError> {
+    let resource = format!("/api/v1/patients/{patient_key}");
+    match patients::erase(&state.db, &patient_key, &actor.caller.name).await? {
+        patients::Erasure::NotFound => {
+            actor.audit(&state.db, "patient.erase", &resource, None, Outcome::Failure).await?;
+            Err(ApiError::NotFound("no patient has this key".to_owned()))
+        }
+        patients::Erasure::RoundRunning(id) => {
+            actor.audit(&state.db, "patient.erase", &resource, Some(&patient_key), Outcome::Failure).await?;
+            Err(ApiError::RoundActive(id))
+        }
+        patients::Erasure::Erased { blob_keys } => {
+            actor.audit(&state.db, "patient.erase", &resource, Some(&patient_key), Outcome::Success).await?;
+            // The index no longer names these blobs; one left behind by a failure here is an
+            // orphan, never a dangling index row.
+            for key in blob_keys {
+                if let Err(err) = state.blobs.delete(&key).await {
+                    tracing::warn!(error = %err, "an erased patient's blob could not be removed");
+                }
+            }
+            Ok(axum::http::StatusCode::NO_CONTENT)
+        }
+    }
+}

@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, audit, dicomweb, health, jobs, models, patients, series, tokens};
+use super::{AppState, audit, dicomweb, health, jobs, models, patients, rounds, series, tokens};
 use crate::auth::Role;
 
 /// Who may call an endpoint.
@@ -82,6 +82,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::post("/api/v1/series/{series_uid}/denoise", Roles(ADMIN), Json, series::denoise),
         Endpoint::get("/api/v1/patients", Roles(READERS), Json, patients::list),
         Endpoint::get("/api/v1/patients/{patient_key}", Roles(READERS), Json, patients::get),
+        Endpoint::delete("/api/v1/patients/{patient_key}", Roles(ADMIN), Json, patients::erase),
+        Endpoint::get("/api/v1/patients/{patient_key}/rounds", Roles(READERS), Json, rounds::for_patient),
+        Endpoint::post("/api/v1/patients/{patient_key}/rounds", Roles(ADMIN), Json, rounds::create),
+        Endpoint::get("/api/v1/rounds/{round_id}", Roles(READERS), Json, rounds::get),
+        Endpoint::post("/api/v1/rounds/{round_id}/cancel", Roles(ADMIN), Json, rounds::cancel),
         Endpoint::get("/api/v1/patients/{patient_key}/models", Roles(READERS), Json, models::for_patient),
         Endpoint::post(
             "/api/v1/patients/{patient_key}/models/{version}/activate",

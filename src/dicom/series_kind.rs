@@ -83,6 +83,15 @@ pub fn classify(object: &InMemDicomObject, rules: &DescriptionRules) -> SeriesKi
     classify_facts(&KindFacts::of(object), rules)
 }
 
+/// Whether the series is a Noise2Noise half: a PET image series (not petal's) whose
+/// SeriesDescription matches a rule for halves.
+pub fn is_n2n_half(facts: &KindFacts, rules: &DescriptionRules) -> bool {
+    let description = facts.description.to_lowercase();
+    !facts.petal_output
+        && facts.sop_class_uid == PET_IMAGE_STORAGE
+        && rules.n2n_half.iter().any(|m| description.contains(&m.to_lowercase()))
+}
+
 /// Classifies a series from the facts of one of its instances.
 pub fn classify_facts(facts: &KindFacts, rules: &DescriptionRules) -> SeriesKind {
     let not = |reason: &str| SeriesKind::NotDenoised { reason: reason.to_owned() };
@@ -95,7 +104,7 @@ pub fn classify_facts(facts: &KindFacts, rules: &DescriptionRules) -> SeriesKind
         _ => return not("not a PET image series"),
     }
     let description = facts.description.to_lowercase();
-    if rules.n2n_half.iter().any(|m| description.contains(&m.to_lowercase())) {
+    if is_n2n_half(facts, rules) {
         return not("a Noise2Noise half (training material for online learning), not denoised");
     }
     if rules.low_count.iter().any(|m| description.contains(&m.to_lowercase())) {

@@ -22,6 +22,9 @@ pub struct LayerMask {
     pub layer: String,
     /// `retrain[c]`: output channel c of this layer is retrained.
     pub retrain: Vec<bool>,
+    /// KSE of each output channel, scored as an input channel of the next layer (the
+    /// value compared with φ); empty for the last layer.
+    pub kse: Vec<f64>,
     pub channels_retrained: usize,
     pub parameters: usize,
     pub parameters_retrained: usize,
@@ -52,13 +55,13 @@ pub fn network_mask(layers: &[MaskedLayer<'_>], phi: f64) -> NetworkMask {
     let mut masks = Vec::with_capacity(layers.len());
     for (i, layer) in layers.iter().enumerate() {
         let per_channel = parameters_per_output_channel(layer);
-        let retrain: Vec<bool> = match scores.get(i + 1) {
+        let (retrain, kse): (Vec<bool>, Vec<f64>) = match scores.get(i + 1) {
             // The next layer's input channels are this layer's output channels.
             Some(next) if next.score.len() == layer.weights.out_channels => {
-                next.score.iter().map(|s| *s < phi).collect()
+                (next.score.iter().map(|s| *s < phi).collect(), next.score.clone())
             }
             // The last layer, or a shape that does not chain: kept whole.
-            _ => vec![false; layer.weights.out_channels],
+            _ => (vec![false; layer.weights.out_channels], Vec::new()),
         };
         let channels_retrained = retrain.iter().filter(|r| **r).count();
         masks.push(LayerMask {
@@ -67,6 +70,7 @@ pub fn network_mask(layers: &[MaskedLayer<'_>], phi: f64) -> NetworkMask {
             parameters: per_channel * layer.weights.out_channels,
             parameters_retrained: per_channel * channels_retrained,
             retrain,
+            kse,
         });
     }
     let total: usize = masks.iter().map(|m| m.parameters).sum();

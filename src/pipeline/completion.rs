@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::dicom::ParsedInstance;
-use crate::dicom::series_kind::{DescriptionRules, SeriesKind, classify_facts};
+use crate::dicom::series_kind::{DescriptionRules, SeriesKind, classify_facts, is_n2n_half};
 use crate::storage::jobs::{self, NewJob, now_ms};
 use crate::storage::series_processing::{self, FirstSight, Queued};
 use crate::storage::{Database, StorageError};
@@ -61,14 +61,23 @@ pub async fn on_instance_stored(
 ) -> Result<(), StorageError> {
     let series_uid = instance.series_uid.as_str();
     let first = match classify_facts(&instance.kind, rules) {
-        SeriesKind::Denoisable { expected } => {
-            FirstSight { state: "receiving", reason: None, expected_instances: expected.map(i64::from) }
-        }
+        SeriesKind::Denoisable { expected } => FirstSight {
+            state: "receiving",
+            reason: None,
+            expected_instances: expected.map(i64::from),
+            n2n_half: false,
+        },
         SeriesKind::NotDenoised { reason } => {
             series_processing::note_instance(
                 db,
                 series_uid,
-                &FirstSight { state: "not_denoised", reason: Some(&reason), expected_instances: None },
+                &FirstSight {
+                    state: "not_denoised",
+                    reason: Some(&reason),
+                    // An N2N half's count tells online learning when the half is complete.
+                    expected_instances: instance.kind.slices.map(i64::from),
+                    n2n_half: is_n2n_half(&instance.kind, rules),
+                },
             )
             .await?;
             return Ok(());

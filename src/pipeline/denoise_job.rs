@@ -14,6 +14,7 @@ use std::time::Instant;
 use anyhow::Context;
 use bytes::Bytes;
 
+use super::active_model::active_model;
 use super::completion::DenoisePayload;
 use super::denoise_series::{DenoiseError, DerivedSeriesSettings, denoise_series};
 use crate::blobs::BlobStore;
@@ -21,10 +22,9 @@ use crate::dicom::Uid;
 use crate::dicom::series_kind::DescriptionRules;
 use crate::inference::InferenceContext;
 use crate::ingest::{self, Stored};
-use crate::model::directory::StoredModel;
 use crate::storage::jobs::Job;
 use crate::storage::series_processing::{self, Denoised};
-use crate::storage::{Database, index, models};
+use crate::storage::{Database, index};
 use crate::worker::Handler;
 
 /// What the derived series are called and numbered (see `DerivedSeriesArgs`).
@@ -52,34 +52,6 @@ pub fn handler(context: Arc<DenoiseJobContext>) -> Handler {
     })
 }
 
-/// The model a series is denoised with, and its registry identity.
-struct ChosenModel {
-    model: Arc<StoredModel>,
-    version_id: Option<i64>,
-    device_uid: String,
-}
-
-/// The patient's active model version, or the base model (version 0) when none is active.
-async fn choose_model(context: &DenoiseJobContext, patient_key: &str) -> anyhow::Result<ChosenModel> {
-    if let Some((version, model)) = models::load_active(&context.db, patient_key).await? {
-        return Ok(ChosenModel {
-            model: Arc::new(model),
-            version_id: Some(version.id),
-            device_uid: version.device_uid,
-        });
-    }
-    let model = context.inference.base_model.clone().context(
-        "the base model is not loaded in this worker (see /readyz): set PETAL_BASE_MODEL to a model directory",
-    )?;
-    let version_id = context.inference.base_version;
-    let device_uid = match version_id {
-        Some(id) => models::get(&context.db, id).await?.map(|v| v.device_uid),
-        None => None,
-    }
-    .unwrap_or_else(|| models::device_uid(&model.sha256, None, None));
-    Ok(ChosenModel { model, version_id, device_uid })
-}
-
 async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
     let payload: DenoisePayload = serde_json::from_str(&job.payload).context("reading the job's payload")?;
     let db = &context.db;
@@ -102,7 +74,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
     let engine = context.inference.engine.as_ref().context(
         "the inference engine is not running in this worker (see /readyz): run scripts/setup or set ORT_DYLIB_PATH",
     )?;
-    let chosen = choose_model(context, &series.patient_key).await?;
+    let chosen = active_model(&context.db, &context.inference, &series.patient_key).await?;
 
     let stored = index::instances_in(db, &series.study_uid, Some(&series.series_uid), None).await?;
     let mut sources = Vec::with_capacity(stored.len());

@@ -11,6 +11,7 @@ pub mod index;
 pub mod jobs;
 pub mod models;
 pub mod patients;
+pub mod rounds;
 pub mod search;
 pub mod series_processing;
 pub mod tokens;

@@ -44,6 +44,10 @@ pub struct ModelVersion {
     pub report: Option<String>,
     pub created_by: Option<String>,
     pub created_ms: i64,
+    /// The round that made this version.
+    pub round_id: Option<i64>,
+    /// That round's verdict: `activated` (passed the gate) or `rejected`.
+    pub round_state: Option<String>,
 }
 
 /// What a new version is made of.
@@ -63,7 +67,9 @@ pub struct NewModelVersion<'a> {
 macro_rules! select_versions {
     ($rest:literal) => {
         concat!(
-            "SELECT id, device_uid, name, source, sha256, config, parent_id, patient_key, report, created_by, created_ms
+            "SELECT id, device_uid, name, source, sha256, config, parent_id, patient_key, report, created_by, created_ms,
+                    (SELECT r.id FROM rounds r WHERE r.version_id = model_versions.id) AS round_id,
+                    (SELECT r.state FROM rounds r WHERE r.version_id = model_versions.id) AS round_state
              FROM model_versions ",
             $rest
         )
@@ -80,30 +86,51 @@ pub fn device_uid(sha256: &str, parent_id: Option<i64>, patient_key: Option<&str
     format!("2.25.{}", u128::from_be_bytes(bytes))
 }
 
+/// The statement that stores a version and returns its id; bound by [`bind_new_version!`].
+pub(super) const INSERT_VERSION_SQL: &str = "INSERT INTO model_versions
+         (device_uid, name, source, sha256, config, weights, parent_id, patient_key, report, created_by, created_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+     RETURNING id";
+
+/// Binds (device UID, new version, now) to [`INSERT_VERSION_SQL`], for a pool or a transaction.
+macro_rules! bind_new_version {
+    ($query:expr, $uid:expr, $new:expr, $now:expr) => {
+        $query
+            .bind($uid)
+            .bind($new.name)
+            .bind($new.source.as_str())
+            .bind($new.sha256)
+            .bind($new.config)
+            .bind($new.weights)
+            .bind($new.parent_id)
+            .bind($new.patient_key)
+            .bind($new.report)
+            .bind($new.created_by)
+            .bind($now)
+    };
+}
+pub(super) use bind_new_version;
+
+/// Points a patient at a version (binds: patient, version or NULL, who, now).
+pub(super) const ACTIVATE_SQL: &str =
+    "INSERT INTO patient_models (patient_key, active_version_id, activated_by, activated_ms)
+     VALUES ($1, $2, $3, $4)
+     ON CONFLICT (patient_key) DO UPDATE
+         SET active_version_id = excluded.active_version_id, activated_by = excluded.activated_by,
+             activated_ms = excluded.activated_ms";
+
+/// The DeviceUID of the version round `round_id` made: the round is part of the lineage, so
+/// two rounds that happen to end with the same weights still make two versions.
+pub fn round_device_uid(sha256: &str, parent_id: Option<i64>, patient_key: &str, round_id: i64) -> String {
+    device_uid(&format!("{sha256}|round {round_id}"), parent_id, Some(patient_key))
+}
+
 /// Stores a new version and returns it.
 pub async fn insert(db: &Database, new: &NewModelVersion<'_>) -> Result<ModelVersion, StorageError> {
     let uid = device_uid(new.sha256, new.parent_id, new.patient_key);
     let now = chrono::Utc::now().timestamp_millis();
     let id: i64 = with_pool!(db, |pool| {
-        sqlx::query_scalar(
-            "INSERT INTO model_versions
-                 (device_uid, name, source, sha256, config, weights, parent_id, patient_key, report, created_by, created_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-             RETURNING id",
-        )
-        .bind(&uid)
-        .bind(new.name)
-        .bind(new.source.as_str())
-        .bind(new.sha256)
-        .bind(new.config)
-        .bind(new.weights)
-        .bind(new.parent_id)
-        .bind(new.patient_key)
-        .bind(new.report)
-        .bind(new.created_by)
-        .bind(now)
-        .fetch_one(pool)
-        .await
+        bind_new_version!(sqlx::query_scalar(INSERT_VERSION_SQL), &uid, new, now).fetch_one(pool).await
     })?;
     get(db, id).await?.ok_or_else(|| StorageError::Corrupt(format!("model version {id} vanished after insert")))
 }
@@ -194,20 +221,14 @@ pub async fn activate(
 ) -> Result<(), StorageError> {
     let now = chrono::Utc::now().timestamp_millis();
     with_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO patient_models (patient_key, active_version_id, activated_by, activated_ms)
-             VALUES ($1, $2, $3, $4)
-             ON CONFLICT (patient_key) DO UPDATE
-                 SET active_version_id = excluded.active_version_id, activated_by = excluded.activated_by,
-                     activated_ms = excluded.activated_ms",
-        )
-        .bind(patient_key)
-        .bind(version_id)
-        .bind(activated_by)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
+        sqlx::query(ACTIVATE_SQL)
+            .bind(patient_key)
+            .bind(version_id)
+            .bind(activated_by)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected())
     })?;
     Ok(())
 }

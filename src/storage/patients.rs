@@ -99,3 +99,74 @@ pub async fn list(
         sqlx::query_as(sql).bind(patient_id).bind(issuer).bind(limit).bind(offset).fetch_all(pool).await
     })?)
 }
+
+/// How erasing a patient ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Erasure {
+    /// Gone: these blobs held the patient's instances, for the caller to delete.
+    Erased {
+        blob_keys: Vec<String>,
+    },
+    /// A round is training on the patient's data: cancel it first.
+    RoundRunning(i64),
+    NotFound,
+}
+
+/// Erases a patient: their studies (series, instances and processing records cascade),
+/// rounds, model versions and active-version pointer, in one transaction. The erasure is
+/// recorded (by `patient_key` only), which is also what lets the database delete the
+/// patient's otherwise immutable model versions. The base model and the audit trail stay.
+pub async fn erase(db: &Database, patient_key: &str, erased_by: &str) -> Result<Erasure, StorageError> {
+    let now = Utc::now().timestamp_millis();
+    let outcome = with_pool!(db, |pool| {
+        async {
+            let mut tx = pool.begin_with(db.begin_write()).await?;
+            let exists: Option<String> = sqlx::query_scalar("SELECT patient_key FROM patients WHERE patient_key = $1")
+                .bind(patient_key)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_none() {
+                return Ok::<_, sqlx::Error>(Erasure::NotFound);
+            }
+            let running: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM rounds WHERE patient_key = $1 AND state = 'running'")
+                    .bind(patient_key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if let Some(id) = running {
+                return Ok(Erasure::RoundRunning(id));
+            }
+            let blob_keys: Vec<String> = sqlx::query_scalar(
+                "SELECT i.blob_key FROM instances i
+                 JOIN series se ON se.series_uid = i.series_uid
+                 JOIN studies st ON st.study_uid = se.study_uid
+                 WHERE st.patient_key = $1",
+            )
+            .bind(patient_key)
+            .fetch_all(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO patient_erasures (patient_key, erased_by, erased_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (patient_key) DO NOTHING",
+            )
+            .bind(patient_key)
+            .bind(erased_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            for statement in [
+                "DELETE FROM rounds WHERE patient_key = $1",
+                "DELETE FROM patient_models WHERE patient_key = $1",
+                "DELETE FROM model_versions WHERE patient_key = $1",
+                "DELETE FROM studies WHERE patient_key = $1",
+                "DELETE FROM patients WHERE patient_key = $1",
+            ] {
+                sqlx::query(statement).bind(patient_key).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            Ok(Erasure::Erased { blob_keys })
+        }
+        .await
+    })?;
+    Ok(outcome)
+}

@@ -32,6 +32,8 @@ pub struct SeriesProcessing {
     pub normalisation: Option<String>,
     pub source_series_uid: Option<String>,
     pub superseded_by: Option<String>,
+    /// A Noise2Noise half: training material for online learning.
+    pub n2n_half: bool,
 }
 
 /// How a series starts out when its first instance arrives.
@@ -41,6 +43,8 @@ pub struct FirstSight<'a> {
     pub state: &'a str,
     pub reason: Option<&'a str>,
     pub expected_instances: Option<i64>,
+    /// The series is a Noise2Noise half (see [`SeriesProcessing::n2n_half`]).
+    pub n2n_half: bool,
 }
 
 /// What a finished denoise job produced.
@@ -60,7 +64,7 @@ macro_rules! select_processing {
                     (SELECT COUNT(*) FROM instances i WHERE i.series_uid = p.series_uid) AS received_instances,
                     p.first_instance_ms, p.last_instance_ms, p.completed_ms, p.job_id, p.started_ms,
                     p.finished_ms, p.inference_ms, p.derived_series_uid, p.model_version_id, p.normalisation,
-                    p.source_series_uid, p.superseded_by
+                    p.source_series_uid, p.superseded_by, p.n2n_half
              FROM series_processing p
              JOIN series se ON se.series_uid = p.series_uid
              JOIN studies st ON st.study_uid = se.study_uid ",
@@ -73,8 +77,9 @@ macro_rules! select_processing {
 /// moves its last-instance time (the quiet period counts from it).
 pub async fn note_instance(db: &Database, series_uid: &str, first: &FirstSight<'_>) -> Result<(), StorageError> {
     let now = now_ms();
-    let sql = "INSERT INTO series_processing (series_uid, state, reason, expected_instances, first_instance_ms, last_instance_ms)
-               VALUES ($1, $2, $3, $4, $5, $5)
+    let sql = "INSERT INTO series_processing
+                   (series_uid, state, reason, expected_instances, first_instance_ms, last_instance_ms, n2n_half)
+               VALUES ($1, $2, $3, $4, $5, $5, $6)
                ON CONFLICT (series_uid) DO UPDATE SET last_instance_ms = excluded.last_instance_ms";
     with_pool!(db, |pool| {
         sqlx::query(sql)
@@ -83,6 +88,7 @@ pub async fn note_instance(db: &Database, series_uid: &str, first: &FirstSight<'
             .bind(first.reason)
             .bind(first.expected_instances)
             .bind(now)
+            .bind(first.n2n_half)
             .execute(pool)
             .await
             .map(|r| r.rows_affected())
@@ -250,4 +256,22 @@ pub async fn get(db: &Database, series_uid: &str) -> Result<Option<SeriesProcess
 pub async fn derived_from(db: &Database, source_series_uid: &str) -> Result<Vec<SeriesProcessing>, StorageError> {
     let sql = select_processing!("WHERE p.source_series_uid = $1 ORDER BY p.first_instance_ms, p.series_uid");
     Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(source_series_uid).fetch_all(pool).await)?)
+}
+
+/// The Noise2Noise halves of a patient (or of every patient), oldest first.
+pub async fn n2n_halves(db: &Database, patient_key: Option<&str>) -> Result<Vec<SeriesProcessing>, StorageError> {
+    let sql = select_processing!(
+        "WHERE p.n2n_half AND ($1 IS NULL OR st.patient_key = $1) ORDER BY p.first_instance_ms, p.series_uid"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(patient_key).fetch_all(pool).await)?)
+}
+
+/// The patient's most recent series that petal denoised (its own derived series excluded):
+/// what a new model version is shown on first.
+pub async fn latest_denoised(db: &Database, patient_key: &str) -> Result<Option<SeriesProcessing>, StorageError> {
+    let sql = select_processing!(
+        "WHERE st.patient_key = $1 AND p.state = 'done' AND p.source_series_uid IS NULL
+         ORDER BY p.completed_ms DESC, p.series_uid LIMIT 1"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(patient_key).fetch_optional(pool).await)?)
 }

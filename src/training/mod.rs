@@ -8,7 +8,9 @@ pub const DEFAULT_BATCH: usize = 16;
 pub const DEFAULT_PATCH: usize = 32;
 
 pub mod base;
+pub mod gate;
 pub mod n2n_round;
+pub mod pair_source;
 pub mod tgd_passes;
 pub mod trainer;
 pub mod update_plan;

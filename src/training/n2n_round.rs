@@ -21,6 +21,7 @@ use super::base::report::denoise_with_burn;
 use super::tgd_passes::{PassError, run_tgd_passes};
 use super::trainer::{OptimizerSettings, Trainer};
 use super::update_plan::{UpdatePlan, UpdateRule};
+use crate::model::backend::TrainingDevice;
 use crate::model::directory::StoredModel;
 use crate::model::network::DnCnn;
 use crate::model::tgd_mask::NetworkMask;
@@ -37,6 +38,16 @@ pub enum RoundKind {
     TgdParameterMask,
     /// The paper's FT-net: the last three convolutions, all channels.
     FineTuneLastLayers,
+}
+
+impl RoundKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tgd => "tgd",
+            Self::TgdParameterMask => "tgd_parameter_mask",
+            Self::FineTuneLastLayers => "fine_tune_last_layers",
+        }
+    }
 }
 
 /// Settings of a round; every field has a default a physicist can start from.
@@ -143,6 +154,9 @@ pub enum Flow {
 /// Sees every step; answers whether to go on (a cancelled round stops within one step).
 pub trait RoundObserver {
     fn step(&mut self, step: usize, total: usize, loss: f64) -> Flow;
+
+    /// The parent's held-out N2N loss, known before the first step.
+    fn parent_validated(&mut self, _loss: f64) {}
 }
 
 impl<F: FnMut(usize, usize, f64) -> Flow> RoundObserver for F {
@@ -191,6 +205,27 @@ pub fn validation_loss(model: &StoredModel, pair: &N2nPair, held_out: &Range<usi
     Ok(total / 2.0)
 }
 
+/// Runs the round where [`TrainingDevice::choose`] says (CUDA when built with it and a
+/// driver is present, else the CPU); returns the outcome and where it ran.
+pub fn run_round_on_best_device(
+    parent: &StoredModel,
+    pair: &N2nPair,
+    settings: &RoundSettings,
+    observer: &mut dyn RoundObserver,
+) -> Result<(RoundOutcome, TrainingDevice), RoundError> {
+    match TrainingDevice::choose() {
+        #[cfg(feature = "cuda")]
+        TrainingDevice::Cuda => Ok((
+            run_round::<crate::model::backend::CudaTrainingBackend>(parent, pair, settings, observer)?,
+            TrainingDevice::Cuda,
+        )),
+        _ => Ok((
+            run_round::<crate::model::backend::CpuTrainingBackend>(parent, pair, settings, observer)?,
+            TrainingDevice::Cpu,
+        )),
+    }
+}
+
 /// Runs the round on `B` (the CPU backend, or CUDA where built and present).
 pub fn run_round<B: AutodiffBackend>(
     parent: &StoredModel,
@@ -212,6 +247,7 @@ pub fn run_round<B: AutodiffBackend>(
     let started = Instant::now();
     let held_out = held_out_slices(grid.slices, settings.validation_fraction);
     let validation_loss_parent = validation_loss(parent, pair, &held_out)?;
+    observer.parent_validated(validation_loss_parent);
 
     // Both directions, patches only from the slices outside the held-out block (the block
     // sits in the middle, so training takes the part below it and the part above it).

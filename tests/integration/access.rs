@@ -83,7 +83,51 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
                 .expect("version");
             path.replace("{version_id}", &version.to_string())
         }
-        (_, "/api/v1/patients/{patient_key}" | "/api/v1/patients/{patient_key}/models") => {
+        ("POST", "/api/v1/patients/{patient_key}/rounds") => {
+            // A patient of their own with one stored series, so the round is new and its
+            // pair (neighbour sub-sampling of that series) is valid.
+            let mut own = SeriesSpec::new(1);
+            own.patient_id = format!("WALK-ROUND-{}", uuid::Uuid::new_v4().simple());
+            let (status, _, _) =
+                crate::stow::stow(app, &app.admin_token, "/dicomweb/studies", &own.instances().expect("series")).await;
+            assert!(status.is_success(), "fixture series stored");
+            let key =
+                petal::storage::index::study_patient(&app.db, &own.study_uid).await.expect("query").expect("patient");
+            return app
+                .client
+                .post(app.url(&path.replace("{patient_key}", &key)))
+                .json(&serde_json::json!({"pair": {"kind": "neighbour_subsampling", "series_uid": own.series_uid}}));
+        }
+        (_, "/api/v1/rounds/{round_id}" | "/api/v1/rounds/{round_id}/cancel") => {
+            let identity = PatientIdentity {
+                patient_id: format!("WALK-{}", uuid::Uuid::new_v4().simple()),
+                issuer: "HOSP-A".into(),
+                ..Default::default()
+            };
+            let key = upsert(&app.db, &identity).await.expect("patient");
+            let new = petal::storage::rounds::NewRound {
+                patient_key: &key,
+                kind: "tgd",
+                pair_source: "admin_pair",
+                series_a: "1.2.3",
+                series_b: Some("1.2.4"),
+                settings: "{}",
+                total_steps: 1,
+                requested_by: "test",
+            };
+            let petal::storage::rounds::Created::Round(round) =
+                petal::storage::rounds::create(&app.db, &new).await.expect("round")
+            else {
+                panic!("a new patient has no active round")
+            };
+            path.replace("{round_id}", &round.id.to_string())
+        }
+        (
+            _,
+            "/api/v1/patients/{patient_key}"
+            | "/api/v1/patients/{patient_key}/models"
+            | "/api/v1/patients/{patient_key}/rounds",
+        ) => {
             let identity =
                 PatientIdentity { patient_id: "WALK-1".into(), issuer: "HOSP-A".into(), ..Default::default() };
             let key = upsert(&app.db, &identity).await.expect("patient");
@@ -102,7 +146,8 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             .header("content-type", multipart_type())
             .body(multipart(&series.instances().expect("synthetic series"))),
         (Method::POST, "/api/v1/series/{series_uid}/denoise")
-        | (Method::POST, "/api/v1/patients/{patient_key}/models/{version}/activate") => builder,
+        | (Method::POST, "/api/v1/patients/{patient_key}/models/{version}/activate")
+        | (Method::POST, "/api/v1/rounds/{round_id}/cancel") => builder,
         (Method::POST, other) => panic!("add a request body fixture for POST {other}"),
         _ => builder,
     }

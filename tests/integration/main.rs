@@ -11,6 +11,7 @@ mod fixtures;
 mod interop;
 mod jobs;
 mod kse_reference;
+mod learning;
 mod model_agreement;
 mod model_cli;
 mod model_versions;

@@ -1,6 +1,6 @@
-//! Denoise jobs across real processes on one PostgreSQL and one blob directory: a worker
-//! killed with SIGKILL mid-job leaves the job to another, and two workers share ten series,
-//! each denoised exactly once.
+//! Jobs across real processes on one PostgreSQL and one blob directory: a worker killed with
+//! SIGKILL mid-job leaves the job to another, two workers share ten series, each denoised
+//! exactly once, and a learning round whose worker is killed ends with exactly one version.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -24,6 +24,16 @@ const FAST: [(&str, &str); 5] = [
 ];
 
 fn spawn(database: &TestDatabase, args: &[&str], name: &str, base_model: Option<&Path>) -> ChildGuard {
+    spawn_with_env(database, args, name, base_model, &[])
+}
+
+fn spawn_with_env(
+    database: &TestDatabase,
+    args: &[&str],
+    name: &str,
+    base_model: Option<&Path>,
+    env: &[(&str, &str)],
+) -> ChildGuard {
     let dir = database.dir.path();
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
     let mut command = Command::new(petal_binary());
@@ -35,6 +45,7 @@ fn spawn(database: &TestDatabase, args: &[&str], name: &str, base_model: Option<
         .env_remove("PETAL_DATABASE_URL")
         .envs(inference_env())
         .envs(FAST)
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(log);
     if let Some(model) = base_model {
@@ -108,6 +119,19 @@ impl Api {
             .bearer_auth(&self.token)
             .header("content-type", multipart_type())
             .body(multipart(&series.instances().expect("series")))
+            .send()
+            .await
+            .expect("stow");
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+
+    async fn store_files(&self, parts: &[Vec<u8>]) {
+        let response = self
+            .client
+            .post(format!("http://127.0.0.1:{}/dicomweb/studies", self.port))
+            .bearer_auth(&self.token)
+            .header("content-type", multipart_type())
+            .body(multipart(parts))
             .send()
             .await
             .expect("stow");
@@ -193,4 +217,61 @@ async fn two_workers_denoise_each_of_ten_series_exactly_once() {
         reqwest::get(format!("http://{metrics_address}/metrics")).await.expect("metrics").text().await.expect("text");
     assert!(metrics.contains("petal_jobs{kind=\"denoise\",state=\"succeeded\"} 10"), "{metrics}");
     assert!(metrics.contains("petal_denoise_series_seconds_count"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_round_leaves_it_to_another_and_one_version_results() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let study = crate::learning::study(dir.path(), 305, petal::simulation::ReconVersion::V1);
+    let model = crate::learning::shipped_model();
+    let api = Api::start(&database).await;
+    // Long enough to be killed mid-way: a few hundred steps.
+    let rounds = [
+        ("PETAL_ROUND_DEFAULTS", r#"{"steps_per_pass": 150, "batch": 8, "patch": 16}"#),
+        ("PETAL_ROUND_PROGRESS_INTERVAL", "100ms"),
+    ];
+    let spawn_worker = |name: &str| spawn_with_env(&database, &["worker"], name, Some(&model), &rounds);
+    let first = spawn_worker("worker-a");
+    for folder in ["n2n-half-a", "n2n-half-b"] {
+        api.store_files(&crate::pipeline::series_files(&study.join(folder))).await;
+    }
+    let manifest = crate::pipeline::manifest(&study);
+    let half = crate::pipeline::series_uid(&manifest, "n2n-half-a");
+    let patient_key = api.get(&format!("/api/v1/series/{half}")).await["patient_key"].as_str().expect("key").to_owned();
+
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let round_id = loop {
+        let listed = api.get(&format!("/api/v1/patients/{patient_key}/rounds")).await;
+        if let Some(round) = listed["rounds"].as_array().and_then(|r| r.first())
+            && round["state"] == "running"
+            && round["progress"]["step"].as_i64() >= Some(5)
+        {
+            break round["id"].as_i64().expect("id");
+        }
+        assert!(Instant::now() < deadline, "no round got going: {listed}{}", log_tails(&api.logs));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(first); // SIGKILL mid-round
+    let models = api.get(&format!("/api/v1/patients/{patient_key}/models")).await;
+    assert_eq!(models["versions"].as_array().map(Vec::len), Some(0), "nothing half-written: {models}");
+    assert_eq!(models["active_version"], 0);
+    let _second = spawn_worker("worker-b");
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let round = loop {
+        let round = api.get(&format!("/api/v1/rounds/{round_id}")).await;
+        if !matches!(round["state"].as_str(), Some("queued" | "running")) {
+            break round;
+        }
+        assert!(Instant::now() < deadline, "the round never finished: {round}{}", log_tails(&api.logs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(matches!(round["state"].as_str(), Some("activated" | "rejected")), "{round}");
+    let models = api.get(&format!("/api/v1/patients/{patient_key}/models")).await;
+    let versions = models["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 1, "exactly one version: {models}");
+    assert_eq!(versions[0]["id"], round["version_id"]);
+    let job = api.get(&format!("/api/v1/jobs/{}", round["job_id"].as_str().unwrap_or_default())).await;
+    assert!(job["attempts"].as_i64() >= Some(2), "the job ran again after the kill: {job}");
 }

@@ -7,10 +7,10 @@ use std::path::Path;
 use anyhow::Context;
 use rayon::prelude::*;
 
-use crate::dicom::volume::{Slice, assemble};
 use crate::simulation::acquisition::ScannerModel;
 use crate::simulation::osem::reconstruct;
 use crate::simulation::{Grid, Image3, ReconVersion, Scan};
+use crate::training::pair_source::series_image;
 
 /// Masks of a held-out study, for the report's regional means.
 #[derive(Debug, Clone, Default)]
@@ -69,32 +69,14 @@ impl SimulatedData {
 
 /// Reads a DICOM series folder as a normalised volume on a square grid.
 fn read_series(folder: &Path) -> anyhow::Result<Image3> {
-    let mut slices = Vec::new();
+    let mut files = Vec::new();
     for entry in std::fs::read_dir(folder).with_context(|| format!("reading {}", folder.display()))? {
         let path = entry?.path();
         if path.is_file() {
-            let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
-            slices.push(Slice::from_part10(&bytes).with_context(|| format!("decoding {}", path.display()))?);
+            files.push(std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?);
         }
     }
-    let volume = assemble(slices).with_context(|| format!("assembling {}", folder.display()))?;
-    let first = &volume.slices[0];
-    anyhow::ensure!(
-        first.rows == first.columns,
-        "{}: slices are {}×{}, training needs square slices",
-        folder.display(),
-        first.rows,
-        first.columns
-    );
-    let grid = Grid {
-        size: first.rows as usize,
-        slices: volume.slices.len(),
-        pixel_mm: first.pixel_spacing[0],
-        slice_mm: volume.slice_spacing,
-    };
-    let norm = volume.normalisation;
-    let data = volume.slices.iter().flat_map(|s| s.values.iter().map(move |v| norm.forward(*v))).collect();
-    Ok(Image3 { grid, data })
+    Ok(series_image(&files).with_context(|| format!("reading the series in {}", folder.display()))?.image)
 }
 
 /// Pairs from `dir/<name>/input` and `dir/<name>/target` (same geometry), sorted by name.
