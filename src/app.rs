@@ -193,23 +193,25 @@ impl JobRunner {
             blobs: self.blobs,
             inference: self.inference,
             learning: learning.clone(),
+            shutdown: stop.clone(),
         });
-        let worker = Worker::new(self.db.clone(), self.worker.clone())
-            .register(completion::DENOISE_JOB, denoise_job::handler(denoise))
+        // Two lanes: a round takes minutes, and series arriving meanwhile must not wait for
+        // it, so denoise jobs and learning rounds are claimed by workers of their own.
+        let denoiser = Worker::new(self.db.clone(), self.worker.clone())
+            .register(completion::DENOISE_JOB, denoise_job::handler(denoise));
+        let learner = Worker::new(self.db.clone(), self.worker.clone())
             .register(crate::storage::rounds::FINE_TUNE_JOB, round_job::handler(rounds));
+        let learner = tokio::spawn(learner.run(stop.clone()));
         let every = self.worker.poll_interval;
         let sweeper =
             tokio::spawn(completion::run_sweeper(self.db.clone(), self.pipeline.completion(), every, stop.clone()));
-        let detector = learning
-            .auto_rounds
-            .then(|| tokio::spawn(detection::run_detector(self.db, learning.clone(), every, stop.clone())));
+        let learning_sweeper = tokio::spawn(detection::run_sweeper(self.db, learning, every, stop.clone()));
         tokio::spawn(async move {
-            let outcome = worker.run(stop).await;
+            let denoised = denoiser.run(stop).await;
+            let learned = learner.await.context("joining the learning worker");
             let _ = sweeper.await;
-            if let Some(detector) = detector {
-                let _ = detector.await;
-            }
-            outcome
+            let _ = learning_sweeper.await;
+            denoised.and(learned?)
         })
     }
 }

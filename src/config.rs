@@ -95,6 +95,12 @@ pub struct TrainBaseArgs {
     /// Adam's learning rate.
     #[arg(long, default_value_t = 1e-3)]
     pub learning_rate: f64,
+    /// Share of the steps, at the end, trained at a lower learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_decay_share: f64,
+    /// The lower learning rate, as a multiple of `--learning-rate`.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_decay_factor: f64,
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,

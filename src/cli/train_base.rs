@@ -14,10 +14,15 @@ use crate::simulation::Grid;
 use crate::training::base::data::{SimulatedData, dicom_pairs};
 use crate::training::base::loss_plot::loss_curve_png;
 use crate::training::base::report::{ReportContext, evaluate, report_markdown};
+use crate::training::base::run::LearningRateDecay;
 use crate::training::base::{BaseTrainingSettings, TrainingPair, train_base};
 
 pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
     let command = std::iter::once("petal".to_owned()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&args.lr_decay_share) && args.lr_decay_factor > 0.0,
+        "--lr-decay-share must lie in [0, 1] and --lr-decay-factor be positive"
+    );
     let config = DnCnnConfig::scaled(args.width_multiplier);
     config.validate().context("--width-multiplier")?;
     let settings = BaseTrainingSettings {
@@ -26,6 +31,7 @@ pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
         batch: args.batch,
         patch: args.patch,
         learning_rate: args.learning_rate,
+        decay: LearningRateDecay { final_share: args.lr_decay_share, factor: args.lr_decay_factor },
         checkpoint_every: args.checkpoint_every,
         seed: args.seed,
     };
@@ -38,6 +44,7 @@ pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
         settings.batch,
         settings.patch,
         settings.learning_rate,
+        settings.decay,
         settings.seed,
         &data_description,
     ))?;

@@ -2,6 +2,7 @@
 //! number of instances, form a pair; when automatic rounds are on, a sweeper starts a round
 //! for every pair no round has used yet. Whether the halves truly share their geometry is
 //! checked when the round reads them, and a round that finds otherwise fails saying so.
+//! The same sweeper ends rounds whose job failed for good, so none stays `running` forever.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -88,10 +89,18 @@ pub async fn detect(db: &Database, learning: &LearningSettings) -> Result<usize,
     Ok(started)
 }
 
-/// Detects every `every` until `stop` turns true.
-pub async fn run_detector(db: Database, learning: LearningSettings, every: Duration, mut stop: watch::Receiver<bool>) {
+/// Every `every` until `stop` turns true: ends rounds whose job failed for good, and (when
+/// automatic rounds are on) starts rounds for new pairs.
+pub async fn run_sweeper(db: Database, learning: LearningSettings, every: Duration, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        if let Err(err) = detect(&db, &learning).await {
+        match rounds::fail_orphaned(&db).await {
+            Ok(0) => {}
+            Ok(ended) => tracing::warn!(rounds = ended, "rounds whose job failed for good are marked failed"),
+            Err(err) => tracing::warn!(error = %err, "could not look for rounds whose job failed; retrying"),
+        }
+        if learning.auto_rounds
+            && let Err(err) = detect(&db, &learning).await
+        {
             tracing::warn!(error = %err, "pair detection failed; retrying");
         }
         tokio::select! {

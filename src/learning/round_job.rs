@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use tokio::runtime::Handle;
+use tokio::sync::watch;
 
 use super::LearningSettings;
 use crate::blobs::BlobStore;
@@ -51,6 +52,9 @@ pub struct RoundJobContext {
     pub blobs: BlobStore,
     pub inference: InferenceContext,
     pub learning: LearningSettings,
+    /// Turns true when the process stops: a running round then stops at its next step and
+    /// its job is put back, to start again from the parent in another worker.
+    pub shutdown: watch::Receiver<bool>,
 }
 
 /// The worker's handler for `fine_tune` jobs.
@@ -105,7 +109,10 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
         }
     };
     let pair = Arc::new(pair);
-    let trained = train(context, &round, &parent, pair.clone(), settings).await?;
+    let (trained, interrupted) = train(context, &round, &parent, pair.clone(), settings).await?;
+    if interrupted {
+        anyhow::bail!("the worker stopped mid-round; the round starts again from its parent");
+    }
     match trained {
         Ok((outcome, device)) => conclude(context, &round, &parent, &pair, outcome, device).await,
         Err(RoundError::Cancelled) => {
@@ -178,6 +185,9 @@ struct DatabaseProgress {
     started: Instant,
     last_write: Option<Instant>,
     parent_loss: Option<f64>,
+    shutdown: watch::Receiver<bool>,
+    /// The process is stopping (not an admin's cancel).
+    interrupted: bool,
 }
 
 impl DatabaseProgress {
@@ -196,6 +206,10 @@ impl DatabaseProgress {
 
 impl RoundObserver for DatabaseProgress {
     fn step(&mut self, step: usize, total: usize, loss: f64) -> Flow {
+        if *self.shutdown.borrow() {
+            self.interrupted = true;
+            return Flow::Cancel;
+        }
         let due = step <= 1 || step >= total || self.last_write.is_none_or(|at| at.elapsed() >= self.every);
         if due {
             let per_step = self.started.elapsed().as_secs_f64() / step.max(1) as f64;
@@ -227,14 +241,15 @@ impl RoundObserver for DatabaseProgress {
 
 type Trained = Result<(RoundOutcome, TrainingDevice), RoundError>;
 
-/// Runs the round's training on a blocking thread, carrying the job's span.
+/// Runs the round's training on a blocking thread, carrying the job's span; also says
+/// whether the process's shutdown interrupted it.
 async fn train(
     context: &RoundJobContext,
     round: &Round,
     parent: &ActiveModel,
     pair: Arc<N2nPair>,
     settings: RoundSettings,
-) -> anyhow::Result<Trained> {
+) -> anyhow::Result<(Trained, bool)> {
     let mut observer = DatabaseProgress {
         runtime: Handle::current(),
         db: context.db.clone(),
@@ -243,12 +258,15 @@ async fn train(
         started: Instant::now(),
         last_write: None,
         parent_loss: None,
+        shutdown: context.shutdown.clone(),
+        interrupted: false,
     };
     let model = parent.model.clone();
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        run_round_on_best_device(&model, &pair, &settings, &mut observer)
+        let trained = run_round_on_best_device(&model, &pair, &settings, &mut observer);
+        (trained, observer.interrupted)
     })
     .await
     .context("the training thread stopped unexpectedly")

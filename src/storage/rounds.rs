@@ -373,3 +373,16 @@ pub async fn note_redenoised(db: &Database, id: i64, series_uid: &str) -> Result
     with_pool!(db, |pool| sqlx::query(sql).bind(id).bind(series_uid).execute(pool).await.map(|r| r.rows_affected()))?;
     Ok(())
 }
+
+/// Ends every queued or running round whose job is over (it failed for good, e.g. after a
+/// worker was killed once too often): the round fails with the job's last error. Returns
+/// how many rounds it ended.
+pub async fn fail_orphaned(db: &Database) -> Result<u64, StorageError> {
+    let sql = "UPDATE rounds SET state = 'failed', finished_ms = $1, eta_seconds = NULL,
+                      error = COALESCE((SELECT 'its job failed: ' || j.last_error FROM jobs j WHERE j.id = rounds.job_id),
+                                       'its job ended without finishing the round')
+               WHERE state IN ('queued', 'running')
+                 AND EXISTS (SELECT 1 FROM jobs j
+                             WHERE j.id = rounds.job_id AND j.state IN ('failed', 'succeeded', 'cancelled'))";
+    Ok(with_pool!(db, |pool| sqlx::query(sql).bind(now_ms()).execute(pool).await.map(|r| r.rows_affected()))?)
+}

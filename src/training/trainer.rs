@@ -57,6 +57,11 @@ impl<B: AutodiffBackend> Trainer<B> {
         self.network.take().unwrap_or_else(|| unreachable!("the network is always present between steps"))
     }
 
+    /// Changes the learning rate of the next steps (a schedule); Adam's moments are kept.
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.settings.learning_rate = learning_rate;
+    }
+
     pub fn plan(&self) -> &UpdatePlan {
         &self.plan
     }

@@ -440,3 +440,44 @@ fn a_round_on_a_v2_patient_lowers_the_v1_base_models_held_out_loss() {
     let (before, after) = (error(&base), error(&outcome.model));
     assert!(after < before, "error against the noiseless reconstruction {before:.5} → {after:.5}");
 }
+
+/// A round whose job failed for good (a worker killed once too often) is not left
+/// `running`: the learning sweeper marks it failed with the job's last error.
+async fn a_round_whose_job_failed_for_good_is_marked_failed(engine: Engine) {
+    use petal::storage::patients::{PatientIdentity, upsert};
+    use petal::storage::rounds::{self, Created, NewRound};
+
+    let database = crate::common::TestDatabase::create(engine).await;
+    let db = petal::storage::Database::connect(&database.url, 2).await.expect("connect");
+    db.migrate().await.expect("migrate");
+    let identity = PatientIdentity { patient_id: "ORPHAN".into(), ..Default::default() };
+    let key = upsert(&db, &identity).await.expect("patient");
+    let new = NewRound {
+        patient_key: &key,
+        kind: "tgd",
+        pair_source: "admin_pair",
+        series_a: "1.2.3",
+        series_b: Some("1.2.4"),
+        settings: "{}",
+        total_steps: 10,
+        requested_by: "test",
+    };
+    let Created::Round(round) = rounds::create(&db, &new).await.expect("round") else { panic!("new patient") };
+    assert_eq!(rounds::fail_orphaned(&db).await.expect("sweep"), 0, "a queued job is not an orphan");
+    let job = round.job_id.clone().expect("job");
+    let claimed = petal::storage::jobs::claim(&db, "test-worker", &["fine_tune"], 60_000).await.expect("claim");
+    assert_eq!(claimed.map(|j| j.id), Some(job.clone()));
+    for _ in 0..3 {
+        petal::storage::jobs::fail(&db, &job, "test-worker", "the worker stopped renewing its lease", 0)
+            .await
+            .expect("fail");
+        let _ = petal::storage::jobs::claim(&db, "test-worker", &["fine_tune"], 60_000).await.expect("claim");
+    }
+    assert_eq!(petal::storage::jobs::get(&db, &job).await.expect("job").expect("job").state, "failed");
+    assert_eq!(rounds::fail_orphaned(&db).await.expect("sweep"), 1);
+    let failed = rounds::get(&db, round.id).await.expect("query").expect("round");
+    assert_eq!(failed.state, "failed");
+    assert!(failed.error.as_deref().is_some_and(|e| e.contains("renewing its lease")), "{:?}", failed.error);
+    db.close().await;
+}
+on_both_engines!(a_round_whose_job_failed_for_good_is_marked_failed);

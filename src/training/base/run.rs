@@ -28,10 +28,34 @@ pub struct BaseTrainingSettings {
     pub batch: usize,
     pub patch: usize,
     pub learning_rate: f64,
+    /// The learning rate of the final steps (see [`LearningRateDecay`]).
+    pub decay: LearningRateDecay,
     /// Steps between checkpoints.
     pub checkpoint_every: usize,
     /// Seeds the initial weights and the patch draws.
     pub seed: u64,
+}
+
+/// The last `final_share` of the steps run at `factor` × the learning rate. With a constant
+/// rate the last weights are one noisy point of Adam's walk: the shipped model trained
+/// 3000 steps at 1e-3 raised soft tissue by 3.4 % on a held-out patient, and 300 more steps
+/// at 1e-4 brought that to −0.2 % (measured with the held-out study of `train-base`).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct LearningRateDecay {
+    pub final_share: f64,
+    pub factor: f64,
+}
+
+impl BaseTrainingSettings {
+    /// The learning rate of step `step` (0-based).
+    pub fn learning_rate_at(&self, step: usize) -> f64 {
+        let decayed_steps = (self.steps as f64 * self.decay.final_share.clamp(0.0, 1.0)).round() as usize;
+        if step >= self.steps.saturating_sub(decayed_steps) {
+            self.learning_rate * self.decay.factor
+        } else {
+            self.learning_rate
+        }
+    }
 }
 
 /// A finished run.
@@ -119,6 +143,7 @@ fn train_on<B: AutodiffBackend>(
         let batch = sample_batch(pairs, settings.batch, settings.patch, settings.config.input_slices, &mut rng);
         let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
         let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
+        trainer.set_learning_rate(settings.learning_rate_at(state.step));
         let loss = trainer.step(input, target);
         anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {}: lower the learning rate", state.step);
         state.step += 1;
@@ -135,4 +160,29 @@ fn train_on<B: AutodiffBackend>(
     state.seconds = seconds_before + session_started.elapsed().as_secs_f64();
     let model = StoredModel::new(settings.config.clone(), trainer.network().to_weights())?;
     Ok(TrainingOutcome { model, losses: state.losses, seconds: state.seconds, resumed_from, device: device_kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_share_of_the_steps_runs_at_the_decayed_rate() {
+        let settings = BaseTrainingSettings {
+            config: DnCnnConfig::scaled(0.25),
+            steps: 100,
+            batch: 1,
+            patch: 8,
+            learning_rate: 1e-3,
+            decay: LearningRateDecay { final_share: 0.1, factor: 0.1 },
+            checkpoint_every: 10,
+            seed: 1,
+        };
+        assert_eq!(settings.learning_rate_at(0), 1e-3);
+        assert_eq!(settings.learning_rate_at(89), 1e-3);
+        assert!((settings.learning_rate_at(90) - 1e-4).abs() < 1e-12);
+        assert!((settings.learning_rate_at(99) - 1e-4).abs() < 1e-12);
+        let constant = BaseTrainingSettings { decay: LearningRateDecay { final_share: 0.0, factor: 0.1 }, ..settings };
+        assert_eq!(constant.learning_rate_at(99), 1e-3);
+    }
 }
