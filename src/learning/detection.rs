@@ -91,8 +91,8 @@ pub async fn detect(db: &Database, learning: &LearningSettings) -> Result<usize,
 
 /// Every `every` until `stop` turns true: ends rounds whose job failed for good, and (when
 /// automatic rounds are on) starts rounds for new pairs.
-pub async fn run_sweeper(db: Database, learning: LearningSettings, every: Duration, mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
+pub async fn run_sweeper(db: Database, learning: LearningSettings, every: Duration, stop: watch::Receiver<bool>) {
+    crate::worker::every(every, stop, || async {
         match rounds::fail_orphaned(&db).await {
             Ok(0) => {}
             Ok(ended) => tracing::warn!(rounds = ended, "rounds whose job failed for good are marked failed"),
@@ -103,9 +103,6 @@ pub async fn run_sweeper(db: Database, learning: LearningSettings, every: Durati
         {
             tracing::warn!(error = %err, "pair detection failed; retrying");
         }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = stop.changed() => {}
-        }
-    }
+    })
+    .await;
 }

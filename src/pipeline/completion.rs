@@ -136,14 +136,11 @@ pub async fn sweep(db: &Database, settings: &CompletionSettings) -> Result<usize
 }
 
 /// Sweeps every `every` until `stop` turns true.
-pub async fn run_sweeper(db: Database, settings: CompletionSettings, every: Duration, mut stop: watch::Receiver<bool>) {
-    while !*stop.borrow() {
+pub async fn run_sweeper(db: Database, settings: CompletionSettings, every: Duration, stop: watch::Receiver<bool>) {
+    crate::worker::every(every, stop, || async {
         if let Err(err) = sweep(&db, &settings).await {
             tracing::warn!(error = %err, "the series completion sweep failed; retrying");
         }
-        tokio::select! {
-            () = tokio::time::sleep(every) => {}
-            _ = stop.changed() => {}
-        }
-    }
+    })
+    .await;
 }

@@ -47,6 +47,22 @@ impl Default for WorkerSettings {
     }
 }
 
+/// Runs `pass` now and then every `every`, until `stop` turns true (a pass under way is
+/// finished first): the loop of the sweepers that run beside the workers.
+pub async fn every<F, Fut>(every: Duration, mut stop: watch::Receiver<bool>, mut pass: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    while !*stop.borrow() {
+        pass().await;
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
 /// What runs a job of one kind.
 pub type Handler = Arc<dyn Fn(Job) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 

@@ -99,27 +99,8 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
                 .json(&serde_json::json!({"pair": {"kind": "neighbour_subsampling", "series_uid": own.series_uid}}));
         }
         (_, "/api/v1/rounds/{round_id}" | "/api/v1/rounds/{round_id}/cancel") => {
-            let identity = PatientIdentity {
-                patient_id: format!("WALK-{}", uuid::Uuid::new_v4().simple()),
-                issuer: "HOSP-A".into(),
-                ..Default::default()
-            };
-            let key = upsert(&app.db, &identity).await.expect("patient");
-            let new = petal::storage::rounds::NewRound {
-                patient_key: &key,
-                kind: "tgd",
-                pair_source: "admin_pair",
-                series_a: "1.2.3",
-                series_b: Some("1.2.4"),
-                settings: "{}",
-                total_steps: 1,
-                requested_by: "test",
-            };
-            let petal::storage::rounds::Created::Round(round) =
-                petal::storage::rounds::create(&app.db, &new).await.expect("round")
-            else {
-                panic!("a new patient has no active round")
-            };
+            let patient = format!("WALK-{}", uuid::Uuid::new_v4().simple());
+            let round = crate::learning::queued_round(&app.db, &patient).await;
             path.replace("{round_id}", &round.id.to_string())
         }
         (

@@ -444,25 +444,12 @@ fn a_round_on_a_v2_patient_lowers_the_v1_base_models_held_out_loss() {
 /// A round whose job failed for good (a worker killed once too often) is not left
 /// `running`: the learning sweeper marks it failed with the job's last error.
 async fn a_round_whose_job_failed_for_good_is_marked_failed(engine: Engine) {
-    use petal::storage::patients::{PatientIdentity, upsert};
-    use petal::storage::rounds::{self, Created, NewRound};
+    use petal::storage::rounds;
 
     let database = crate::common::TestDatabase::create(engine).await;
     let db = petal::storage::Database::connect(&database.url, 2).await.expect("connect");
     db.migrate().await.expect("migrate");
-    let identity = PatientIdentity { patient_id: "ORPHAN".into(), ..Default::default() };
-    let key = upsert(&db, &identity).await.expect("patient");
-    let new = NewRound {
-        patient_key: &key,
-        kind: "tgd",
-        pair_source: "admin_pair",
-        series_a: "1.2.3",
-        series_b: Some("1.2.4"),
-        settings: "{}",
-        total_steps: 10,
-        requested_by: "test",
-    };
-    let Created::Round(round) = rounds::create(&db, &new).await.expect("round") else { panic!("new patient") };
+    let round = queued_round(&db, "ORPHAN").await;
     assert_eq!(rounds::fail_orphaned(&db).await.expect("sweep"), 0, "a queued job is not an orphan");
     let job = round.job_id.clone().expect("job");
     let claimed = petal::storage::jobs::claim(&db, "test-worker", &["fine_tune"], 60_000).await.expect("claim");
@@ -481,3 +468,27 @@ async fn a_round_whose_job_failed_for_good_is_marked_failed(engine: Engine) {
     db.close().await;
 }
 on_both_engines!(a_round_whose_job_failed_for_good_is_marked_failed);
+
+/// A new patient with one queued round (of a pair that need not exist), made through the
+/// storage layer.
+pub async fn queued_round(db: &petal::storage::Database, patient_id: &str) -> petal::storage::rounds::Round {
+    use petal::storage::patients::{PatientIdentity, upsert};
+    use petal::storage::rounds::{Created, NewRound, create};
+
+    let identity = PatientIdentity { patient_id: patient_id.into(), issuer: "HOSP-A".into(), ..Default::default() };
+    let key = upsert(db, &identity).await.expect("patient");
+    let new = NewRound {
+        patient_key: &key,
+        kind: "tgd",
+        pair_source: "admin_pair",
+        series_a: "1.2.3",
+        series_b: Some("1.2.4"),
+        settings: "{}",
+        total_steps: 10,
+        requested_by: "test",
+    };
+    match create(db, &new).await.expect("round") {
+        Created::Round(round) => *round,
+        Created::AlreadyActive(id) => panic!("the new patient already has round {id}"),
+    }
+}
