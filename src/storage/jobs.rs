@@ -27,6 +27,8 @@ pub struct Job {
     pub run_after_ms: i64,
     pub lease_owner: Option<String>,
     pub lease_expires_ms: Option<i64>,
+    /// The worker that ran the latest attempt (kept after the job ends).
+    pub ran_by: Option<String>,
     pub created_ms: i64,
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
@@ -52,7 +54,7 @@ macro_rules! select_jobs {
     ($rest:literal) => {
         concat!(
             "SELECT id, kind, priority, payload, dedupe_key, state, attempts, max_attempts, run_after_ms, lease_owner,
-                    lease_expires_ms, created_ms, started_ms, finished_ms, last_error FROM jobs ",
+                    lease_expires_ms, ran_by, created_ms, started_ms, finished_ms, last_error FROM jobs ",
             $rest
         )
     };
@@ -110,7 +112,7 @@ pub async fn claim(db: &Database, owner: &str, kinds: &[&str], lease_ms: i64) ->
     macro_rules! claim_sql {
         ($kinds:literal, $lock:literal) => {
             concat!(
-                "UPDATE jobs SET state = 'running', lease_owner = $1, lease_expires_ms = $2 + $3,
+                "UPDATE jobs SET state = 'running', lease_owner = $1, ran_by = $1, lease_expires_ms = $2 + $3,
                         attempts = attempts + 1, started_ms = COALESCE(started_ms, $2)
                  WHERE id = (SELECT id FROM jobs
                              WHERE state = 'queued' AND run_after_ms <= $2 AND kind IN (",
@@ -121,7 +123,7 @@ pub async fn claim(db: &Database, owner: &str, kinds: &[&str], lease_ms: i64) ->
                 $lock,
                 ")
                  RETURNING id, kind, priority, payload, dedupe_key, state, attempts, max_attempts, run_after_ms,
-                           lease_owner, lease_expires_ms, created_ms, started_ms, finished_ms, last_error"
+                           lease_owner, lease_expires_ms, ran_by, created_ms, started_ms, finished_ms, last_error"
             )
         };
     }

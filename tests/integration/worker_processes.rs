@@ -275,3 +275,79 @@ async fn a_worker_killed_mid_round_leaves_it_to_another_and_one_version_results(
     let job = api.get(&format!("/api/v1/jobs/{}", round["job_id"].as_str().unwrap_or_default())).await;
     assert!(job["attempts"].as_i64() >= Some(2), "the job ran again after the kill: {job}");
 }
+
+/// Two API replicas and two workers on one PostgreSQL and one blob directory: a study posted
+/// to the first API is read from the second, its series is denoised exactly once, and a
+/// learning round and a denoise job run at the same time on different workers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_apis_and_two_workers_share_the_queue_and_a_round_overlaps_a_denoise() {
+    let database = TestDatabase::create(Engine::Postgres).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let study = crate::learning::study(dir.path(), 306, petal::simulation::ReconVersion::V1);
+    let manifest = crate::pipeline::manifest(&study);
+    let model = crate::learning::shipped_model();
+    let first = Api::start(&database).await;
+    let second = Api::start(&database).await;
+    let rounds = [("PETAL_ROUND_DEFAULTS", r#"{"steps_per_pass": 150, "batch": 8, "patch": 16}"#)];
+    let _workers = [
+        spawn_with_env(&database, &["worker"], "worker-1", Some(&model), &rounds),
+        spawn_with_env(&database, &["worker"], "worker-2", Some(&model), &rounds),
+    ];
+
+    // The halves start a round; the full-count series arrives while it trains.
+    for folder in ["n2n-half-a", "n2n-half-b"] {
+        first.store_files(&crate::pipeline::series_files(&study.join(folder))).await;
+    }
+    let half = crate::pipeline::series_uid(&manifest, "n2n-half-a");
+    let patient_key =
+        second.get(&format!("/api/v1/series/{half}")).await["patient_key"].as_str().expect("key").to_owned();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let round_id = loop {
+        let listed = second.get(&format!("/api/v1/patients/{patient_key}/rounds")).await;
+        if let Some(round) = listed["rounds"].as_array().and_then(|r| r.first())
+            && round["state"] == "running"
+            && round["progress"]["step"].as_i64() >= Some(5)
+        {
+            break round["id"].as_i64().expect("id");
+        }
+        assert!(Instant::now() < deadline, "no round got going: {listed}{}", log_tails(&first.logs));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    first.store_files(&crate::pipeline::series_files(&study.join("full-count"))).await;
+    let source = crate::pipeline::series_uid(&manifest, "full-count");
+    let done = second.wait_done(&source, Duration::from_secs(300)).await;
+    assert_eq!(done["derived_series"].as_array().map(Vec::len), Some(1), "{done}");
+    let study_uid = manifest["study_uid"].as_str().expect("study");
+    let series = second.get(&format!("/dicomweb/studies/{study_uid}/series")).await;
+    assert_eq!(series.as_array().map(Vec::len), Some(4), "three posted and one derived series: {series}");
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let round = loop {
+        let round = second.get(&format!("/api/v1/rounds/{round_id}")).await;
+        if !matches!(round["state"].as_str(), Some("queued" | "running")) {
+            break round;
+        }
+        assert!(Instant::now() < deadline, "the round never finished: {round}{}", log_tails(&first.logs));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let jobs = second.get("/api/v1/jobs?kind=denoise").await;
+    // One job from the series' completion (an activated round adds its own re-denoise).
+    let denoises: Vec<&Value> = jobs["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter(|j| {
+            j["payload"].as_str().is_some_and(|p| p.contains(&source) && p.contains(r#""requested_by":"petal""#))
+        })
+        .collect();
+    assert_eq!(denoises.len(), 1, "one denoise job for the series: {jobs}");
+    let denoise = denoises[0];
+    assert_eq!(denoise["attempts"], 1, "{denoise}");
+    let fine_tune = second.get(&format!("/api/v1/jobs/{}", round["job_id"].as_str().expect("job"))).await;
+    let interval =
+        |job: &Value| (job["started_ms"].as_i64().expect("start"), job["finished_ms"].as_i64().expect("end"));
+    let ((d0, d1), (r0, r1)) = (interval(denoise), interval(&fine_tune));
+    assert!(d0 < r1 && r0 < d1, "the denoise [{d0}, {d1}] and the round [{r0}, {r1}] overlap");
+    assert_ne!(denoise["ran_by"], fine_tune["ran_by"], "on different workers: {denoise} {fine_tune}");
+    assert!(denoise["ran_by"].is_string() && fine_tune["ran_by"].is_string());
+}
