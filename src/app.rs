@@ -59,6 +59,7 @@ impl Application {
             upload_body_limit: config.http.upload_body_limit,
             series_rules: config.pipeline.rules(),
             learning: config.pipeline.learning_settings(),
+            sessions: config.http.sessions.clone(),
         };
         let limits =
             HttpLimits { request_timeout: config.http.request_timeout, json_body_limit: config.http.json_body_limit };

@@ -471,6 +471,20 @@ pub struct HttpArgs {
     /// Largest upload (STOW-RS) request body, in bytes.
     #[arg(long, env = "PETAL_UPLOAD_BODY_LIMIT", default_value_t = 8 * 1024 * 1024 * 1024)]
     pub upload_body_limit: u64,
+    #[command(flatten)]
+    pub sessions: SessionArgs,
+}
+
+/// Web-page sessions (a token presented once becomes an HttpOnly session cookie).
+#[derive(Debug, Clone, Args)]
+pub struct SessionArgs {
+    /// How long a web-page session lasts (never longer than its token).
+    #[arg(long, env = "PETAL_SESSION_LIFETIME", default_value = "8h", value_parser = parse_duration)]
+    pub session_lifetime: Duration,
+    /// Mark the session cookie `Secure` (sent over HTTPS only; browsers also accept it from
+    /// http://localhost). Turn off only for a plain-HTTP demo on another host name.
+    #[arg(long, env = "PETAL_SECURE_COOKIES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub secure_cookies: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -26,6 +26,8 @@ pub enum ApiError {
     InvalidToken(&'static str),
     #[error("a `{role}` token may not use this endpoint; it needs one of: {allowed}")]
     Forbidden { role: String, allowed: String },
+    #[error("changes made with the session cookie must repeat the session's CSRF token in X-CSRF-Token")]
+    CsrfMissing,
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -65,7 +67,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingToken | ApiError::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            ApiError::Forbidden { .. } | ApiError::CsrfMissing => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Conflict(_) | ApiError::RoundActive(_) => StatusCode::CONFLICT,
@@ -82,6 +84,7 @@ impl ApiError {
             ApiError::MissingToken => "missing_token",
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::Forbidden { .. } => "forbidden",
+            ApiError::CsrfMissing => "csrf_token_missing",
             ApiError::NotFound(_) => "not_found",
             ApiError::BadRequest(_) => "bad_request",
             ApiError::Conflict(_) => "conflict",

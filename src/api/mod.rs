@@ -18,6 +18,7 @@ mod patients;
 mod rounds;
 pub mod routes;
 mod series;
+mod session;
 mod tokens;
 
 use std::convert::Infallible;
@@ -61,6 +62,8 @@ pub struct AppState {
     pub series_rules: crate::dicom::series_kind::DescriptionRules,
     /// Round defaults and the quiet period, for round requests.
     pub learning: crate::learning::LearningSettings,
+    /// Web-page sessions: lifetime and cookie flags.
+    pub sessions: crate::config::SessionArgs,
 }
 
 /// Limits that differ by kind of traffic.

@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, audit, dicomweb, health, jobs, models, patients, rounds, series, tokens};
+use super::{AppState, audit, dicomweb, health, jobs, models, patients, rounds, series, session, tokens};
 use crate::auth::Role;
 
 /// Who may call an endpoint.
@@ -72,6 +72,8 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/readyz", Public, Probe, health::readyz),
         Endpoint::get("/metrics", Public, Probe, health::metrics),
         Endpoint::get("/api/v1/whoami", Roles(ANY_ROLE), Json, tokens::whoami),
+        Endpoint::post("/api/v1/session", Public, Json, session::sign_in),
+        Endpoint::delete("/api/v1/session", Roles(ANY_ROLE), Json, session::sign_out),
         Endpoint::get("/api/v1/tokens", Roles(ADMIN), Json, tokens::list),
         Endpoint::post("/api/v1/tokens", Roles(ADMIN), Json, tokens::create),
         Endpoint::delete("/api/v1/tokens/{token_id}", Roles(ADMIN), Json, tokens::revoke),

@@ -51,9 +51,14 @@ pub fn hash_secret(secret: &str) -> String {
 }
 
 pub(crate) fn new_secret() -> String {
+    format!("{TOKEN_PREFIX}{}", random_hex())
+}
+
+/// 256 random bits, hex encoded.
+pub(super) fn random_hex() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{TOKEN_PREFIX}{}", hex::encode(bytes))
+    hex::encode(bytes)
 }
 
 /// Creates a token with a fresh 256-bit secret and stores its hash.
@@ -76,6 +81,11 @@ pub async fn issue_token(
 /// Looks a presented secret up and says who it belongs to, or why it does not count.
 pub async fn authenticate(db: &Database, secret: &str) -> Result<Caller, TokenError> {
     let record = token_store::find_by_hash(db, &hash_secret(secret)).await?.ok_or(TokenError::Unknown)?;
+    caller_of(db, record).await
+}
+
+/// The caller a token record stands for, if it still counts (not revoked, not expired).
+pub(super) async fn caller_of(db: &Database, record: token_store::TokenRecord) -> Result<Caller, TokenError> {
     let now = Utc::now();
     if record.revoked_at.is_some() {
         return Err(TokenError::Revoked);

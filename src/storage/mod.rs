@@ -14,6 +14,7 @@ pub mod patients;
 pub mod rounds;
 pub mod search;
 pub mod series_processing;
+pub mod sessions;
 pub mod tokens;
 
 use std::str::FromStr;

@@ -105,6 +105,12 @@ pub async fn find_by_hash(db: &Database, token_hash: &str) -> Result<Option<Toke
     row.map(TokenRecord::try_from).transpose()
 }
 
+pub async fn find_by_id(db: &Database, id: &str) -> Result<Option<TokenRecord>, StorageError> {
+    let sql = select_tokens!("WHERE id = $1");
+    let row: Option<TokenRow> = with_pool!(db, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?;
+    row.map(TokenRecord::try_from).transpose()
+}
+
 pub async fn list(db: &Database) -> Result<Vec<TokenRecord>, StorageError> {
     let sql = select_tokens!("ORDER BY created_at, id");
     let rows: Vec<TokenRow> = with_pool!(db, |pool| sqlx::query_as(sql).fetch_all(pool).await)?;

@@ -123,6 +123,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
     let builder = app.client.request(method.clone(), app.url(&url));
     match (method, path) {
         (Method::POST, "/api/v1/tokens") => builder.json(&serde_json::json!({"name": "walk", "role": "pacs"})),
+        (Method::POST, "/api/v1/session") => builder.json(&serde_json::json!({"token": app.admin_token})),
         (Method::POST, "/dicomweb/studies" | "/dicomweb/studies/{study}") => builder
             .header("content-type", multipart_type())
             .body(multipart(&series.instances().expect("synthetic series"))),

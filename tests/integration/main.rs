@@ -27,6 +27,7 @@ mod openapi_drift;
 mod patient_models;
 mod pipeline;
 mod processes;
+mod session;
 mod simulate;
 mod sqlite_writes;
 mod stow;
