@@ -20,6 +20,7 @@ pub mod routes;
 mod series;
 mod session;
 mod tokens;
+mod web;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -7,7 +7,7 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, audit, dicomweb, health, jobs, models, patients, rounds, series, session, tokens};
+use super::{AppState, audit, dicomweb, health, jobs, models, patients, rounds, series, session, tokens, web};
 use crate::auth::Role;
 
 /// Who may call an endpoint.
@@ -68,6 +68,9 @@ pub fn endpoints() -> Vec<Endpoint> {
     use Access::{Public, Roles};
     use Traffic::{Download, Json, Probe, Upload};
     vec![
+        Endpoint::get("/", Public, Json, web::index),
+        Endpoint::get("/app.js", Public, Json, web::script),
+        Endpoint::get("/app.css", Public, Json, web::style),
         Endpoint::get("/healthz", Public, Probe, health::healthz),
         Endpoint::get("/readyz", Public, Probe, health::readyz),
         Endpoint::get("/metrics", Public, Probe, health::metrics),

@@ -44,7 +44,7 @@ pub fn study(dir: &Path, seed: u64, recon: ReconVersion) -> PathBuf {
     dir.join(settings.study_folder())
 }
 
-async fn learning_app(engine: Engine, extra: &[&str]) -> TestApp {
+pub async fn learning_app(engine: Engine, extra: &[&str]) -> TestApp {
     let model = shipped_model().display().to_string();
     let defaults = [
         ("--base-model", model.as_str()),
@@ -61,7 +61,7 @@ async fn learning_app(engine: Engine, extra: &[&str]) -> TestApp {
     TestApp::spawn_with(engine, &args).await
 }
 
-async fn post_series(app: &TestApp, study: &Path, folder: &str) {
+pub async fn post_series(app: &TestApp, study: &Path, folder: &str) {
     let (code, body, _) = stow(app, &app.admin_token, "/dicomweb/studies", &series_files(&study.join(folder))).await;
     assert_eq!(code, StatusCode::OK, "{folder}: {body}");
 }

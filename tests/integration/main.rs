@@ -35,4 +35,5 @@ mod tokens;
 mod train_base;
 mod volume;
 mod wado_qido;
+mod web_page;
 mod worker_processes;

@@ -1,0 +1,91 @@
+//! The web page in a real browser: headless Chromium driven by Selenium
+//! (`tests/python/web_page.py`) through sign-in, the side-by-side viewer of a denoised
+//! series, a round started by the study's N2N halves and watched to its end, a rollback to
+//! version 0 made with the keyboard only, and sign-out. Screenshots go to
+//! `PETAL_SCREENSHOT_DIR` (`scripts/screenshots` points it at docs/screenshots).
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::common::Engine;
+use crate::learning::{learning_app, post_series, study, wait_round};
+use crate::pipeline::{manifest, series_uid, wait_for_state};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
+    let app = learning_app(Engine::Sqlite, &[]).await;
+    let page = app.client.get(app.url("/")).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let policy = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
+    assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"), "{policy}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let simulated = study(dir.path(), 307, petal::simulation::ReconVersion::V1);
+    let manifest = manifest(&simulated);
+    for folder in ["full-count", "n2n-half-a", "n2n-half-b"] {
+        post_series(&app, &simulated, folder).await;
+    }
+    let source = series_uid(&manifest, "full-count");
+    let done = wait_for_state(&app, &source, &["done"]).await;
+    assert!(done["patient_key"].is_string());
+    let patient_key = done["patient_key"].as_str().expect("patient");
+    let rounds: Value = app
+        .client
+        .get(app.url(&format!("/api/v1/patients/{patient_key}/rounds")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("rounds")
+        .json()
+        .await
+        .expect("json");
+    let id = rounds["rounds"][0]["id"].as_i64().expect("the halves started a round");
+    let round = wait_round(&app, id, |r| !matches!(r["state"].as_str(), Some("queued" | "running"))).await;
+    // The activated version re-denoises the series; the page shows it once that is done.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while crate::pipeline::status(&app, &source).await["model_version"]["id"] != round["version_id"] {
+        assert!(std::time::Instant::now() < deadline, "never re-denoised: {round}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    wait_for_state(&app, &source, &["done"]).await;
+
+    let shots = std::env::var("PETAL_SCREENSHOT_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| dir.path().join("screenshots"));
+    let output = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.venv/bin/python"))
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/web_page.py"))
+        .arg(&app.base_url)
+        .arg(&app.admin_token)
+        .arg(manifest["study_uid"].as_str().expect("study"))
+        .arg(&source)
+        .arg(&shots)
+        .output()
+        .expect("run the browser test (scripts/setup installs chromium, chromium-driver and selenium)");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "web_page.py failed:\n{stderr}");
+    let seen: Value = serde_json::from_slice(&output.stdout).expect("json from web_page.py");
+    assert!(seen["signed_in_as"].as_str().is_some_and(|s| s.ends_with("(admin)")), "{seen}");
+    assert_eq!(seen["slice_moved"], true, "the arrow keys move the slice: {seen}");
+    assert!(seen["images"][1].as_str().is_some_and(|a| a.starts_with("Denoised slice")), "{seen}");
+    assert_eq!(seen["rounds"], serde_json::json!(["activated"]), "{seen}");
+    assert!(seen["report"].as_str().is_some_and(|r| r.contains("Parameters retrained")), "{seen}");
+    assert!(seen["active_after"].as_str().is_some_and(|a| a.contains("version 0")), "{seen}");
+    assert_eq!(seen["signed_out"], true);
+    for name in ["viewer.png", "patient.png"] {
+        assert!(shots.join(name).metadata().is_ok_and(|m| m.len() > 10_000), "{name} was saved");
+    }
+    let audit: Value = app
+        .client
+        .get(app.url(&format!("/api/v1/audit?action=model.activate&patient_key={patient_key}")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("audit")
+        .json()
+        .await
+        .expect("json");
+    assert!(audit["events"].as_array().is_some_and(|e| e.len() >= 2), "the page's rollback is audited: {audit}");
+    app.stop().await;
+}
