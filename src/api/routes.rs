@@ -85,6 +85,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/api/v1/jobs/{job_id}", Roles(ADMIN), Json, jobs::get),
         Endpoint::get("/api/v1/series/{series_uid}", Roles(READERS), Json, series::get),
         Endpoint::post("/api/v1/series/{series_uid}/denoise", Roles(ADMIN), Json, series::denoise),
+        Endpoint::get("/api/v1/instances/{sop_instance_uid}/suv", Roles(READERS), Json, series::instance_suv),
         Endpoint::get("/api/v1/patients", Roles(READERS), Json, patients::list),
         Endpoint::get("/api/v1/patients/{patient_key}", Roles(READERS), Json, patients::get),
         Endpoint::delete("/api/v1/patients/{patient_key}", Roles(ADMIN), Json, patients::erase),

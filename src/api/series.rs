@@ -143,3 +143,38 @@ pub async fn denoise(
         }
     }
 }
+
+/// SUV of one stored slice, from its own header (SUVbw: body weight, decayed dose).
+#[derive(Debug, Serialize)]
+pub struct SliceSuv {
+    pub sop_instance_uid: String,
+    pub series_uid: String,
+    pub suv_max: f64,
+    pub suv_mean: f64,
+}
+
+pub async fn instance_suv(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(sop_instance_uid): Path<String>,
+) -> Result<axum::Json<SliceSuv>, ApiError> {
+    let resource = format!("/api/v1/instances/{sop_instance_uid}/suv");
+    let Some(stored) = crate::storage::index::find_instance(&state.db, &sop_instance_uid).await? else {
+        return Err(ApiError::NotFound("no instance has this SOP Instance UID".into()));
+    };
+    let patient = crate::storage::index::study_patient(&state.db, &stored.study_uid).await?;
+    let bytes = state.blobs.get(&stored.blob_key).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let slice = crate::dicom::volume::Slice::from_part10(&bytes)
+        .map_err(|e| ApiError::Unprocessable(format!("the instance has no image petal can read: {e}")))?;
+    let Some(factor) = slice.suv_factor else {
+        actor.audit(&state.db, "instance.suv", &resource, patient.as_deref(), Outcome::Failure).await?;
+        return Err(ApiError::Unprocessable(
+            "no SUV: the header lacks Units BQML, the patient's weight, or the dose and its times".into(),
+        ));
+    };
+    let suv: Vec<f64> = slice.values.iter().map(|v| f64::from(*v) * factor).collect();
+    let suv_max = suv.iter().copied().fold(f64::MIN, f64::max);
+    let suv_mean = suv.iter().sum::<f64>() / suv.len().max(1) as f64;
+    actor.audit(&state.db, "instance.suv", &resource, patient.as_deref(), Outcome::Success).await?;
+    Ok(axum::Json(SliceSuv { sop_instance_uid, series_uid: stored.series_uid, suv_max, suv_mean }))
+}

@@ -54,6 +54,17 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             .replace("{instance}", &stored.sop_instance_uid(0))
             .replace("{frames}", "1"),
         (_, "/api/v1/series/{series_uid}") => path.replace("{series_uid}", &stored.series_uid),
+        (_, "/api/v1/instances/{sop_instance_uid}/suv") => {
+            // A real PET slice, whose header gives SUV (the synthetic series' does not).
+            let file = &crate::fixtures::real_pet_files()[0];
+            let bytes = std::fs::read(file).expect("real PET file");
+            let (status, _, _) =
+                crate::stow::stow(app, &app.admin_token, "/dicomweb/studies", std::slice::from_ref(&bytes)).await;
+            assert!(status.is_success(), "real PET slice stored");
+            let object = dicom_object::from_reader(std::io::Cursor::new(&bytes[128..])).expect("part 10");
+            let uid = object.element_by_name("SOPInstanceUID").expect("uid").to_str().expect("text");
+            path.replace("{sop_instance_uid}", uid.trim_end_matches('\0'))
+        }
         (_, "/api/v1/jobs/{job_id}") => {
             let payload = serde_json::json!({});
             let job = petal::storage::jobs::NewJob {

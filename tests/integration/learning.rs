@@ -79,7 +79,7 @@ async fn post(app: &TestApp, path: &str, body: &Value) -> (StatusCode, Value) {
 }
 
 /// Waits for the patient's first round to appear.
-async fn first_round(app: &TestApp, patient_key: &str) -> Value {
+pub async fn first_round(app: &TestApp, patient_key: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let listed = get(app, &format!("/api/v1/patients/{patient_key}/rounds")).await;

@@ -31,17 +31,8 @@ async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
     let done = wait_for_state(&app, &source, &["done"]).await;
     assert!(done["patient_key"].is_string());
     let patient_key = done["patient_key"].as_str().expect("patient");
-    let rounds: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/patients/{patient_key}/rounds")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("rounds")
-        .json()
-        .await
-        .expect("json");
-    let id = rounds["rounds"][0]["id"].as_i64().expect("the halves started a round");
+    let first = crate::learning::first_round(&app, patient_key).await;
+    let id = first["id"].as_i64().expect("the halves started a round");
     let round = wait_round(&app, id, |r| !matches!(r["state"].as_str(), Some("queued" | "running"))).await;
     // The activated version re-denoises the series; the page shows it once that is done.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
@@ -60,6 +51,7 @@ async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
         .arg(&app.admin_token)
         .arg(manifest["study_uid"].as_str().expect("study"))
         .arg(&source)
+        .arg(simulated.join("full-count"))
         .arg(&shots)
         .output()
         .expect("run the browser test (scripts/setup installs chromium, chromium-driver and selenium)");
@@ -69,6 +61,12 @@ async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
     assert!(seen["signed_in_as"].as_str().is_some_and(|s| s.ends_with("(admin)")), "{seen}");
     assert_eq!(seen["slice_moved"], true, "the arrow keys move the slice: {seen}");
     assert!(seen["images"][1].as_str().is_some_and(|a| a.starts_with("Denoised slice")), "{seen}");
+    let (shown, source_suv) = (seen["suv_max_shown"].as_f64(), seen["suv_max_source"].as_f64());
+    let (shown, source_suv) = (shown.expect("shown SUV"), source_suv.expect("source SUV"));
+    assert!(
+        (shown - source_suv).abs() <= 0.005 + 1e-3 * source_suv,
+        "the page shows SUVmax {shown}, the source file's header gives {source_suv}"
+    );
     assert_eq!(seen["rounds"], serde_json::json!(["activated"]), "{seen}");
     assert!(seen["report"].as_str().is_some_and(|r| r.contains("Parameters retrained")), "{seen}");
     assert!(seen["active_after"].as_str().is_some_and(|a| a.contains("version 0")), "{seen}");

@@ -11,13 +11,19 @@ with Selenium, as a radiologist or admin would, keyboard only where it matters:
 
 Screenshots of the viewer and the patient page go to SCREENSHOT_DIR.
 
-usage: web_page.py BASE_URL TOKEN STUDY_UID SERIES_UID SCREENSHOT_DIR
+The SUVmax the viewer shows for the original slice is checked against the source file,
+computed here from its raw header tags (scripts/reference/suv_check.py's formula).
+
+usage: web_page.py BASE_URL TOKEN STUDY_UID SERIES_UID SOURCE_SERIES_DIR SCREENSHOT_DIR
 prints one JSON object with what it saw.
 """
+import glob
 import json
 import os
 import sys
 import time
+
+import pydicom
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -37,7 +43,9 @@ def browser():
 
 
 def main():
-    base, token, study, series, shots = sys.argv[1:6]
+    base, token, study, series, source_dir, shots = sys.argv[1:7]
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "scripts", "reference"))
+    from suv_check import suv_factor
     os.makedirs(shots, exist_ok=True)
     seen = {}
     driver = browser()
@@ -69,6 +77,17 @@ def main():
 
         wait.until(lambda d: loaded("image-original") and loaded("image-denoised"))
         seen["images"] = [driver.find_element(By.ID, i).get_attribute("alt") for i in ("image-original", "image-denoised")]
+
+        # The SUVmax shown for the original slice, against the source file's own header.
+        readout = wait.until(lambda d: d.find_element(By.ID, "suv-readout").get_attribute("data-instance")
+                             and d.find_element(By.ID, "suv-readout"))
+        shown = float(readout.text.split("original ")[1].split(",")[0])
+        uid = readout.get_attribute("data-instance")
+        source = next(ds for ds in (pydicom.dcmread(f) for f in glob.glob(f"{source_dir}/*.dcm"))
+                      if ds.SOPInstanceUID == uid)
+        expected = float((source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept)).max()
+                         * suv_factor(source))
+        seen["suv_max_shown"], seen["suv_max_source"] = shown, expected
         driver.save_screenshot(os.path.join(shots, "viewer.png"))
 
         # The patient: the round finishes and its version is active; roll back with the keyboard.

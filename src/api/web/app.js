@@ -155,6 +155,13 @@ async function viewer(studyUid, seriesUid) {
     $('image-original').alt = `Original slice ${n}, SUV 0 to ${max}`;
     $('image-denoised').src = `/dicomweb/studies/${studyUid}/series/${derived}/instances/${denoised[n - 1]}/rendered?${window}`;
     $('image-denoised').alt = `Denoised slice ${n}, SUV 0 to ${max}`;
+    Promise.all([original[n - 1], denoised[n - 1]].map((uid) => api(`/api/v1/instances/${uid}/suv`)))
+      .then(([a, b]) => {
+        if (Number(slider.value) !== n) return;
+        $('suv-readout').textContent = `SUVmax in slice ${n}: original ${a.suv_max.toFixed(2)}, denoised ${b.suv_max.toFixed(2)}`;
+        $('suv-readout').dataset.instance = a.sop_instance_uid;
+      })
+      .catch((error) => { $('suv-readout').textContent = `SUV: ${error.message}`; });
   };
   slider.oninput = draw;
   $('suv-max').oninput = draw;
