@@ -3,17 +3,25 @@
 # ONNX Runtime library inference loads (fetched by scripts/setup, like everywhere else) and
 # the shipped base model (models/base).
 
+# The CUDA image for GPU workers (burn-cuda training, ONNX Runtime's CUDA provider):
+#   docker build --build-arg FEATURES=cuda --build-arg ORT=gpu \
+#       --build-arg RUNTIME_IMAGE=nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04 -t petal:0.1.0-cuda .
+ARG RUNTIME_IMAGE=debian:bookworm-slim
+
 # --- build: the full Rust toolchain, used only to compile petal -------------------------
 # No dummy-crate dependency caching: that trick overwrites src/ in a RUN step, and RUN
 # steps here must also be safe to execute outside Docker, in a real work tree.
 FROM rust:1.95-bookworm AS build
+# Cargo features (`cuda` for the GPU image) and the ONNX Runtime build (`cpu` or `gpu`).
+ARG FEATURES=""
+ARG ORT=cpu
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin petal \
-    && scripts/setup --runtime
+RUN cargo build --release --locked --bin petal ${FEATURES:+--features "$FEATURES"} \
+    && scripts/setup --runtime $( [ "$ORT" = gpu ] && echo --gpu )
 
-# --- runtime: a small Debian with CA roots (for S3/TLS), no compiler, non-root ---------
-FROM debian:bookworm-slim
+# --- runtime: a small Debian (or the CUDA runtime image) with CA roots, no compiler, non-root
+FROM ${RUNTIME_IMAGE}
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && apt-get clean \

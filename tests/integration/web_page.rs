@@ -70,6 +70,9 @@ async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
     assert_eq!(seen["rounds"], serde_json::json!(["activated"]), "{seen}");
     assert!(seen["report"].as_str().is_some_and(|r| r.contains("Parameters retrained")), "{seen}");
     assert!(seen["active_after"].as_str().is_some_and(|a| a.contains("version 0")), "{seen}");
+    let after = seen["rounds_after_trigger"].as_array().expect("rounds after the trigger");
+    assert_eq!(after.len(), 2, "the page started a second round: {seen}");
+    assert!(after.iter().all(|s| s.as_str().is_some_and(|s| !s.starts_with("queued") && !s.starts_with("running"))));
     assert_eq!(seen["signed_out"], true);
     for name in ["viewer.png", "patient.png"] {
         assert!(shots.join(name).metadata().is_ok_and(|m| m.len() > 10_000), "{name} was saved");

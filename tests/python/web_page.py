@@ -7,7 +7,8 @@ with Selenium, as a radiologist or admin would, keyboard only where it matters:
    slider with the arrow keys and checks both images loaded;
 3. opens the patient's page, watches the round (started by the study's N2N halves) until
    it is over, and rolls back to version 0 with the keyboard only;
-4. signs out.
+4. triggers another round from the page and watches it to its end;
+5. signs out.
 
 Screenshots of the viewer and the patient page go to SCREENSHOT_DIR.
 
@@ -124,6 +125,17 @@ def main():
         driver.switch_to.active_element.send_keys(Keys.ENTER)
         wait.until(lambda d: "version 0" in d.find_element(By.ID, "active-version").text)
         seen["active_after"] = driver.find_element(By.ID, "active-version").text
+
+        # Trigger a round from the page (keyboard) and watch it to its end.
+        driver.find_element(By.ID, "start-round").send_keys(Keys.ENTER)
+        wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rounds tr")) >= 2)
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            states = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#rounds tr td:nth-child(2)")]
+            if len(states) >= 2 and not any(s.startswith(("queued", "running")) for s in states):
+                break
+            time.sleep(0.5)
+        seen["rounds_after_trigger"] = states
 
         driver.find_element(By.ID, "sign-out").send_keys(Keys.ENTER)
         wait.until(EC.visibility_of_element_located((By.ID, "view-sign-in")))
