@@ -76,10 +76,8 @@ fn the_shipped_base_model_keeps_liver_suv_and_lowers_liver_noise() {
     assert!(number(&result, &["liver", "std_change_percent"]) <= -30.0, "liver noise falls by ≥ 30 %: {result}");
 }
 
-/// Measured with the model shipped on 2026-11-29: soft tissue +3.2 %, body +1.6 % (issue #6
-/// says what is left). Run with `cargo test --test integration -- --ignored acceptance`.
+/// Measured with the shipped model (docs/models.md): soft tissue +0.0 %, body −0.1 %.
 #[test]
-#[ignore = "the shipped base model raises low-uptake soft tissue by about 3 % (limit 2 %): retrain (issue #6)"]
 fn the_shipped_base_model_keeps_suv_in_large_uniform_regions() {
     let result = denoised_and_measured();
     assert!(number(&result, &["soft_tissue", "voxels"]) > 100.0, "the soft-tissue region is large: {result}");

@@ -35,6 +35,13 @@ from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
 
+def round_states(driver):
+    """The State column of the rounds table, read in one go (the table refreshes itself)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#rounds tr td:nth-child(2)')].map(td => td.textContent);"
+    )
+
+
 def browser():
     options = webdriver.ChromeOptions()
     options.binary_location = "/usr/bin/chromium"
@@ -99,7 +106,7 @@ def main():
         wait.until(EC.visibility_of_element_located((By.ID, "view-patient")))
         deadline = time.time() + 240
         while time.time() < deadline:
-            states = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#rounds tr td:nth-child(2)")]
+            states = round_states(driver)
             if states and not any(s.startswith(("queued", "running")) for s in states):
                 break
             time.sleep(0.5)
@@ -131,7 +138,7 @@ def main():
         wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#rounds tr")) >= 2)
         deadline = time.time() + 240
         while time.time() < deadline:
-            states = [td.text for td in driver.find_elements(By.CSS_SELECTOR, "#rounds tr td:nth-child(2)")]
+            states = round_states(driver)
             if len(states) >= 2 and not any(s.startswith(("queued", "running")) for s in states):
                 break
             time.sleep(0.5)
