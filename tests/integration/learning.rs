@@ -194,7 +194,9 @@ async fn a_pair_of_halves_starts_a_round_that_goes_live_and_redenoises(engine: E
     assert_kept_channels_identical(&parent, &child, passes);
     assert_eq!(parent.get("conv8.weight"), child.get("conv8.weight"), "the noise classifier is never retrained");
 
-    // The latest series is denoised again by version 1, whose DeviceUID the series carries.
+    // The latest series is denoised again by version 1, whose DeviceUID the series carries
+    // (the round notes it just after its verdict is stored).
+    let round = wait_round(&app, id, |r| !r["redenoised_series_uid"].is_null()).await;
     assert_eq!(round["redenoised_series_uid"], source.as_str());
     let deadline = Instant::now() + Duration::from_secs(120);
     let redenoised = loop {
