@@ -76,6 +76,7 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/metrics", Public, Probe, health::metrics),
         Endpoint::get("/api/v1/whoami", Roles(ANY_ROLE), Json, tokens::whoami),
         Endpoint::post("/api/v1/session", Public, Json, session::sign_in),
+        Endpoint::get("/api/v1/session", Roles(ANY_ROLE), Json, session::current),
         Endpoint::delete("/api/v1/session", Roles(ANY_ROLE), Json, session::sign_out),
         Endpoint::get("/api/v1/tokens", Roles(ADMIN), Json, tokens::list),
         Endpoint::post("/api/v1/tokens", Roles(ADMIN), Json, tokens::create),

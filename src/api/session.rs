@@ -92,6 +92,28 @@ pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) ->
     Ok(response)
 }
 
+/// The caller's session, for a page opened in a new tab: the cookie came along, the CSRF
+/// token (kept in the tab's sessionStorage) did not. Only same-origin script can read the
+/// answer, so handing the token out here does not weaken it. Bearer callers get no token.
+#[derive(Debug, Serialize)]
+pub struct CurrentSession {
+    name: String,
+    role: Role,
+    csrf_token: Option<String>,
+}
+
+pub async fn current(
+    State(state): State<AppState>,
+    actor: Actor,
+    headers: HeaderMap,
+) -> Result<axum::Json<CurrentSession>, ApiError> {
+    let csrf_token = match session_id(&headers) {
+        Some(id) if !headers.contains_key(header::AUTHORIZATION) => Some(auth::session_caller(&state.db, id).await?.1),
+        _ => None,
+    };
+    Ok(axum::Json(CurrentSession { name: actor.caller.name, role: actor.caller.role, csrf_token }))
+}
+
 pub async fn sign_out(State(state): State<AppState>, actor: Actor, headers: HeaderMap) -> Result<Response, ApiError> {
     if let Some(id) = session_id(&headers) {
         auth::end_session(&state.db, id).await?;

@@ -29,6 +29,29 @@ async fn sessions_are_cookies_with_csrf_protected_changes(engine: Engine) {
     // Reads with the cookie alone.
     let whoami = app.client.get(app.url("/api/v1/whoami")).header(COOKIE, &cookie).send().await.expect("whoami");
     assert_eq!(whoami.status(), StatusCode::OK);
+    // A new tab asks for the CSRF token with the cookie; bearer callers get none.
+    let current: Value = app
+        .client
+        .get(app.url("/api/v1/session"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(current["csrf_token"], csrf.as_str());
+    let bearer: Value = app
+        .client
+        .get(app.url("/api/v1/session"))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("session")
+        .json()
+        .await
+        .expect("json");
+    assert!(bearer["csrf_token"].is_null(), "{bearer}");
     // Changes need the CSRF token too.
     let create = |csrf: Option<&str>| {
         let mut request = app

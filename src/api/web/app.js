@@ -288,7 +288,15 @@ async function startRound() {
 
 async function route() {
   try {
-    if (!state.me) state.me = await api('/api/v1/whoami');
+    if (!state.me) {
+      // A new tab brings the session cookie but not the CSRF token: ask for it.
+      const session = await api('/api/v1/session');
+      state.me = { name: session.name, role: session.role };
+      if (session.csrf_token) {
+        state.csrf = session.csrf_token;
+        sessionStorage.setItem('petal-csrf', state.csrf);
+      }
+    }
   } catch (error) {
     if (error.status === 401) {
       $('account').hidden = true;
