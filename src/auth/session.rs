@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::token::{caller_of, random_hex};
-use super::{Caller, TokenError, authenticate, hash_secret};
+use super::{Caller, TokenError, hash_secret};
 use crate::storage::{Database, sessions, tokens as token_store};
 
 /// A session just started: the id (for the cookie) and the CSRF token (for the page).
@@ -21,13 +21,12 @@ pub struct NewSession {
 /// Starts a session for the holder of `secret`, lasting `lifetime` (or less, when the
 /// token expires sooner).
 pub async fn start_session(db: &Database, secret: &str, lifetime: Duration) -> Result<NewSession, TokenError> {
-    let caller = authenticate(db, secret).await?;
-    let token_id = caller.token_id.clone().ok_or(TokenError::Unknown)?;
+    let token = token_store::find_by_hash(db, &hash_secret(secret)).await?.ok_or(TokenError::Unknown)?;
+    let (token_id, token_expiry) = (token.id.clone(), token.expires_at);
+    let caller = caller_of(db, token).await?;
     let now = chrono::Utc::now().timestamp_millis();
     let mut expires_ms = now.saturating_add(i64::try_from(lifetime.as_millis()).unwrap_or(i64::MAX));
-    if let Some(token) = token_store::find_by_id(db, &token_id).await?
-        && let Some(at) = token.expires_at
-    {
+    if let Some(at) = token_expiry {
         expires_ms = expires_ms.min(at.timestamp_millis());
     }
     let (id, csrf_token) = (random_hex(), random_hex());

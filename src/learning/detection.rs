@@ -42,11 +42,12 @@ fn complete(half: &SeriesProcessing, quiet_before_ms: i64) -> bool {
 pub async fn complete_pairs(
     db: &Database,
     patient_key: Option<&str>,
+    unused_only: bool,
     quiet: Duration,
 ) -> Result<Vec<CompletePair>, StorageError> {
     let quiet_before_ms = now_ms().saturating_sub(i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX));
     let mut by_study: BTreeMap<(String, String), Vec<SeriesProcessing>> = BTreeMap::new();
-    for half in series_processing::n2n_halves(db, patient_key).await? {
+    for half in series_processing::n2n_halves(db, patient_key, unused_only).await? {
         if complete(&half, quiet_before_ms) {
             by_study.entry((half.patient_key.clone(), half.study_uid.clone())).or_default().push(half);
         }
@@ -72,10 +73,7 @@ pub async fn complete_pairs(
 /// has an active round (the pair waits for the next pass). Returns how many rounds started.
 pub async fn detect(db: &Database, learning: &LearningSettings) -> Result<usize, StorageError> {
     let mut started = 0;
-    for pair in complete_pairs(db, None, learning.quiet_period).await? {
-        if rounds::pair_used(db, &pair.series_a, &pair.series_b).await? {
-            continue;
-        }
+    for pair in complete_pairs(db, None, true, learning.quiet_period).await? {
         let chosen =
             ChosenPair { source: PairSource::DetectedPair, series_a: &pair.series_a, series_b: Some(&pair.series_b) };
         match create_round(db, &pair.patient_key, &chosen, &learning.round_defaults, DETECTOR).await? {

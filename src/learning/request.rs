@@ -92,7 +92,7 @@ pub async fn request_round(
         merged_settings(&learning.round_defaults, request.settings.as_ref()).map_err(RequestError::Settings)?;
     let (source, series_a, series_b) = match request.pair.clone().unwrap_or(PairRequest::Detected) {
         PairRequest::Detected => {
-            let pairs = detection::complete_pairs(db, Some(patient_key), learning.quiet_period).await?;
+            let pairs = detection::complete_pairs(db, Some(patient_key), false, learning.quiet_period).await?;
             let CompletePair { series_a, series_b, .. } = pairs.into_iter().last().ok_or_else(|| {
                 RequestError::Unusable(
                     "this patient has no complete pair of N2N halves: name two series, or ask for neighbour \

@@ -24,12 +24,12 @@ use crate::inference::InferenceContext;
 use crate::model::backend::TrainingDevice;
 use crate::pipeline::active_model::{ActiveModel, active_model};
 use crate::pipeline::completion::{Enqueued, enqueue_denoise};
+use crate::pipeline::stored_series::read_series_files;
 use crate::storage::audit::{self, NewAuditEvent, Outcome};
 use crate::storage::jobs::Job;
 use crate::storage::models::{ModelSource, NewModelVersion};
 use crate::storage::rounds::{self, Progress, Round, Verdict};
-use crate::storage::{Database, index, series_processing};
-use crate::training::base::report::denoise_with_burn;
+use crate::storage::{Database, series_processing};
 use crate::training::gate::{self, GateVerdict};
 use crate::training::n2n_round::{
     Flow, N2nPair, RoundError, RoundObserver, RoundOutcome, RoundReport, RoundSettings, run_round_on_best_device,
@@ -108,13 +108,12 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let pair = Arc::new(pair);
-    let (trained, interrupted) = train(context, &round, &parent, pair.clone(), settings).await?;
+    let (trained, interrupted) = train(context, &round, &parent, pair, settings).await?;
     if interrupted {
         anyhow::bail!("the worker stopped mid-round; the round starts again from its parent");
     }
     match trained {
-        Ok((outcome, device)) => conclude(context, &round, &parent, &pair, outcome, device).await,
+        Ok((outcome, device)) => conclude(context, &round, &parent, outcome, device).await,
         Err(RoundError::Cancelled) => {
             let step = rounds::get(db, round.id).await?.map(|r| r.step).unwrap_or(0);
             cancelled(db, &round, step).await
@@ -165,13 +164,7 @@ async fn load_pair(context: &RoundJobContext, round: &Round, seed: u64) -> anyho
 
 async fn series_files(context: &RoundJobContext, series_uid: &str) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
     let Some(series) = series_processing::get(&context.db, series_uid).await? else { return Ok(None) };
-    let stored = index::instances_in(&context.db, &series.study_uid, Some(series_uid), None).await?;
-    let mut files = Vec::with_capacity(stored.len());
-    for instance in &stored {
-        let bytes =
-            context.blobs.get(&instance.blob_key).await.with_context(|| format!("reading {}", instance.blob_key))?;
-        files.push(bytes.to_vec());
-    }
+    let files = read_series_files(&context.db, &context.blobs, &series.study_uid, series_uid).await?;
     Ok((!files.is_empty()).then_some(files))
 }
 
@@ -247,7 +240,7 @@ async fn train(
     context: &RoundJobContext,
     round: &Round,
     parent: &ActiveModel,
-    pair: Arc<N2nPair>,
+    pair: N2nPair,
     settings: RoundSettings,
 ) -> anyhow::Result<(Trained, bool)> {
     let mut observer = DatabaseProgress {
@@ -278,21 +271,14 @@ async fn conclude(
     context: &RoundJobContext,
     round: &Round,
     parent: &ActiveModel,
-    pair: &Arc<N2nPair>,
     outcome: RoundOutcome,
     device: TrainingDevice,
 ) -> anyhow::Result<()> {
     let db = &context.db;
-    let (parent_model, new_model, input) = (parent.model.clone(), outcome.model.clone(), pair.clone());
-    let (parent_output, new_output) = tokio::task::spawn_blocking(move || {
-        anyhow::Ok((denoise_with_burn(&parent_model, &input.a)?, denoise_with_burn(&new_model, &input.a)?))
-    })
-    .await
-    .context("the gate's thread stopped unexpectedly")??;
     let report = &outcome.report;
     let verdict = gate::judge(
-        &parent_output,
-        &new_output,
+        &outcome.parent_output_a,
+        &outcome.output_a,
         &report.held_out,
         report.validation_loss_parent,
         report.validation_loss,

@@ -17,14 +17,15 @@ use bytes::Bytes;
 use super::active_model::active_model;
 use super::completion::DenoisePayload;
 use super::denoise_series::{DenoiseError, DerivedSeriesSettings, denoise_series};
+use super::stored_series::read_series_files;
 use crate::blobs::BlobStore;
 use crate::dicom::Uid;
 use crate::dicom::series_kind::DescriptionRules;
 use crate::inference::InferenceContext;
 use crate::ingest::{self, Stored};
+use crate::storage::Database;
 use crate::storage::jobs::Job;
 use crate::storage::series_processing::{self, Denoised};
-use crate::storage::{Database, index};
 use crate::worker::Handler;
 
 /// What the derived series are called and numbered (see `DerivedSeriesArgs`).
@@ -76,13 +77,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
     )?;
     let chosen = active_model(&context.db, &context.inference, &series.patient_key).await?;
 
-    let stored = index::instances_in(db, &series.study_uid, Some(&series.series_uid), None).await?;
-    let mut sources = Vec::with_capacity(stored.len());
-    for instance in &stored {
-        let bytes =
-            context.blobs.get(&instance.blob_key).await.with_context(|| format!("reading {}", instance.blob_key))?;
-        sources.push(bytes.to_vec());
-    }
+    let sources = read_series_files(db, &context.blobs, &series.study_uid, &series.series_uid).await?;
     let settings = DerivedSeriesSettings {
         uid_root: context.naming.uid_root.clone(),
         label: context.naming.label.clone(),
@@ -121,6 +116,6 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
     };
     series_processing::mark_done(db, &series.series_uid, &job.id, &outcome).await?;
     crate::telemetry::job_metrics().series_seconds.observe(inference_ms as f64 / 1000.0);
-    tracing::info!(slices = stored.len(), inference_ms, "series denoised");
+    tracing::info!(slices = sources.len(), inference_ms, "series denoised");
     Ok(())
 }

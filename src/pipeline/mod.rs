@@ -8,3 +8,4 @@ pub mod active_model;
 pub mod completion;
 pub mod denoise_job;
 pub mod denoise_series;
+pub mod stored_series;

@@ -211,15 +211,6 @@ pub async fn active_for_patient(db: &Database, patient_key: &str) -> Result<Opti
     })?)
 }
 
-/// Whether any round (in any state) already used this pair of series.
-pub async fn pair_used(db: &Database, series_a: &str, series_b: &str) -> Result<bool, StorageError> {
-    let sql = "SELECT COUNT(*) FROM rounds
-               WHERE (series_a = $1 AND series_b = $2) OR (series_a = $2 AND series_b = $1)";
-    let count: i64 =
-        with_pool!(db, |pool| sqlx::query_scalar(sql).bind(series_a).bind(series_b).fetch_one(pool).await)?;
-    Ok(count > 0)
-}
-
 /// The job starts (or restarts) the round from `parent_version_id`: progress is reset.
 /// False when the round is no longer queued or running (cancelled, finished).
 pub async fn start(db: &Database, id: i64, parent_version_id: Option<i64>) -> Result<bool, StorageError> {

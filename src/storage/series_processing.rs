@@ -258,12 +258,21 @@ pub async fn derived_from(db: &Database, source_series_uid: &str) -> Result<Vec<
     Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(source_series_uid).fetch_all(pool).await)?)
 }
 
-/// The Noise2Noise halves of a patient (or of every patient), oldest first.
-pub async fn n2n_halves(db: &Database, patient_key: Option<&str>) -> Result<Vec<SeriesProcessing>, StorageError> {
+/// The Noise2Noise halves of a patient (or of every patient), oldest first; with
+/// `unused_only`, only those no round has trained on (what pair detection looks at every few
+/// seconds, so its work does not grow with the history).
+pub async fn n2n_halves(
+    db: &Database,
+    patient_key: Option<&str>,
+    unused_only: bool,
+) -> Result<Vec<SeriesProcessing>, StorageError> {
     let sql = select_processing!(
-        "WHERE p.n2n_half AND ($1 IS NULL OR st.patient_key = $1) ORDER BY p.first_instance_ms, p.series_uid"
+        "WHERE p.n2n_half AND ($1 IS NULL OR st.patient_key = $1)
+           AND NOT ($2 AND EXISTS (SELECT 1 FROM rounds r
+                                   WHERE r.series_a = p.series_uid OR r.series_b = p.series_uid))
+         ORDER BY p.first_instance_ms, p.series_uid"
     );
-    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(patient_key).fetch_all(pool).await)?)
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(patient_key).bind(unused_only).fetch_all(pool).await)?)
 }
 
 /// The patient's most recent series that petal denoised (its own derived series excluded):

@@ -85,8 +85,8 @@ pub fn judge(
     let in_slices = |i: usize| slices.contains(&(i / plane));
     let body = body_mask(parent_output, &in_slices);
     let body_voxels = body.iter().filter(|b| **b).count();
-    let body_mean_change_percent = change_percent(new_output.masked_mean(&body), parent_output.masked_mean(&body));
     let body_mean = parent_output.masked_mean(&body);
+    let body_mean_change_percent = change_percent(new_output.masked_mean(&body), body_mean);
 
     let uniform = uniform_mask(parent_output, &body, body_mean * HOT_FACTOR);
     let uniform_voxels = uniform.iter().filter(|u| **u).count();

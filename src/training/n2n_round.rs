@@ -142,6 +142,10 @@ pub struct RoundReport {
 pub struct RoundOutcome {
     pub model: StoredModel,
     pub report: RoundReport,
+    /// The parent's and the new network's outputs for half A, from validation: the gate
+    /// compares them on the held-out slices without running either network again.
+    pub parent_output_a: Image3,
+    pub output_a: Image3,
 }
 
 /// Whether the round goes on.
@@ -188,21 +192,28 @@ pub fn held_out_slices(slices: usize, fraction: f64) -> Range<usize> {
     start..start + count
 }
 
-/// The N2N loss of `model` on the held-out slices: mean of |f(A) − B|² and |f(B) − A|².
-pub fn validation_loss(model: &StoredModel, pair: &N2nPair, held_out: &Range<usize>) -> Result<f64, RoundError> {
+/// The N2N loss of `model` on the held-out slices (mean of |f(A) − B|² and |f(B) − A|²),
+/// and f(A).
+pub fn validation_loss(
+    model: &StoredModel,
+    pair: &N2nPair,
+    held_out: &Range<usize>,
+) -> Result<(f64, Image3), RoundError> {
     let plane = pair.a.grid.pixels_per_slice();
-    let mut total = 0.0;
-    for (input, target) in [(&pair.a, &pair.b), (&pair.b, &pair.a)] {
-        let output = denoise_with_burn(model, input).map_err(|e| RoundError::Validation(format!("{e:#}")))?;
-        let range = held_out.start * plane..held_out.end * plane;
+    let range = held_out.start * plane..held_out.end * plane;
+    let denoise =
+        |input: &Image3| denoise_with_burn(model, input).map_err(|e| RoundError::Validation(format!("{e:#}")));
+    let squared_error = |output: &Image3, target: &Image3| {
         let sum: f64 = output.data[range.clone()]
             .iter()
             .zip(&target.data[range.clone()])
             .map(|(o, t)| (f64::from(*o) - f64::from(*t)).powi(2))
             .sum();
-        total += sum / range.len() as f64;
-    }
-    Ok(total / 2.0)
+        sum / range.len() as f64
+    };
+    let (output_a, output_b) = (denoise(&pair.a)?, denoise(&pair.b)?);
+    let loss = (squared_error(&output_a, &pair.b) + squared_error(&output_b, &pair.a)) / 2.0;
+    Ok((loss, output_a))
 }
 
 /// Runs the round where [`TrainingDevice::choose`] says (CUDA when built with it and a
@@ -246,7 +257,7 @@ pub fn run_round<B: AutodiffBackend>(
     }
     let started = Instant::now();
     let held_out = held_out_slices(grid.slices, settings.validation_fraction);
-    let validation_loss_parent = validation_loss(parent, pair, &held_out)?;
+    let (validation_loss_parent, parent_output_a) = validation_loss(parent, pair, &held_out)?;
     observer.parent_validated(validation_loss_parent);
 
     // Both directions, patches only from the slices outside the held-out block (the block
@@ -313,7 +324,7 @@ pub fn run_round<B: AutodiffBackend>(
         }
     };
     let model = StoredModel::new(parent.config.clone(), network.to_weights())?;
-    let validation_loss = validation_loss(&model, pair, &held_out)?;
+    let (validation_loss, output_a) = validation_loss(&model, pair, &held_out)?;
     let report = RoundReport {
         settings: settings.clone(),
         passes,
@@ -324,7 +335,7 @@ pub fn run_round<B: AutodiffBackend>(
         validation_loss,
         seconds: started.elapsed().as_secs_f64(),
     };
-    Ok(RoundOutcome { model, report })
+    Ok(RoundOutcome { model, report, parent_output_a, output_a })
 }
 
 /// Share of all parameters in the retrained output channels of `retrain`.

@@ -167,6 +167,13 @@ impl TestApp {
         format!("{}{}", self.base_url, path)
     }
 
+    /// GET `path` as the bootstrap admin; the JSON body of a 200.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        let response = self.client.get(self.url(path)).bearer_auth(&self.admin_token).send().await.expect("GET");
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "GET {path}");
+        response.json().await.expect("JSON body")
+    }
+
     /// A new token of `role`, made through the storage layer (not the API under test).
     pub async fn token(&self, role: Role) -> String {
         petal::auth::issue_token(&self.db, &format!("test-{role}"), role, None, "test").await.expect("token").secret

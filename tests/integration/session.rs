@@ -41,16 +41,7 @@ async fn sessions_are_cookies_with_csrf_protected_changes(engine: Engine) {
         .await
         .expect("json");
     assert_eq!(current["csrf_token"], csrf.as_str());
-    let bearer: Value = app
-        .client
-        .get(app.url("/api/v1/session"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("session")
-        .json()
-        .await
-        .expect("json");
+    let bearer = app.admin_json("/api/v1/session").await;
     assert!(bearer["csrf_token"].is_null(), "{bearer}");
     // Changes need the CSRF token too.
     let create = |csrf: Option<&str>| {
@@ -100,16 +91,7 @@ async fn sessions_are_cookies_with_csrf_protected_changes(engine: Engine) {
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(sign_in(&app, "petal_not-a-token").await.status(), StatusCode::UNAUTHORIZED);
 
-    let audit: Value = app
-        .client
-        .get(app.url("/api/v1/audit?action=session.create"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let audit = app.admin_json("/api/v1/audit?action=session.create").await;
     let outcomes: Vec<&str> =
         audit["events"].as_array().expect("events").iter().filter_map(|e| e["outcome"].as_str()).collect();
     assert!(outcomes.contains(&"success") && outcomes.contains(&"denied"), "{audit}");

@@ -77,16 +77,7 @@ async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
     for name in ["viewer.png", "patient.png"] {
         assert!(shots.join(name).metadata().is_ok_and(|m| m.len() > 10_000), "{name} was saved");
     }
-    let audit: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/audit?action=model.activate&patient_key={patient_key}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let audit = app.admin_json(&format!("/api/v1/audit?action=model.activate&patient_key={patient_key}")).await;
     assert!(audit["events"].as_array().is_some_and(|e| e.len() >= 2), "the page's rollback is audited: {audit}");
     app.stop().await;
 }

@@ -37,9 +37,8 @@ pub struct BaseTrainingSettings {
 }
 
 /// The last `final_share` of the steps run at `factor` × the learning rate. With a constant
-/// rate the last weights are one noisy point of Adam's walk: the shipped model trained
-/// 3000 steps at 1e-3 raised soft tissue by 3.4 % on a held-out patient, and 300 more steps
-/// at 1e-4 brought that to −0.2 % (measured with the held-out study of `train-base`).
+/// rate the last weights are one noisy point of Adam's walk, and a model trained that way
+/// kept an offset in low-uptake tissue (docs/models.md).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct LearningRateDecay {
     pub final_share: f64,
