@@ -10,20 +10,13 @@ use std::ops::Range;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::base::TrainingPair;
 use super::base::checkpoint::LossPoint;
-use super::base::patches::sample_batch;
 use super::base::report::denoise_with_burn;
-use super::tgd_passes::{PassError, run_tgd_passes};
-use super::trainer::{OptimizerSettings, Trainer};
-use super::update_plan::{UpdatePlan, UpdateRule};
+use super::fine_tune::fine_tune;
 use crate::model::backend::TrainingDevice;
 use crate::model::directory::StoredModel;
-use crate::model::network::DnCnn;
 use crate::model::tgd_mask::NetworkMask;
 use crate::model::weights::WeightsError;
 use crate::simulation::Image3;
@@ -277,53 +270,9 @@ pub fn run_round<B: AutodiffBackend>(
         }
     }
 
-    let device = B::Device::default();
-    let network = DnCnn::<B>::from_weights(&parent.config, &parent.weights, &device)?;
-    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, weight_decay: 0.0 };
-    let total = settings.total_steps();
-    let mut losses = Vec::with_capacity(total);
-    let mut step = 0usize;
-    let mut train = |trainer: &mut Trainer<B>| -> Result<(), RoundError> {
-        for _ in 0..settings.steps_per_pass {
-            let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
-            let batch = sample_batch(&pairs, settings.batch, settings.patch, parent.config.input_slices, &mut rng);
-            let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
-            let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
-            let loss = trainer.step(input, target);
-            if !loss.is_finite() {
-                return Err(RoundError::Diverged(loss));
-            }
-            step += 1;
-            losses.push(LossPoint { step, loss });
-            if observer.step(step, total, loss) == Flow::Cancel {
-                return Err(RoundError::Cancelled);
-            }
-        }
-        Ok(())
-    };
-    let (network, passes, fraction_retrained) = match settings.kind {
-        RoundKind::FineTuneLastLayers => {
-            let plan = UpdatePlan::last_layers(&network, 3);
-            let fraction = plan_fraction(&parent.config, &plan.retrain);
-            let mut trainer = Trainer::new(network, plan, optimizer, &device);
-            train(&mut trainer)?;
-            (trainer.into_network(), Vec::new(), fraction)
-        }
-        RoundKind::Tgd | RoundKind::TgdParameterMask => {
-            let rule = if settings.kind == RoundKind::Tgd { UpdateRule::TgdLayer } else { UpdateRule::ParameterMask };
-            let (network, report) =
-                run_tgd_passes(network, settings.tgd_passes, settings.phi, rule, optimizer, &device, |_, trainer| {
-                    train(trainer)
-                })
-                .map_err(|e| match e {
-                    PassError::Weights(e) => RoundError::Weights(e),
-                    PassError::Training(e) => e,
-                })?;
-            let fraction = plan_fraction(&parent.config, &report.union);
-            (network, report.passes, fraction)
-        }
-    };
-    let model = StoredModel::new(parent.config.clone(), network.to_weights())?;
+    let tuned = fine_tune::<B>(parent, &pairs, settings, observer)?;
+    let model = tuned.model;
+    let (passes, fraction_retrained, losses) = (tuned.passes, tuned.fraction_retrained, tuned.losses);
     let (validation_loss, output_a) = validation_loss(&model, pair, &held_out)?;
     let report = RoundReport {
         settings: settings.clone(),
@@ -336,19 +285,4 @@ pub fn run_round<B: AutodiffBackend>(
         seconds: started.elapsed().as_secs_f64(),
     };
     Ok(RoundOutcome { model, report, parent_output_a, output_a })
-}
-
-/// Share of all parameters in the retrained output channels of `retrain`.
-fn plan_fraction(config: &crate::model::config::DnCnnConfig, retrain: &[Vec<bool>]) -> f64 {
-    let layers = config.layers();
-    let total: usize = layers.iter().map(|l| l.parameters()).sum();
-    let retrained: usize = layers
-        .iter()
-        .zip(retrain)
-        .map(|(layer, channels)| {
-            let per_channel = layer.parameters() / layer.out_channels.max(1);
-            per_channel * channels.iter().filter(|c| **c).count()
-        })
-        .sum();
-    retrained as f64 / total.max(1) as f64
 }

@@ -1,0 +1,132 @@
+//! Fine-tuning a copy of a parent network on any input → target pairs, restricted as the
+//! round's kind says: TGD (KSE masks, one or more passes), TGD's parameter-mask variant, or
+//! FT-net's last three convolutions. An online-learning round calls it with the two N2N
+//! directions of one scan; the paper's evaluation calls it with supervised low-count →
+//! high-count pairs of a few studies of the new reconstruction (TGD-net and FT-net).
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::base::TrainingPair;
+use super::base::checkpoint::LossPoint;
+use super::base::patches::sample_batch;
+use super::n2n_round::{Flow, RoundError, RoundKind, RoundObserver, RoundSettings};
+use super::tgd_passes::{PassError, run_tgd_passes};
+use super::trainer::{OptimizerSettings, Trainer};
+use super::update_plan::{UpdatePlan, UpdateRule};
+use crate::model::backend::TrainingDevice;
+use crate::model::config::DnCnnConfig;
+use crate::model::directory::StoredModel;
+use crate::model::network::DnCnn;
+use crate::model::tgd_mask::NetworkMask;
+
+/// The fine-tuned weights and what the training did.
+#[derive(Debug, Clone)]
+pub struct FineTuned {
+    pub model: StoredModel,
+    /// Each TGD pass's masks (empty for a fine-tune of the last layers).
+    pub passes: Vec<NetworkMask>,
+    /// Share of all parameters any pass could change.
+    pub fraction_retrained: f64,
+    pub losses: Vec<LossPoint>,
+}
+
+/// Fine-tunes `parent` on `pairs` (patches drawn as in base training, from each pair's
+/// `train_slices`) where [`TrainingDevice::choose`] says.
+pub fn fine_tune_on_best_device(
+    parent: &StoredModel,
+    pairs: &[TrainingPair],
+    settings: &RoundSettings,
+    observer: &mut dyn RoundObserver,
+) -> Result<(FineTuned, TrainingDevice), RoundError> {
+    match TrainingDevice::choose() {
+        #[cfg(feature = "cuda")]
+        TrainingDevice::Cuda => Ok((
+            fine_tune::<crate::model::backend::CudaTrainingBackend>(parent, pairs, settings, observer)?,
+            TrainingDevice::Cuda,
+        )),
+        _ => Ok((
+            fine_tune::<crate::model::backend::CpuTrainingBackend>(parent, pairs, settings, observer)?,
+            TrainingDevice::Cpu,
+        )),
+    }
+}
+
+/// Fine-tunes `parent` on `pairs` on backend `B`; the observer sees every step and may
+/// cancel between steps.
+pub fn fine_tune<B: AutodiffBackend>(
+    parent: &StoredModel,
+    pairs: &[TrainingPair],
+    settings: &RoundSettings,
+    observer: &mut dyn RoundObserver,
+) -> Result<FineTuned, RoundError> {
+    settings.validate().map_err(RoundError::Settings)?;
+    if pairs.is_empty() {
+        return Err(RoundError::Pair("no training pairs".into()));
+    }
+    let device = B::Device::default();
+    let network = DnCnn::<B>::from_weights(&parent.config, &parent.weights, &device)?;
+    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, weight_decay: 0.0 };
+    let total = settings.total_steps();
+    let mut losses = Vec::with_capacity(total);
+    let mut step = 0usize;
+    let mut train = |trainer: &mut Trainer<B>| -> Result<(), RoundError> {
+        for _ in 0..settings.steps_per_pass {
+            let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
+            let batch = sample_batch(pairs, settings.batch, settings.patch, parent.config.input_slices, &mut rng);
+            let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
+            let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
+            let loss = trainer.step(input, target);
+            if !loss.is_finite() {
+                return Err(RoundError::Diverged(loss));
+            }
+            step += 1;
+            losses.push(LossPoint { step, loss });
+            if observer.step(step, total, loss) == Flow::Cancel {
+                return Err(RoundError::Cancelled);
+            }
+        }
+        Ok(())
+    };
+    let (network, passes, fraction_retrained) = match settings.kind {
+        RoundKind::FineTuneLastLayers => {
+            let plan = UpdatePlan::last_layers(&network, 3);
+            let fraction = plan_fraction(&parent.config, &plan.retrain);
+            let mut trainer = Trainer::new(network, plan, optimizer, &device);
+            train(&mut trainer)?;
+            (trainer.into_network(), Vec::new(), fraction)
+        }
+        RoundKind::Tgd | RoundKind::TgdParameterMask => {
+            let rule = if settings.kind == RoundKind::Tgd { UpdateRule::TgdLayer } else { UpdateRule::ParameterMask };
+            let (network, report) =
+                run_tgd_passes(network, settings.tgd_passes, settings.phi, rule, optimizer, &device, |_, trainer| {
+                    train(trainer)
+                })
+                .map_err(|e| match e {
+                    PassError::Weights(e) => RoundError::Weights(e),
+                    PassError::Training(e) => e,
+                })?;
+            let fraction = plan_fraction(&parent.config, &report.union);
+            (network, report.passes, fraction)
+        }
+    };
+    let model = StoredModel::new(parent.config.clone(), network.to_weights())?;
+    Ok(FineTuned { model, passes, fraction_retrained, losses })
+}
+
+/// Share of all parameters in the retrained output channels of `retrain`.
+pub fn plan_fraction(config: &DnCnnConfig, retrain: &[Vec<bool>]) -> f64 {
+    let layers = config.layers();
+    let total: usize = layers.iter().map(|l| l.parameters()).sum();
+    let retrained: usize = layers
+        .iter()
+        .zip(retrain)
+        .map(|(layer, channels)| {
+            let per_channel = layer.parameters() / layer.out_channels.max(1);
+            per_channel * channels.iter().filter(|c| **c).count()
+        })
+        .sum();
+    retrained as f64 / total.max(1) as f64
+}
