@@ -1,6 +1,8 @@
 //! `petal train-base OUT_DIR`: trains the base network (the paper's v1-net) and writes a
 //! model directory (weights, config, ONNX graph, report with loss curve and held-out
-//! metrics). Resumes from its last checkpoint when run again with the same settings.
+//! metrics). Resumes from its last checkpoint when run again with the same settings, and
+//! leaves a finished directory of the same settings as it is. `petal eval paper` trains
+//! its v1-net and v2-net through [`train_into_directory`].
 
 use std::time::Instant;
 
@@ -19,6 +21,43 @@ use crate::training::base::{BaseTrainingSettings, TrainingPair, train_base};
 
 pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
     let command = std::iter::once("petal".to_owned()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
+    let trained = train_into_directory(args, &command)?;
+    if trained.reused {
+        println!(
+            "{} already holds a model trained with these settings ({} steps); --fresh trains it again",
+            args.output.display(),
+            args.steps
+        );
+    } else {
+        println!("{}", trained.report);
+        println!("model written to {}", args.output.display());
+    }
+    Ok(())
+}
+
+/// What [`train_into_directory`] left in the model directory.
+pub struct TrainedDirectory {
+    pub report: String,
+    /// The directory already held a model of these settings; nothing was trained.
+    pub reused: bool,
+}
+
+/// What training.json records of a finished run.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct TrainingRecord {
+    seconds: f64,
+    losses: Vec<crate::training::base::checkpoint::LossPoint>,
+    /// The settings and data of the run (as checkpoints name them) and its step count:
+    /// a run asked again with both equal has nothing to do.
+    #[serde(default)]
+    fingerprint: Option<String>,
+    #[serde(default)]
+    steps: Option<usize>,
+}
+
+/// Trains the base network as `args` say and writes its model directory; `command` is the
+/// command line the report names.
+pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Result<TrainedDirectory> {
     anyhow::ensure!(
         (0.0..=1.0).contains(&args.lr_decay_share) && args.lr_decay_factor > 0.0,
         "--lr-decay-share must lie in [0, 1] and --lr-decay-factor be positive"
@@ -50,6 +89,8 @@ pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
     ))?;
     if args.fresh {
         crate::training::base::checkpoint::clear(&args.output)?;
+    } else if let Some(report) = finished_run(args, &fingerprint) {
+        return Ok(TrainedDirectory { report, reused: true });
     }
 
     let progress = bar(args.steps as u64, "train-base");
@@ -69,7 +110,7 @@ pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
 
     let metrics = evaluate(&outcome.model, &held_out).context("evaluating on the held-out study")?;
     let context = ReportContext {
-        command: &command,
+        command,
         data: &data_description,
         seconds: outcome.seconds,
         device: outcome.device.as_str(),
@@ -82,13 +123,24 @@ pub fn run(args: &TrainBaseArgs) -> anyhow::Result<()> {
     std::fs::write(args.output.join("loss.png"), loss_curve_png(&outcome.losses)?).context("writing loss.png")?;
     std::fs::write(args.output.join("metrics.json"), serde_json::to_vec_pretty(&metrics)?)
         .context("writing metrics.json")?;
-    let history = serde_json::json!({ "seconds": outcome.seconds, "losses": outcome.losses });
-    std::fs::write(args.output.join("training.json"), serde_json::to_vec(&history)?)
-        .context("writing training.json")?;
+    let record = TrainingRecord {
+        seconds: outcome.seconds,
+        losses: outcome.losses,
+        fingerprint: Some(fingerprint),
+        steps: Some(args.steps),
+    };
+    std::fs::write(args.output.join("training.json"), serde_json::to_vec(&record)?).context("writing training.json")?;
     crate::training::base::checkpoint::clear(&args.output)?;
-    println!("{report}");
-    println!("model written to {}", args.output.display());
-    Ok(())
+    Ok(TrainedDirectory { report, reused: false })
+}
+
+/// The report of a finished run in `args.output` with these settings and step count.
+fn finished_run(args: &TrainBaseArgs, fingerprint: &str) -> Option<String> {
+    let record: TrainingRecord =
+        serde_json::from_slice(&std::fs::read(args.output.join("training.json")).ok()?).ok()?;
+    let same = record.fingerprint.as_deref() == Some(fingerprint) && record.steps == Some(args.steps);
+    let complete = args.output.join("model.safetensors").is_file() && args.output.join("config.json").is_file();
+    if same && complete { std::fs::read_to_string(args.output.join("report.md")).ok() } else { None }
 }
 
 /// Training pairs, the held-out pair, and a description of both for the report.
