@@ -52,6 +52,29 @@ pub enum Command {
     TrainBase(TrainBaseArgs),
     /// Post a simulated study to a running petal and print where its denoised series is.
     Demo(DemoArgs),
+    /// Evaluate petal's science (writes reports and figures).
+    #[command(subcommand)]
+    Eval(EvalCommand),
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EvalCommand {
+    /// Reproduce the TGD paper's Table 1 (v1-net, v2-net, FT-net, TGD-net, TGD_N2N-net; lesion
+    /// bias and liver CoV) and its KSE sweep on simulated data; resumable.
+    Paper(EvalPaperArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalPaperArgs {
+    /// A smoke run of a few minutes at a tiny scale (its numbers mean nothing).
+    #[arg(long)]
+    pub quick: bool,
+    /// Folder of the trained networks (reused when run again); `eval-paper-<scale>` by default.
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Where the report, results.json and figures go: docs/results, or WORK/results with --quick.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

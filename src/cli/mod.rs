@@ -3,6 +3,7 @@
 
 mod demo;
 mod denoise;
+mod eval_paper;
 mod healthcheck;
 mod model;
 mod progress;
@@ -16,7 +17,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use crate::app::Application;
-use crate::config::{BenchCommand, Command, DatabaseArgs, ModelCommand};
+use crate::config::{BenchCommand, Command, DatabaseArgs, EvalCommand, ModelCommand};
 use crate::storage::Database;
 
 pub fn run(command: Command) -> ExitCode {
@@ -80,6 +81,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&args).await?,
         Command::TrainBase(args) => {
             tokio::task::spawn_blocking(move || train_base::run(&args)).await.context("the training stopped")??
+        }
+        Command::Eval(EvalCommand::Paper(args)) => {
+            tokio::task::spawn_blocking(move || eval_paper::run(&args)).await.context("the evaluation stopped")??
         }
         Command::Simulate(args) => {
             tokio::task::spawn_blocking(move || simulate::run(&args)).await.context("the simulation stopped")??

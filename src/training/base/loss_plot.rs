@@ -2,59 +2,11 @@
 //! in grey and their running mean in blue. Axes without text; the report gives the ranges.
 
 use super::checkpoint::LossPoint;
+use crate::evaluation::canvas::Canvas;
 
 const WIDTH: usize = 640;
 const HEIGHT: usize = 320;
 const MARGIN: usize = 24;
-
-struct Canvas {
-    pixels: Vec<[u8; 3]>,
-}
-
-impl Canvas {
-    fn new() -> Self {
-        Self { pixels: vec![[255, 255, 255]; WIDTH * HEIGHT] }
-    }
-
-    fn set(&mut self, x: i64, y: i64, colour: [u8; 3]) {
-        if (0..WIDTH as i64).contains(&x) && (0..HEIGHT as i64).contains(&y) {
-            self.pixels[y as usize * WIDTH + x as usize] = colour;
-        }
-    }
-
-    /// Bresenham's line.
-    fn line(&mut self, (x0, y0): (i64, i64), (x1, y1): (i64, i64), colour: [u8; 3]) {
-        let (dx, dy) = ((x1 - x0).abs(), -(y1 - y0).abs());
-        let (sx, sy) = (if x0 < x1 { 1 } else { -1 }, if y0 < y1 { 1 } else { -1 });
-        let (mut x, mut y, mut error) = (x0, y0, dx + dy);
-        loop {
-            self.set(x, y, colour);
-            if x == x1 && y == y1 {
-                break;
-            }
-            let doubled = 2 * error;
-            if doubled >= dy {
-                error += dy;
-                x += sx;
-            }
-            if doubled <= dx {
-                error += dx;
-                y += sy;
-            }
-        }
-    }
-
-    fn png(&self) -> Result<Vec<u8>, png::EncodingError> {
-        let mut bytes = Vec::new();
-        let mut encoder = png::Encoder::new(&mut bytes, WIDTH as u32, HEIGHT as u32);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header()?;
-        writer.write_image_data(&self.pixels.concat())?;
-        writer.finish()?;
-        Ok(bytes)
-    }
-}
 
 /// The running mean of the last `window` losses at each point.
 pub fn running_mean(points: &[LossPoint], window: usize) -> Vec<LossPoint> {
@@ -74,7 +26,7 @@ pub fn running_mean(points: &[LossPoint], window: usize) -> Vec<LossPoint> {
 
 /// Draws the curve; empty or non-positive losses give an empty frame.
 pub fn loss_curve_png(points: &[LossPoint]) -> Result<Vec<u8>, png::EncodingError> {
-    let mut canvas = Canvas::new();
+    let mut canvas = Canvas::new(WIDTH, HEIGHT);
     let (left, right, top, bottom) = (MARGIN as i64, (WIDTH - MARGIN) as i64, MARGIN as i64, (HEIGHT - MARGIN) as i64);
     let axis = [0, 0, 0];
     canvas.line((left, bottom), (right, bottom), axis);
