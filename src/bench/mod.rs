@@ -5,6 +5,7 @@
 pub mod denoise;
 pub mod inference;
 pub mod round;
+pub mod servers;
 pub mod stow;
 pub mod train_step;
 

@@ -32,8 +32,8 @@ pub struct RoundBenchArgs {
     /// Slices of the simulated patient.
     #[arg(long, default_value_t = 16)]
     pub slices: usize,
-    /// Steps of the (single-pass) TGD round.
-    #[arg(long, default_value_t = 20)]
+    /// Steps of the (single-pass) TGD round; a round's default by default.
+    #[arg(long, default_value_t = RoundSettings::default().steps_per_pass)]
     pub steps: usize,
 }
 

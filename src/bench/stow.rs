@@ -1,15 +1,15 @@
-//! `petal bench stow`: STOW-RS ingest throughput. Starts petal in-process on a fresh
-//! database (SQLite by default) and posts synthetic PET series, a new series each round,
-//! timing each request end to end (multipart parsing, validation, blob write, index).
+//! `petal bench stow`: STOW-RS ingest. Starts petal (its own `serve` process, API only, on
+//! a fresh database) and, with `--orthanc`, Orthanc 1.10 with its DICOMweb plugin, and posts
+//! the same synthetic PET series to each (a new series per round, the servers' order
+//! alternating), timing each request end to end: instances/s for each and their ratio,
+//! measured in one run. `--memory N` instead posts N instances to petal series by series and
+//! reads its resident memory after each request: the peak, and whether it stays flat.
 
 use std::time::Instant;
 
 use anyhow::Context;
-use clap::Parser;
-use tokio::sync::oneshot;
 
-use crate::Application;
-use crate::config::{Cli, Command};
+use super::servers::{ScratchFolder, ServerProcess, multipart_body};
 use crate::dicom::synthetic::SeriesSpec;
 
 #[derive(Debug, Clone, clap::Args)]
@@ -20,94 +20,139 @@ pub struct StowBenchArgs {
     /// Rows and columns of each slice.
     #[arg(long, default_value_t = 192)]
     pub size: u16,
-    /// Series posted, one request each.
+    /// Series posted to each server, one request each.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
-    /// Database to ingest into; a fresh SQLite file in a temporary folder by default.
+    /// petal's database; a fresh SQLite file in a temporary folder by default.
     #[arg(long)]
     pub database_url: Option<String>,
+    /// Post the same series to Orthanc (Debian's orthanc and orthanc-dicomweb) too.
+    #[arg(long)]
+    pub orthanc: bool,
+    /// Memory instead of speed: post this many instances to petal and follow its RSS.
+    #[arg(long)]
+    pub memory: Option<usize>,
+}
+
+const BOUNDARY: &str = "petal-bench-boundary";
+
+/// A new synthetic series as one STOW body.
+fn series_body(args: &StowBenchArgs) -> anyhow::Result<Vec<u8>> {
+    let series = SeriesSpec { rows: args.size, columns: args.size, ..SeriesSpec::new(args.slices) };
+    Ok(multipart_body(&series.instances().context("writing the synthetic series")?, BOUNDARY))
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
 }
 
 pub async fn run(args: &StowBenchArgs) -> anyhow::Result<()> {
-    let dir = std::env::temp_dir().join(format!("petal-bench-{}", uuid::Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).context("creating the bench folder")?;
-    let database = args.database_url.clone().unwrap_or_else(|| format!("sqlite://{}/petal.db", dir.display()));
-    let argv = [
-        "petal".to_owned(),
-        "serve".to_owned(),
-        "--listen".to_owned(),
-        "127.0.0.1:0".to_owned(),
-        "--database-url".to_owned(),
-        database.clone(),
-        "--blob-store".to_owned(),
-        dir.join("blobs").display().to_string(),
-        "--admin-token-file".to_owned(),
-        dir.join("admin-token").display().to_string(),
-        "--no-worker".to_owned(),
-        "--log".to_owned(),
-        "warn".to_owned(),
-    ];
-    let Command::Serve(serve) = Cli::try_parse_from(argv).context("bench server flags")?.command else {
-        anyhow::bail!("the bench server flags did not parse as `serve`");
+    anyhow::ensure!(args.slices > 0 && args.rounds > 0, "--slices and --rounds must be positive");
+    let dir = ScratchFolder::new("petal-bench-stow")?;
+    let flags = match args.memory {
+        Some(n) => format!("--memory {n}"),
+        None => format!("--rounds {}{}", args.rounds, if args.orthanc { " --orthanc" } else { "" }),
     };
-    let app = Application::build(serve).await.context("starting petal for the bench")?;
-    let url = format!("http://127.0.0.1:{}/dicomweb/studies", app.port());
-    let token = std::fs::read_to_string(dir.join("admin-token")).context("reading the bench admin token")?;
-    let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(app.run_until(async move {
-        let _ = stopped.await;
-    }));
-    let client = reqwest::Client::new();
-    let boundary = "petal-bench-boundary";
-    println!("petal bench stow --slices {} --size {} --rounds {}", args.slices, args.size, args.rounds);
+    println!("petal bench stow --slices {} --size {} {flags}", args.slices, args.size);
     println!(
-        "machine: {}; database: {}",
+        "date: {}; machine: {}; petal's database: {}",
+        chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         super::machine(),
         if args.database_url.is_some() { "given" } else { "SQLite (temporary)" }
     );
-    println!("| round | instances | MB | seconds | instances/s | MB/s |");
-    println!("|---|---|---|---|---|---|");
-    let (mut total_instances, mut total_bytes, mut total_seconds) = (0usize, 0usize, 0.0f64);
-    for round in 1..=args.rounds {
-        let series = SeriesSpec { rows: args.size, columns: args.size, ..SeriesSpec::new(args.slices) };
-        let mut body = Vec::new();
-        for instance in series.instances().context("writing the synthetic series")? {
-            body.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes());
-            body.extend_from_slice(&instance);
+    let petal_dir = dir.path().join("petal");
+    std::fs::create_dir_all(&petal_dir)?;
+    let petal = ServerProcess::petal(&petal_dir, args.database_url.as_deref()).await?;
+    match args.memory {
+        Some(instances) => memory(args, &petal, instances).await,
+        None => {
+            let orthanc = if args.orthanc {
+                let orthanc_dir = dir.path().join("orthanc");
+                std::fs::create_dir_all(&orthanc_dir)?;
+                Some(ServerProcess::orthanc(&orthanc_dir).await?)
+            } else {
+                None
+            };
+            let servers: Vec<&ServerProcess> = std::iter::once(&petal).chain(orthanc.as_ref()).collect();
+            throughput(args, &servers).await
         }
-        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-        let bytes = body.len();
-        let started = Instant::now();
-        let response = client
-            .post(&url)
-            .bearer_auth(token.trim())
-            .header("content-type", format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"))
-            .body(body)
-            .send()
-            .await
-            .context("posting the series")?;
-        let status = response.status();
-        response.bytes().await.context("reading the STOW response")?;
-        let seconds = started.elapsed().as_secs_f64();
-        anyhow::ensure!(status.is_success(), "STOW answered {status}");
-        let megabytes = bytes as f64 / 1e6;
-        println!(
-            "| {round} | {} | {megabytes:.1} | {seconds:.2} | {:.0} | {:.1} |",
-            args.slices,
-            args.slices as f64 / seconds,
-            megabytes / seconds
-        );
-        total_instances += args.slices;
-        total_bytes += bytes;
-        total_seconds += seconds;
     }
+}
+
+/// Instances/s of each server on the same series, and their ratio.
+async fn throughput(args: &StowBenchArgs, servers: &[&ServerProcess]) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let mut totals = vec![(0usize, 0usize, 0.0f64); servers.len()];
+    println!("| round | server | instances | MB | seconds | instances/s | MB/s |\n|---|---|---|---|---|---|---|");
+    for round in 1..=args.rounds {
+        let body = series_body(args)?;
+        let megabytes = body.len() as f64 / 1e6;
+        // Alternate who goes first, so neither always meets a warmer page cache.
+        let mut order: Vec<usize> = (0..servers.len()).collect();
+        if round.is_multiple_of(2) {
+            order.reverse();
+        }
+        for index in order {
+            let server = servers[index];
+            let started = Instant::now();
+            server.post(&client, body.clone(), BOUNDARY).await?;
+            let seconds = started.elapsed().as_secs_f64();
+            println!(
+                "| {round} | {} | {} | {megabytes:.1} | {seconds:.2} | {:.0} | {:.1} |",
+                server.name,
+                args.slices,
+                args.slices as f64 / seconds,
+                megabytes / seconds
+            );
+            let total = &mut totals[index];
+            *total = (total.0 + args.slices, total.1 + body.len(), total.2 + seconds);
+        }
+    }
+    println!("\n| server | instances/s | MB/s | peak RSS MiB |\n|---|---|---|---|");
+    let mut rates = Vec::new();
+    for (server, (instances, bytes, seconds)) in servers.iter().zip(&totals) {
+        let rate = *instances as f64 / seconds;
+        rates.push(rate);
+        let peak = server.memory().map(|m| format!("{:.0}", mib(m.peak_kib))).unwrap_or_else(|_| "?".into());
+        println!("| {} | {rate:.0} | {:.1} | {peak} |", server.name, *bytes as f64 / 1e6 / seconds);
+    }
+    if let [petal, orthanc] = rates[..] {
+        println!("\npetal / Orthanc: {:.2}× (instances/s, same series, same run)", petal / orthanc);
+    }
+    Ok(())
+}
+
+/// petal's resident memory while it ingests `instances` instances.
+async fn memory(args: &StowBenchArgs, petal: &ServerProcess, instances: usize) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let started = petal.memory()?;
     println!(
-        "overall: {:.0} instances/s, {:.1} MB/s",
-        total_instances as f64 / total_seconds,
-        total_bytes as f64 / 1e6 / total_seconds
+        "| instances stored | RSS MiB | peak RSS MiB |\n|---|---|---|\n| 0 | {:.0} | {:.0} |",
+        mib(started.rss_kib),
+        mib(started.peak_kib)
     );
-    let _ = stop.send(());
-    server.await.context("joining the bench server")??;
-    let _ = std::fs::remove_dir_all(&dir);
+    let (mut stored, mut samples) = (0usize, Vec::new());
+    let clock = Instant::now();
+    while stored < instances {
+        petal.post(&client, series_body(args)?, BOUNDARY).await?;
+        stored += args.slices;
+        let now = petal.memory()?;
+        samples.push((stored, now.rss_kib));
+        println!("| {stored} | {:.0} | {:.0} |", mib(now.rss_kib), mib(now.peak_kib));
+    }
+    let end = petal.memory()?;
+    // Flat: the second half of the run adds (almost) nothing to what the first half reached.
+    let half = samples.len() / 2;
+    let first_half_max = samples[..half.max(1)].iter().map(|s| s.1).max().unwrap_or(0);
+    let second_half_max = samples[half..].iter().map(|s| s.1).max().unwrap_or(0);
+    let growth = mib(second_half_max.saturating_sub(first_half_max));
+    println!(
+        "\n{stored} instances in {:.1} s; peak RSS {:.0} MiB; RSS at the end {:.0} MiB; the second half of the run \
+         raised the highest RSS by {growth:.1} MiB ({})",
+        clock.elapsed().as_secs_f64(),
+        mib(end.peak_kib),
+        mib(end.rss_kib),
+        if growth <= 0.05 * mib(first_half_max) { "flat" } else { "growing" }
+    );
     Ok(())
 }

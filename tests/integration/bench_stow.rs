@@ -1,0 +1,30 @@
+//! `petal bench stow` at a tiny size: petal and Orthanc each store the same series (the
+//! bench fails unless every instance is stored), the ratio is printed, and the memory mode
+//! follows petal's RSS. Figures only, never timed assertions.
+
+use std::process::Command;
+
+use crate::common::petal_binary;
+
+fn bench(args: &[&str]) -> String {
+    let output = Command::new(petal_binary()).args(["bench", "stow"]).args(args).output().expect("run bench stow");
+    assert!(output.status.success(), "bench stow {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn petal_and_orthanc_ingest_the_same_series_and_the_ratio_is_printed() {
+    let out = bench(&["--slices", "6", "--size", "32", "--rounds", "2", "--orthanc"]);
+    assert_eq!(out.matches("| petal |").count(), 3, "two rounds and the summary for petal: {out}");
+    assert_eq!(out.matches("| Orthanc |").count(), 3, "two rounds and the summary for Orthanc: {out}");
+    assert!(out.contains("petal / Orthanc: "), "{out}");
+}
+
+#[test]
+fn the_memory_mode_follows_petals_rss_request_by_request() {
+    let out = bench(&["--slices", "5", "--size", "32", "--memory", "20"]);
+    for stored in ["| 5 |", "| 10 |", "| 15 |", "| 20 |"] {
+        assert!(out.contains(stored), "a row after {stored}: {out}");
+    }
+    assert!(out.contains("peak RSS") && (out.contains("(flat)") || out.contains("(growing)")), "{out}");
+}
