@@ -84,13 +84,19 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
         ..RoundSettings::default()
     };
     let (ft, ft_record) = stages.time("FT-net (last three layers, v2)", || {
-        cached_network(&work.join("ft-net"), "FT-net", &v1, &supervised(RoundKind::FineTuneLastLayers), &|settings| {
-            let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer("FT-net"))?;
-            Ok((tuned.model, tuned.fraction_retrained))
-        })
+        cached_network(
+            &work.join("ft-net"),
+            "FT-net",
+            ("v1-net", &v1),
+            &supervised(RoundKind::FineTuneLastLayers),
+            &|settings| {
+                let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer("FT-net"))?;
+                Ok((tuned.model, tuned.fraction_retrained))
+            },
+        )
     })?;
     let (tgd, tgd_record) = stages.time("TGD-net (TGD, v2)", || {
-        cached_network(&work.join("tgd-net"), "TGD-net", &v1, &supervised(RoundKind::Tgd), &|settings| {
+        cached_network(&work.join("tgd-net"), "TGD-net", ("v1-net", &v1), &supervised(RoundKind::Tgd), &|settings| {
             let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer("TGD-net"))?;
             Ok((tuned.model, tuned.fraction_retrained))
         })
@@ -103,11 +109,17 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
         ..RoundSettings::default()
     };
     let (n2n, n2n_record) = stages.time("TGD_N2N-net (online round on the test halves)", || {
-        cached_network(&work.join(format!("tgd-n2n-net-{}", test.seed)), "TGD_N2N-net", &tgd, &online, &|settings| {
-            let (outcome, _) =
-                run_round_on_best_device(&tgd, &test.v2_halves, settings, &mut progress_observer("TGD_N2N-net"))?;
-            Ok((outcome.model, outcome.report.fraction_retrained))
-        })
+        cached_network(
+            &work.join(format!("tgd-n2n-net-{}", test.seed)),
+            "TGD_N2N-net",
+            ("TGD-net", &tgd),
+            &online,
+            &|settings| {
+                let (outcome, _) =
+                    run_round_on_best_device(&tgd, &test.v2_halves, settings, &mut progress_observer("TGD_N2N-net"))?;
+                Ok((outcome.model, outcome.report.fraction_retrained))
+            },
+        )
     })?;
     let networks = [(&v1, v1_record), (&v2, v2_record), (&ft, ft_record), (&tgd, tgd_record), (&n2n, n2n_record)];
 
@@ -251,14 +263,13 @@ struct FineTuneRecord {
 fn cached_network(
     dir: &Path,
     name: &str,
-    parent: &StoredModel,
+    (parent_name, parent): (&str, &StoredModel),
     settings: &RoundSettings,
     make: &dyn Fn(&RoundSettings) -> anyhow::Result<(StoredModel, f64)>,
 ) -> anyhow::Result<(StoredModel, NetworkRecord)> {
     let made_by = format!(
-        "{} from {} ({} steps, lr {}, φ {})",
+        "{} from {parent_name} ({} steps, lr {}, φ {})",
         settings.kind.as_str(),
-        if name == "TGD_N2N-net" { "TGD-net" } else { "v1-net" },
         settings.total_steps(),
         settings.learning_rate,
         settings.phi
