@@ -37,8 +37,7 @@ pub enum Command {
     /// Exit 0 when `/healthz` of a running petal answers 200, else 1 (for images without curl).
     Healthcheck(HealthcheckArgs),
     /// Print performance figures (for docs/benchmarks.md).
-    #[command(subcommand)]
-    Bench(BenchCommand),
+    Bench(BenchArgs),
     /// Inspect models.
     #[command(subcommand)]
     Model(ModelCommand),
@@ -608,6 +607,16 @@ pub enum ModelCommand {
         /// The model directory to create.
         out: PathBuf,
     },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Also append the figures, with the command line, date and machine, to this Markdown
+    /// file (e.g. docs/benchmarks.md).
+    #[arg(long, global = true)]
+    pub record: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: BenchCommand,
 }
 
 #[derive(Debug, Clone, Subcommand)]

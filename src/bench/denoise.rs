@@ -102,7 +102,7 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
         Some(dir) => StoredModel::load(dir).with_context(|| format!("loading {}", dir.display()))?,
         None => pseudo_random_model(DnCnnConfig::scaled(args.width_multiplier), 7)?,
     });
-    println!(
+    crate::report!(
         "petal bench denoise --size {} --slices {} --repeats {} --threads {threads} --batch {}{}",
         args.size,
         args.slices,
@@ -113,8 +113,8 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
             None => format!(" --width-multiplier {}", args.width_multiplier),
         }
     );
-    println!("date: {}; machine: {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), super::machine());
-    println!(
+    crate::report!("date: {}; machine: {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), super::machine());
+    crate::report!(
         "model: DnCNN widths {:?}, {:.2} MFLOP per pixel",
         model.config.widths(),
         model.config.flops_per_pixel() / 1e6
@@ -123,7 +123,7 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
     let (size, slices) = (args.size, args.slices);
     let sources = tokio::task::spawn_blocking(move || simulated_series(size, slices)).await.context("simulating")??;
     let engine = super::start_engine(&args.ort_dylib_path, threads, args.batch).await?;
-    println!("engine: {}", engine.description());
+    crate::report!("engine: {}", engine.description());
     let derived = DerivedSeriesSettings {
         uid_root: crate::dicom::Uid::parse("2.25").context("UID root")?,
         label: "petal denoised (research use):".into(),
@@ -159,13 +159,13 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
         raw.push(started.elapsed().as_secs_f64());
     }
     let (pipeline, raw) = (median(pipeline), median(raw));
-    println!("| measure | seconds per series (median) | output slices/s |");
-    println!("|---|---|---|");
-    println!(
+    crate::report!("| measure | seconds per series (median) | output slices/s |");
+    crate::report!("|---|---|---|");
+    crate::report!(
         "| pipeline (decode, assemble, SUV, infer, invert, write DICOM) | {pipeline:.3} | {:.2} |",
         slices as f64 / pipeline
     );
-    println!("| raw inference engine, same volume | {raw:.3} | {:.2} |", slices as f64 / raw);
-    println!("pipeline overhead: {:.1} % of the pipeline's time", (pipeline - raw) / pipeline * 100.0);
+    crate::report!("| raw inference engine, same volume | {raw:.3} | {:.2} |", slices as f64 / raw);
+    crate::report!("pipeline overhead: {:.1} % of the pipeline's time", (pipeline - raw) / pipeline * 100.0);
     Ok(())
 }

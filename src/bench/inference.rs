@@ -90,13 +90,18 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     };
     let config = DnCnnConfig::scaled(args.width_multiplier);
     config.validate()?;
-    println!(
+    crate::report!(
         "petal bench inference --width-multiplier {} --size {} --slices {} --repeats {} --threads {} --batch {}",
-        args.width_multiplier, args.size, args.slices, args.repeats, threads, args.batch
+        args.width_multiplier,
+        args.size,
+        args.slices,
+        args.repeats,
+        threads,
+        args.batch
     );
-    println!("date: {}; machine: {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), super::machine());
+    crate::report!("date: {}; machine: {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), super::machine());
     let flops_per_slice = (args.size * args.size) as f64 * config.flops_per_pixel();
-    println!(
+    crate::report!(
         "model: DnCNN widths {:?} (pseudo-random weights), {:.2} MFLOP per pixel, {:.2} GFLOP per {}×{} slice",
         config.widths(),
         config.flops_per_pixel() / 1e6,
@@ -114,9 +119,9 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
 
     // 1. petal's engine.
     let engine = super::start_engine(&args.ort_dylib_path, threads, args.batch).await?;
-    println!("petal engine: {}", engine.description());
+    crate::report!("petal engine: {}", engine.description());
     let provider = engine.prepare(model.clone()).await.context("building the session")?;
-    println!("execution provider: {}", provider.as_str());
+    crate::report!("execution provider: {}", provider.as_str());
     engine.denoise_volume(model.clone(), volume.clone()).await.context("warm-up pass")?;
     let mut seconds = Vec::with_capacity(args.repeats);
     let mut petal_output = None;
@@ -129,15 +134,17 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     drop(engine); // stops the engine thread and its ONNX Runtime threads before Python runs
     let petal = Timing::of(seconds)?;
     let (petal_slices, petal_gflops) = rate(&petal);
-    println!(
+    crate::report!(
         "petal: {petal_slices:.2} slices/s, {petal_gflops:.1} GFLOP/s (median {:.3} s per volume of {} slices, min {:.3} s)",
-        petal.median, args.slices, petal.min
+        petal.median,
+        args.slices,
+        petal.min
     );
     let petal_output = petal_output.context("no timed pass ran")?;
 
     // 2. and 3. need the Python environment.
     if !args.python.is_file() {
-        println!(
+        crate::report!(
             "python onnxruntime: skipped: {} not found; run scripts/setup to create .venv (numpy, onnxruntime) \
              for the Python comparison and the GEMM roofline",
             args.python.display()
@@ -178,17 +185,17 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
             .collect(),
     )?;
     let (python_slices, python_gflops) = rate(&python);
-    println!(
+    crate::report!(
         "python onnxruntime {}: {python_slices:.2} slices/s, {python_gflops:.1} GFLOP/s (median {:.3} s per volume, \
          min {:.3} s; same graph, windows and threads)",
         reference["onnxruntime"].as_str().unwrap_or("(unknown version)"),
         python.median,
         python.min
     );
-    println!("petal / python: {:.2}× (slices/s)", petal_slices / python_slices);
+    crate::report!("petal / python: {:.2}× (slices/s)", petal_slices / python_slices);
     let python_output = read_f32(&output)?;
     let agreement = compare(petal_output.data(), &python_output)?;
-    println!(
+    crate::report!(
         "agreement: max |Δ| = {:.2e}, max |y| = {:.3}, ratio {:.2e} (bound {AGREEMENT:.0e}): {}",
         agreement.max_difference,
         agreement.max_magnitude,
@@ -206,7 +213,7 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
         .env("OPENBLAS_NUM_THREADS", threads.to_string());
     let gemm = run_json(command, "the numpy GEMM").await?;
     let gemm_gflops = gemm["gflops"].as_f64().context("the GEMM gave no rate")?;
-    println!(
+    crate::report!(
         "GEMM: numpy {} float32 matmul {GEMM_SIZE}³, best of {GEMM_REPEATS}: {gemm_gflops:.1} GFLOP/s \
          ({}, kernel {}, {} threads)",
         gemm["numpy"].as_str().unwrap_or("?"),
@@ -216,7 +223,7 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
         gemm["blas_core"].as_str().unwrap_or("unknown"),
         gemm["blas_threads"].as_i64().map_or_else(|| "?".to_owned(), |n| n.to_string())
     );
-    println!("petal engine / GEMM: {:.0}% of the GEMM rate", 100.0 * petal_gflops / gemm_gflops);
+    crate::report!("petal engine / GEMM: {:.0}% of the GEMM rate", 100.0 * petal_gflops / gemm_gflops);
     anyhow::ensure!(
         agreement.holds(),
         "petal's and Python onnxruntime's outputs differ by more than {AGREEMENT:.0e} × max |y|"

@@ -8,6 +8,7 @@ pub mod round;
 pub mod servers;
 pub mod stow;
 pub mod train_step;
+pub mod transcript;
 
 /// One line describing this machine, for the record.
 pub fn machine() -> String {

@@ -83,6 +83,6 @@ pub fn run(args: &RoundBenchArgs) -> anyhow::Result<()> {
         "validation_loss": report.validation_loss,
         "fraction_retrained": report.fraction_retrained,
     });
-    println!("{line}");
+    crate::report!("{line}");
     Ok(())
 }

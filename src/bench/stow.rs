@@ -53,8 +53,8 @@ pub async fn run(args: &StowBenchArgs) -> anyhow::Result<()> {
         Some(n) => format!("--memory {n}"),
         None => format!("--rounds {}{}", args.rounds, if args.orthanc { " --orthanc" } else { "" }),
     };
-    println!("petal bench stow --slices {} --size {} {flags}", args.slices, args.size);
-    println!(
+    crate::report!("petal bench stow --slices {} --size {} {flags}", args.slices, args.size);
+    crate::report!(
         "date: {}; machine: {}; petal's database: {}",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         super::machine(),
@@ -83,7 +83,7 @@ pub async fn run(args: &StowBenchArgs) -> anyhow::Result<()> {
 async fn throughput(args: &StowBenchArgs, servers: &[&ServerProcess]) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let mut totals = vec![(0usize, 0usize, 0.0f64); servers.len()];
-    println!("| round | server | instances | MB | seconds | instances/s | MB/s |\n|---|---|---|---|---|---|---|");
+    crate::report!("| round | server | instances | MB | seconds | instances/s | MB/s |\n|---|---|---|---|---|---|---|");
     for round in 1..=args.rounds {
         let body = series_body(args)?;
         let megabytes = body.len() as f64 / 1e6;
@@ -97,7 +97,7 @@ async fn throughput(args: &StowBenchArgs, servers: &[&ServerProcess]) -> anyhow:
             let started = Instant::now();
             server.post(&client, body.clone(), BOUNDARY).await?;
             let seconds = started.elapsed().as_secs_f64();
-            println!(
+            crate::report!(
                 "| {round} | {} | {} | {megabytes:.1} | {seconds:.2} | {:.0} | {:.1} |",
                 server.name,
                 args.slices,
@@ -108,16 +108,16 @@ async fn throughput(args: &StowBenchArgs, servers: &[&ServerProcess]) -> anyhow:
             *total = (total.0 + args.slices, total.1 + body.len(), total.2 + seconds);
         }
     }
-    println!("\n| server | instances/s | MB/s | peak RSS MiB |\n|---|---|---|---|");
+    crate::report!("\n| server | instances/s | MB/s | peak RSS MiB |\n|---|---|---|---|");
     let mut rates = Vec::new();
     for (server, (instances, bytes, seconds)) in servers.iter().zip(&totals) {
         let rate = *instances as f64 / seconds;
         rates.push(rate);
         let peak = server.memory().map(|m| format!("{:.0}", mib(m.peak_kib))).unwrap_or_else(|_| "?".into());
-        println!("| {} | {rate:.0} | {:.1} | {peak} |", server.name, *bytes as f64 / 1e6 / seconds);
+        crate::report!("| {} | {rate:.0} | {:.1} | {peak} |", server.name, *bytes as f64 / 1e6 / seconds);
     }
     if let [petal, orthanc] = rates[..] {
-        println!("\npetal / Orthanc: {:.2}× (instances/s, same series, same run)", petal / orthanc);
+        crate::report!("\npetal / Orthanc: {:.2}× (instances/s, same series, same run)", petal / orthanc);
     }
     Ok(())
 }
@@ -126,7 +126,7 @@ async fn throughput(args: &StowBenchArgs, servers: &[&ServerProcess]) -> anyhow:
 async fn memory(args: &StowBenchArgs, petal: &ServerProcess, instances: usize) -> anyhow::Result<()> {
     let client = reqwest::Client::new();
     let started = petal.memory()?;
-    println!(
+    crate::report!(
         "| instances stored | RSS MiB | peak RSS MiB |\n|---|---|---|\n| 0 | {:.0} | {:.0} |",
         mib(started.rss_kib),
         mib(started.peak_kib)
@@ -138,7 +138,7 @@ async fn memory(args: &StowBenchArgs, petal: &ServerProcess, instances: usize) -
         stored += args.slices;
         let now = petal.memory()?;
         samples.push((stored, now.rss_kib));
-        println!("| {stored} | {:.0} | {:.0} |", mib(now.rss_kib), mib(now.peak_kib));
+        crate::report!("| {stored} | {:.0} | {:.0} |", mib(now.rss_kib), mib(now.peak_kib));
     }
     let end = petal.memory()?;
     // Flat: the second half of the run adds (almost) nothing to what the first half reached.
@@ -146,7 +146,7 @@ async fn memory(args: &StowBenchArgs, petal: &ServerProcess, instances: usize) -
     let first_half_max = samples[..half.max(1)].iter().map(|s| s.1).max().unwrap_or(0);
     let second_half_max = samples[half..].iter().map(|s| s.1).max().unwrap_or(0);
     let growth = mib(second_half_max.saturating_sub(first_half_max));
-    println!(
+    crate::report!(
         "\n{stored} instances in {:.1} s; peak RSS {:.0} MiB; RSS at the end {:.0} MiB; the second half of the run \
          raised the highest RSS by {growth:.1} MiB ({})",
         clock.elapsed().as_secs_f64(),

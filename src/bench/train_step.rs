@@ -38,15 +38,19 @@ pub fn run(args: &TrainStepBenchArgs) -> anyhow::Result<()> {
         args.steps > 0 && args.batch > 0 && args.patch >= 8,
         "steps, batch and patch (>= 8) must be positive"
     );
-    println!(
+    crate::report!(
         "petal bench train-step --width-multiplier {} --batch {} --patch {} --steps {} --phi {}",
-        args.width_multiplier, args.batch, args.patch, args.steps, args.phi
+        args.width_multiplier,
+        args.batch,
+        args.patch,
+        args.steps,
+        args.phi
     );
-    println!("machine: {}; rayon threads: {}", super::machine(), rayon_threads());
-    println!(
+    crate::report!("machine: {}; rayon threads: {}", super::machine(), rayon_threads());
+    crate::report!(
         "| backend | TGD s/step (median) | min | max | TGD steps/s | patches/s | plain fine-tune s/step | TGD / plain |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    crate::report!("|---|---|---|---|---|---|---|---|");
     let flex = if cfg!(feature = "fast-cpu") { "flex (simd, rayon)" } else { "flex (no simd or rayon feature)" };
     measure::<crate::model::backend::CpuTrainingBackend>(flex, args)?;
     #[cfg(feature = "bench-ndarray")]
@@ -98,7 +102,7 @@ fn measure<B: AutodiffBackend>(name: &str, args: &TrainStepBenchArgs) -> anyhow:
     let (median, min, max) = time_steps(&mut tgd, &input, &target, args.steps);
     let mut full = Trainer::new(network, plain, OptimizerSettings::default(), &device);
     let (plain_median, _, _) = time_steps(&mut full, &input, &target, args.steps);
-    println!(
+    crate::report!(
         "| {name} | {median:.3} | {min:.3} | {max:.3} | {:.2} | {:.1} | {plain_median:.3} | {:.2} |",
         1.0 / median,
         args.batch as f64 / median,

@@ -54,18 +54,12 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             result?;
         }
         Command::Healthcheck(args) => return Ok(healthcheck::run(&args).await),
-        Command::Bench(BenchCommand::Stow(args)) => crate::bench::stow::run(&args).await?,
-        Command::Bench(BenchCommand::Inference(args)) => crate::bench::inference::run(&args).await?,
-        Command::Bench(BenchCommand::Denoise(args)) => crate::bench::denoise::run(&args).await?,
-        Command::Bench(BenchCommand::Round(args)) => {
-            tokio::task::spawn_blocking(move || crate::bench::round::run(&args))
-                .await
-                .context("the round bench stopped")??
-        }
-        Command::Bench(BenchCommand::TrainStep(args)) => {
-            tokio::task::spawn_blocking(move || crate::bench::train_step::run(&args))
-                .await
-                .context("the training bench stopped")??
+        Command::Bench(bench) => {
+            run_bench(bench.command).await?;
+            if let Some(path) = &bench.record {
+                crate::bench::transcript::append_to(path)?;
+                println!("recorded in {}", path.display());
+            }
         }
         Command::Model(ModelCommand::Inspect { model, database }) => {
             model::inspect(&model::resolve(&model, &database).await?)
@@ -90,6 +84,21 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs one `petal bench` command.
+async fn run_bench(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Stow(args) => crate::bench::stow::run(&args).await,
+        BenchCommand::Inference(args) => crate::bench::inference::run(&args).await,
+        BenchCommand::Denoise(args) => crate::bench::denoise::run(&args).await,
+        BenchCommand::Round(args) => tokio::task::spawn_blocking(move || crate::bench::round::run(&args))
+            .await
+            .context("the round bench stopped")?,
+        BenchCommand::TrainStep(args) => tokio::task::spawn_blocking(move || crate::bench::train_step::run(&args))
+            .await
+            .context("the training bench stopped")?,
+    }
 }
 
 /// Connects and applies pending migrations, as every command that uses the database does.

@@ -21,10 +21,18 @@ fn petal_and_orthanc_ingest_the_same_series_and_the_ratio_is_printed() {
 }
 
 #[test]
-fn the_memory_mode_follows_petals_rss_request_by_request() {
-    let out = bench(&["--slices", "5", "--size", "32", "--memory", "20"]);
+fn the_memory_mode_follows_petals_rss_request_by_request_and_is_recorded() {
+    let dir = tempfile::tempdir().expect("dir");
+    let record = dir.path().join("benchmarks.md");
+    std::fs::write(&record, "# Benchmarks\n").expect("write");
+    let record_flag = record.display().to_string();
+    let out = bench(&["--slices", "5", "--size", "32", "--memory", "20", "--record", &record_flag]);
     for stored in ["| 5 |", "| 10 |", "| 15 |", "| 20 |"] {
         assert!(out.contains(stored), "a row after {stored}: {out}");
     }
     assert!(out.contains("peak RSS") && (out.contains("(flat)") || out.contains("(growing)")), "{out}");
+    let recorded = std::fs::read_to_string(&record).expect("read");
+    assert!(recorded.starts_with("# Benchmarks\n"), "appended, not overwritten: {recorded}");
+    assert!(recorded.contains("(recorded by the command)") && recorded.contains("--memory 20"), "{recorded}");
+    assert!(recorded.contains("| 20 |") && recorded.contains("peak RSS"), "the figures are recorded: {recorded}");
 }
