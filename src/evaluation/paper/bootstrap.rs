@@ -76,7 +76,7 @@ pub fn compare(first: &Scores, second: &Scores, resamples: usize, seed: u64) -> 
         let r: Vec<usize> = (0..realizations).map(|_| rng.random_range(0..realizations)).collect();
         let l: Vec<usize> = (0..lesions).map(|_| rng.random_range(0..lesions)).collect();
         bias.push(first.absolute_bias_of(&r, &l) - second.absolute_bias_of(&r, &l));
-        cov.push(first.cov_of(&r) - second.cov_of(&r));
+        cov.push(first.resampled_cov_of(&r) - second.resampled_cov_of(&r));
     }
     let absolute_bias = percentile_interval(bias_estimate, &mut bias);
     let cov = percentile_interval(cov_estimate, &mut cov);

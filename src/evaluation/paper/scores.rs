@@ -94,6 +94,15 @@ impl Scores {
         liver_cov_percent(&chosen, &everywhere).unwrap_or(f64::NAN)
     }
 
+    /// The liver CoV (%) of a bootstrap resample of R realizations drawn with replacement.
+    /// Duplicates make the resample's variance (R − 1)/R of the sample's on average, which
+    /// shifted every resampled CoV down and left the estimate outside its own interval; the
+    /// standard deviations are scaled back by √(R / (R − 1)).
+    pub fn resampled_cov_of(&self, realizations: &[usize]) -> f64 {
+        let r = realizations.len() as f64;
+        self.cov_of(realizations) * (r / (r - 1.0)).sqrt()
+    }
+
     pub fn lesion_count(&self) -> usize {
         self.lesion_errors.first().map_or(0, Vec::len)
     }

@@ -50,7 +50,7 @@ impl TestScan {
         let seed = (scale.test_seed..scale.test_seed + 1000)
             .find(|seed| lesion_masks(&Phantom::generate(*seed, grid)).len() >= scale.min_test_lesions)
             .ok_or_else(|| anyhow::anyhow!("no test patient with {} lesions", scale.min_test_lesions))?;
-        let scan = Scan::acquire(seed, grid, ScannerModel::default(), scale.seconds_per_bed);
+        let scan = Scan::acquire(seed, grid, ScannerModel::default(), scale.test_seconds_per_bed);
         let parts = scan.realizations(scale.realizations, scale.realization_fraction)?;
         let recon_all = |version: ReconVersion| VersionData {
             version,
