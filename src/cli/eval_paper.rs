@@ -75,6 +75,16 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
     let few_v2 = stages.time("simulating the fine-tune studies (v2)", || {
         Ok((0..scale.fine_tune_studies).map(|i| fine_tune_data.pair(scale.base_seed + i)).collect::<Vec<_>>())
     })?;
+    let few_v2_description = format!(
+        "v2 studies of seeds {}..{}, {}×{}×{}, {} s/bed, inputs at {:?} of the counts",
+        scale.base_seed,
+        scale.base_seed + scale.fine_tune_studies - 1,
+        scale.size,
+        scale.size,
+        scale.slices,
+        scale.seconds_per_bed,
+        scale.count_levels
+    );
     let supervised = |kind: RoundKind| RoundSettings {
         kind,
         phi: scale.phi,
@@ -87,7 +97,7 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
         cached_network(
             &work.join("ft-net"),
             "FT-net",
-            ("v1-net", &v1),
+            Origin { parent_name: "v1-net", parent: &v1, data: &few_v2_description },
             &supervised(RoundKind::FineTuneLastLayers),
             &|settings| {
                 let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer("FT-net"))?;
@@ -96,12 +106,22 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
         )
     })?;
     let (tgd, tgd_record) = stages.time("TGD-net (TGD, v2)", || {
-        cached_network(&work.join("tgd-net"), "TGD-net", ("v1-net", &v1), &supervised(RoundKind::Tgd), &|settings| {
-            let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer("TGD-net"))?;
-            Ok((tuned.model, tuned.fraction_retrained))
-        })
+        cached_network(
+            &work.join("tgd-net"),
+            "TGD-net",
+            Origin { parent_name: "v1-net", parent: &v1, data: &few_v2_description },
+            &supervised(RoundKind::Tgd),
+            &|settings| {
+                let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer("TGD-net"))?;
+                Ok((tuned.model, tuned.fraction_retrained))
+            },
+        )
     })?;
     let test = stages.time("simulating the test scan", || TestScan::simulate(&scale))?;
+    let halves_description = format!(
+        "the v2 N2N halves of test patient {}, {}×{}×{}, {} s/bed",
+        test.seed, scale.size, scale.size, scale.slices, scale.test_seconds_per_bed
+    );
     let online = RoundSettings {
         steps_per_pass: scale.n2n_steps,
         patch: scale.patch,
@@ -110,9 +130,9 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
     };
     let (n2n, n2n_record) = stages.time("TGD_N2N-net (online round on the test halves)", || {
         cached_network(
-            &work.join(format!("tgd-n2n-net-{}", test.seed)),
+            &work.join("tgd-n2n-net"),
             "TGD_N2N-net",
-            ("TGD-net", &tgd),
+            Origin { parent_name: "TGD-net", parent: &tgd, data: &halves_description },
             &online,
             &|settings| {
                 let (outcome, _) =
@@ -251,25 +271,37 @@ fn base_network(scale: &PaperScale, recon: ReconVersion, work: &Path) -> anyhow:
 /// What a cached fine-tuned network records of how it was made.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct FineTuneRecord {
-    /// The parent's weights and the settings: another parent or other settings train again.
+    /// The parent's weights, the training data and the settings: another parent, other
+    /// data or other settings train again.
     parent_sha256: String,
+    data: String,
     settings: RoundSettings,
     seconds: f64,
     fraction_retrained: f64,
 }
 
-/// Loads the network cached in `dir` when it was made from `parent` with `settings`,
+/// What a fine-tuned network is made from.
+struct Origin<'a> {
+    parent_name: &'a str,
+    parent: &'a StoredModel,
+    /// Names the training data (simulated from the scale, so a description identifies it).
+    data: &'a str,
+}
+
+/// Loads the network cached in `dir` when it was made from `origin` with `settings`,
 /// else makes it with `make` and caches it.
 fn cached_network(
     dir: &Path,
     name: &str,
-    (parent_name, parent): (&str, &StoredModel),
+    origin: Origin<'_>,
     settings: &RoundSettings,
     make: &dyn Fn(&RoundSettings) -> anyhow::Result<(StoredModel, f64)>,
 ) -> anyhow::Result<(StoredModel, NetworkRecord)> {
     let made_by = format!(
-        "{} from {parent_name} ({} steps, lr {}, φ {})",
+        "{} from {} on {} ({} steps, lr {}, φ {})",
         settings.kind.as_str(),
+        origin.parent_name,
+        origin.data,
         settings.total_steps(),
         settings.learning_rate,
         settings.phi
@@ -278,7 +310,7 @@ fn cached_network(
     let cached = std::fs::read(&record_path)
         .ok()
         .and_then(|bytes| serde_json::from_slice::<FineTuneRecord>(&bytes).ok())
-        .filter(|r| r.parent_sha256 == parent.sha256 && &r.settings == settings);
+        .filter(|r| r.parent_sha256 == origin.parent.sha256 && r.data == origin.data && &r.settings == settings);
     if let Some(record) = cached
         && let Ok(model) = StoredModel::load(dir)
     {
@@ -296,7 +328,8 @@ fn cached_network(
     let seconds = started.elapsed().as_secs_f64();
     model.save(dir, None, None).with_context(|| format!("writing {}", dir.display()))?;
     let record = FineTuneRecord {
-        parent_sha256: parent.sha256.clone(),
+        parent_sha256: origin.parent.sha256.clone(),
+        data: origin.data.to_owned(),
         settings: settings.clone(),
         seconds,
         fraction_retrained,
