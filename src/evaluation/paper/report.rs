@@ -197,6 +197,7 @@ pub fn markdown(results: &PaperResults) -> String {
             layers.join(", ")
         );
     }
+    let _ = writeln!(text, "\n## Where petal agrees with the paper\n\n{}", agreement_table(results));
     let _ = writeln!(text, "\n## Discussion\n\n{}", discussion(results));
     let _ = writeln!(
         text,
@@ -217,6 +218,44 @@ pub fn markdown(results: &PaperResults) -> String {
     );
     for (stage, seconds) in &results.stages {
         let _ = writeln!(text, "- {stage}: {seconds:.0} s");
+    }
+    text
+}
+
+/// What the paper's Table 1 says of `first` against `second`: lower |bias|, lower CoV.
+fn paper_verdicts(first: &str, second: &str) -> Option<(Verdict, Verdict)> {
+    let ((bias_a, cov_a), (bias_b, cov_b)) = (paper_row(first)?, paper_row(second)?);
+    let lower = |a: f64, b: f64| if a < b { Verdict::FirstBetter } else { Verdict::SecondBetter };
+    Some((lower(bias_a.abs(), bias_b.abs()), lower(cov_a, cov_b)))
+}
+
+/// For each pair of the paper's networks petal compared on v2 data, the paper's ordering
+/// beside petal's verdict.
+fn agreement_table(results: &PaperResults) -> String {
+    let mut text = String::from(
+        "Each row: the paper's ordering of two networks on one metric (its Table 1, v2 data), and what \
+         petal's paired bootstrap says on its v2 test data.\n\n\
+         | comparison | metric | the paper | petal | agreement |\n|---|---|---|---|---|\n",
+    );
+    for c in results.comparisons.iter().filter(|c| c.data == ReconVersion::V2) {
+        let Some((paper_bias, paper_cov)) = paper_verdicts(&c.first, &c.second) else { continue };
+        for (metric, paper, ours) in
+            [("|lesion bias|", paper_bias, c.absolute_bias_verdict), ("liver CoV", paper_cov, c.cov_verdict)]
+        {
+            let agreement = match (paper, ours) {
+                (_, Verdict::Undecided) => "the data cannot decide",
+                (p, o) if p == o => "agrees",
+                _ => "differs",
+            };
+            let _ = writeln!(
+                text,
+                "| {} vs {} | {metric} | {} | {} | {agreement} |",
+                c.first,
+                c.second,
+                verdict(paper, &c.first, &c.second),
+                verdict(ours, &c.first, &c.second)
+            );
+        }
     }
     text
 }
@@ -275,4 +314,17 @@ fn discussion(results: &PaperResults) -> String {
          the networks with the paper's, not the magnitudes. The paper's sweep reports φ = {paper_order}."
     );
     text + "\n" + &notes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_papers_orderings_come_from_its_table() {
+        // TGD-net −3.77 / 6.46 against FT-net −4.71 / 7.87 and v1-net −6.30 / 6.02.
+        assert_eq!(paper_verdicts("TGD-net", "FT-net"), Some((Verdict::FirstBetter, Verdict::FirstBetter)));
+        assert_eq!(paper_verdicts("TGD-net", "v1-net"), Some((Verdict::FirstBetter, Verdict::SecondBetter)));
+        assert_eq!(paper_verdicts("TGD_N2N-net", "TGD-net"), None, "the paper's table has no online row");
+    }
 }
