@@ -152,7 +152,7 @@ pub fn markdown(results: &PaperResults) -> String {
         "\n## Paired comparisons\n\n\
          Differences first − second, in percentage points, with 95 % bootstrap intervals; lower is better \
          for both |mean lesion bias| and liver CoV.\n\n\
-         | first | second | data | Δ |bias| | verdict | Δ CoV | verdict |\n|---|---|---|---|---|---|---|"
+         | first | second | data | Δ \\|bias\\| | verdict | Δ CoV | verdict |\n|---|---|---|---|---|---|---|"
     );
     for c in &results.comparisons {
         let _ = writeln!(
@@ -240,7 +240,7 @@ fn agreement_table(results: &PaperResults) -> String {
     for c in results.comparisons.iter().filter(|c| c.data == ReconVersion::V2) {
         let Some((paper_bias, paper_cov)) = paper_verdicts(&c.first, &c.second) else { continue };
         for (metric, paper, ours) in
-            [("|lesion bias|", paper_bias, c.absolute_bias_verdict), ("liver CoV", paper_cov, c.cov_verdict)]
+            [("\\|lesion bias\\|", paper_bias, c.absolute_bias_verdict), ("liver CoV", paper_cov, c.cov_verdict)]
         {
             let agreement = match (paper, ours) {
                 (_, Verdict::Undecided) => "the data cannot decide",
@@ -296,6 +296,20 @@ fn discussion(results: &PaperResults) -> String {
         let covs: Vec<f64> =
             NETWORKS.iter().filter_map(|n| results.scores_of(n, ReconVersion::V2)).map(|s| s.liver_cov).collect();
         let (low, high) = covs.iter().fold((f64::MAX, f64::MIN), |(l, h), c| (l.min(*c), h.max(*c)));
+        let biases: Vec<f64> = NETWORKS
+            .iter()
+            .filter_map(|n| results.scores_of(n, ReconVersion::V2))
+            .map(|s| s.mean_lesion_bias)
+            .collect();
+        let (least, most) = biases.iter().fold((f64::MIN, f64::MAX), |(l, m), b| (l.max(*b), m.min(*b)));
+        let _ = writeln!(
+            notes,
+            "- Lesions: on v2 data the networks' mean lesion bias runs from {least:.1} % to {most:.1} %, against \
+             {:.1} % for OSEM alone (the paper's networks: −3.8 to −6.3 %). At this width and training the \
+             networks remove much of these small hot spots together with the noise; that, not the ordering, is \
+             the largest gap to the paper.",
+            osem.mean_lesion_bias
+        );
         let _ = writeln!(
             notes,
             "- Noise: OSEM alone has a liver CoV of {:.1} % on these v2 realizations and the networks {low:.1} to \
