@@ -85,38 +85,28 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
         scale.seconds_per_bed,
         scale.count_levels
     );
-    let supervised = |kind: RoundKind| RoundSettings {
-        kind,
-        phi: scale.phi,
-        steps_per_pass: scale.fine_tune_steps,
-        learning_rate: scale.fine_tune_learning_rate,
-        patch: scale.patch,
-        ..RoundSettings::default()
+    // FT-net and TGD-net: v1-net fine-tuned the same way on the same few v2 studies,
+    // differing only in what the fine-tune may change.
+    let fine_tuned_on_v2 = |kind: RoundKind, folder: &str, name: &str| {
+        let settings = RoundSettings {
+            kind,
+            phi: scale.phi,
+            steps_per_pass: scale.fine_tune_steps,
+            learning_rate: scale.fine_tune_learning_rate,
+            patch: scale.patch,
+            ..RoundSettings::default()
+        };
+        let origin = Origin { parent_name: "v1-net", parent: &v1, data: &few_v2_description };
+        cached_network(&work.join(folder), name, origin, &settings, &|settings| {
+            let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer(name))?;
+            Ok((tuned.model, tuned.fraction_retrained))
+        })
     };
     let (ft, ft_record) = stages.time("FT-net (last three layers, v2)", || {
-        cached_network(
-            &work.join("ft-net"),
-            "FT-net",
-            Origin { parent_name: "v1-net", parent: &v1, data: &few_v2_description },
-            &supervised(RoundKind::FineTuneLastLayers),
-            &|settings| {
-                let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer("FT-net"))?;
-                Ok((tuned.model, tuned.fraction_retrained))
-            },
-        )
+        fine_tuned_on_v2(RoundKind::FineTuneLastLayers, "ft-net", "FT-net")
     })?;
-    let (tgd, tgd_record) = stages.time("TGD-net (TGD, v2)", || {
-        cached_network(
-            &work.join("tgd-net"),
-            "TGD-net",
-            Origin { parent_name: "v1-net", parent: &v1, data: &few_v2_description },
-            &supervised(RoundKind::Tgd),
-            &|settings| {
-                let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer("TGD-net"))?;
-                Ok((tuned.model, tuned.fraction_retrained))
-            },
-        )
-    })?;
+    let (tgd, tgd_record) =
+        stages.time("TGD-net (TGD, v2)", || fine_tuned_on_v2(RoundKind::Tgd, "tgd-net", "TGD-net"))?;
     let test = stages.time("simulating the test scan", || TestScan::simulate(&scale))?;
     let halves_description = format!(
         "the v2 N2N halves of test patient {}, {}×{}×{}, {} s/bed",
