@@ -126,6 +126,17 @@ pub struct TrainBaseArgs {
     /// Steps between checkpoints.
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
+    /// Share of the patches drawn around a lesion of the simulated patients (0 draws every
+    /// patch uniformly, as the paper did); small lesions are otherwise too rare to learn.
+    #[arg(long, default_value_t = 0.5)]
+    pub lesion_share: f64,
+    /// Batches whose BatchNorm statistics, averaged, replace training's running statistics
+    /// at the end (0 keeps training's exponential average of the last batches).
+    #[arg(long, default_value_t = 300)]
+    pub batch_norm_batches: usize,
+    /// Independent realizations per count level of the held-out patient in the report.
+    #[arg(long, default_value_t = 4)]
+    pub held_out_realizations: usize,
     /// Seed of the weights, the patch draws and the first simulated patient.
     #[arg(long, default_value_t = 1000)]
     pub seed: u64,

@@ -80,6 +80,8 @@ def main():
         "liver": erode(liver & ~lesions, 2),
         "soft_tissue": erode(soft, 2),
         "body": body,
+        # Lesions are a few voxels across: all their voxels, not eroded.
+        "lesions": lesions,
     }
     source, source_factors = load(source_dir)
     derived, derived_factors = load(derived_dir)
@@ -89,6 +91,9 @@ def main():
         "suv_factors_identical": all(a == b for a, b in zip(source_factors, derived_factors)),
     }
     for name, mask in regions.items():
+        if not mask.any():
+            result[name] = {"voxels": 0}
+            continue
         s, d = source[mask], derived[mask]
         result[name] = {
             "voxels": int(mask.sum()),

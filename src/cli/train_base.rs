@@ -15,7 +15,7 @@ use crate::model::onnx::export_folded;
 use crate::simulation::Grid;
 use crate::training::base::data::{SimulatedData, dicom_pairs};
 use crate::training::base::loss_plot::loss_curve_png;
-use crate::training::base::report::{ReportContext, evaluate, report_markdown};
+use crate::training::base::report::{HeldOutLevel, HeldOutMetrics, ReportContext, by_level, evaluate, report_markdown};
 use crate::training::base::run::LearningRateDecay;
 use crate::training::base::{BaseTrainingSettings, TrainingPair, train_base};
 
@@ -40,6 +40,13 @@ pub struct TrainedDirectory {
     pub report: String,
     /// The directory already held a model of these settings; nothing was trained.
     pub reused: bool,
+}
+
+/// metrics.json: the held-out figures per count level, and per realization.
+#[derive(serde::Serialize)]
+struct HeldOutFigures<'a> {
+    levels: &'a [HeldOutLevel],
+    realizations: &'a [HeldOutMetrics],
 }
 
 /// What training.json records of a finished run.
@@ -72,6 +79,8 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         learning_rate: args.learning_rate,
         decay: LearningRateDecay { final_share: args.lr_decay_share, factor: args.lr_decay_factor },
         checkpoint_every: args.checkpoint_every,
+        lesion_share: args.lesion_share,
+        batch_norm_batches: args.batch_norm_batches,
         seed: args.seed,
     };
     let started = Instant::now();
@@ -85,6 +94,8 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         settings.learning_rate,
         settings.decay,
         settings.seed,
+        settings.lesion_share,
+        settings.batch_norm_batches,
         &data_description,
     ))?;
     if args.fresh {
@@ -109,6 +120,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
     }
 
     let metrics = evaluate(&outcome.model, &held_out).context("evaluating on the held-out study")?;
+    let levels = by_level(&metrics);
     let context = ReportContext {
         command,
         data: &data_description,
@@ -116,13 +128,17 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         device: outcome.device.as_str(),
         losses: &outcome.losses,
         held_out: &held_out.name,
+        batch_norm_batches: args.batch_norm_batches,
     };
-    let report = report_markdown(&outcome.model, &context, &metrics);
+    let report = report_markdown(&outcome.model, &context, &levels);
     let onnx = export_folded(&outcome.model.config, &outcome.model.weights).context("exporting ONNX")?;
     outcome.model.save(&args.output, Some(&onnx), Some(&report)).context("writing the model directory")?;
     std::fs::write(args.output.join("loss.png"), loss_curve_png(&outcome.losses)?).context("writing loss.png")?;
-    std::fs::write(args.output.join("metrics.json"), serde_json::to_vec_pretty(&metrics)?)
-        .context("writing metrics.json")?;
+    std::fs::write(
+        args.output.join("metrics.json"),
+        serde_json::to_vec_pretty(&HeldOutFigures { levels: &levels, realizations: &metrics })?,
+    )
+    .context("writing metrics.json")?;
     let record = TrainingRecord {
         seconds: outcome.seconds,
         losses: outcome.losses,
@@ -166,10 +182,10 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
         pairs.push(data.pair(seed));
         progress.inc(1);
     }
-    let held_out = data.pair(args.seed + args.patients);
+    let held_out = data.held_out_pair(args.seed + args.patients, args.held_out_realizations)?;
     progress.finish_and_clear();
     let description = format!(
-        "{} simulated patients (seeds {}..{}), {}×{}×{}, OSEM {}, {} s/bed, inputs at {:?} of the counts, target = noiseless reconstruction",
+        "{} simulated patients (seeds {}..{}), {}×{}×{}, OSEM {}, {} s/bed, inputs at {:?} of the counts, target = noiseless reconstruction, {} % of the patches drawn around a lesion",
         args.patients,
         args.seed,
         args.seed + args.patients - 1,
@@ -178,7 +194,8 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
         args.slices,
         args.recon.name(),
         args.seconds_per_bed,
-        data.count_levels
+        data.count_levels,
+        args.lesion_share * 100.0
     );
     Ok((pairs, held_out, description))
 }

@@ -168,6 +168,37 @@ impl<B: Backend> DnCnn<B> {
         self
     }
 
+    /// The forward pass as training runs it, every BatchNorm normalising with the batch's own
+    /// statistics; returns the per-channel mean and (biased) variance of what entered each
+    /// BatchNorm. Averaged over many batches they re-estimate the running statistics, which
+    /// the exponential average of training leaves resting on the last few batches.
+    pub fn batch_statistics(&self, input: Tensor<B, 4>) -> Vec<(Tensor<B, 1>, Tensor<B, 1>)> {
+        let last = self.convs.len() - 1;
+        let mut x = input;
+        let mut statistics = Vec::with_capacity(self.norms.len());
+        for (i, conv) in self.convs.iter().enumerate() {
+            x = conv.forward(x);
+            if i == last {
+                break;
+            }
+            if i > 0
+                && let Some(norm) = self.norms.get(i - 1)
+            {
+                let [batch, channels, height, width] = x.dims();
+                let per_channel = x.clone().swap_dims(0, 1).reshape([channels, batch * height * width]);
+                let mean = per_channel.clone().mean_dim(1);
+                let var = per_channel.sub(mean.clone()).powi_scalar(2).mean_dim(1);
+                let as_image = |t: Tensor<B, 2>| t.reshape([1, channels, 1, 1]);
+                let scale = as_image(norm.gamma.val().reshape([channels, 1]))
+                    .div(as_image(var.clone().add_scalar(norm.epsilon)).sqrt());
+                x = x.sub(as_image(mean.clone())).mul(scale).add(as_image(norm.beta.val().reshape([channels, 1])));
+                statistics.push((mean.reshape([channels]), var.reshape([channels])));
+            }
+            x = relu(x);
+        }
+        statistics
+    }
+
     /// Denoises `input` [batch, slices, height, width]: input − predicted noise.
     pub fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward_gated(input, &TgdGates::none())
@@ -224,5 +255,26 @@ mod tests {
         let input = Tensor::<CpuBackend, 4>::ones([2, 3, 12, 10], &device);
         let output = network.forward(input);
         assert_eq!(output.dims(), [2, 3, 12, 10]);
+    }
+
+    #[test]
+    fn batch_statistics_are_those_a_training_forward_pass_averages_in() {
+        use crate::model::backend::CpuTrainingBackend;
+        // Momentum 1: one training pass leaves exactly that batch's statistics behind.
+        let config = DnCnnConfig { batch_norm_momentum: 1.0, ..DnCnnConfig::scaled(0.125) };
+        let device = Default::default();
+        let network = DnCnn::<CpuTrainingBackend>::init(&config, &device);
+        let values: Vec<f32> = (0..2 * 3 * 9 * 7).map(|i| ((i * 31) % 17) as f32 / 8.0).collect();
+        let input = Tensor::<CpuTrainingBackend, 4>::from_data(TensorData::new(values, [2, 3, 9, 7]), &device);
+        let ours = network.batch_statistics(input.clone());
+        let _ = network.forward(input);
+        let burns = network.running_statistics();
+        assert_eq!(ours.len(), burns.len());
+        for (layer, ((mean, var), (running_mean, running_var))) in ours.into_iter().zip(burns).enumerate() {
+            let gap =
+                |a: Tensor<CpuTrainingBackend, 1>, b: Tensor<CpuTrainingBackend, 1>| a.sub(b).abs().max().into_scalar();
+            assert!(gap(mean, running_mean) < 1e-5, "bn{}: mean", layer + 2);
+            assert!(gap(var, running_var) < 1e-5, "bn{}: variance", layer + 2);
+        }
     }
 }

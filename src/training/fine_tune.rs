@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 
 use super::base::TrainingPair;
 use super::base::checkpoint::LossPoint;
-use super::base::patches::sample_batch;
+use super::base::patches::{PatchSampler, PatchSampling};
 use super::n2n_round::{Flow, RoundError, RoundKind, RoundObserver, RoundSettings};
 use super::tgd_passes::{PassError, run_tgd_passes};
 use super::trainer::{OptimizerSettings, Trainer};
@@ -72,10 +72,19 @@ pub fn fine_tune<B: AutodiffBackend>(
     let total = settings.total_steps();
     let mut losses = Vec::with_capacity(total);
     let mut step = 0usize;
+    // Uniform draws: an online round's pairs are DICOM series, whose lesions are unknown, and
+    // the paper's fine-tuning (eval paper) drew uniformly too.
+    let sampling = PatchSampling {
+        batch: settings.batch,
+        patch: settings.patch,
+        window: parent.config.input_slices,
+        lesion_share: 0.0,
+    };
+    let sampler = PatchSampler::new(pairs, sampling);
     let mut train = |trainer: &mut Trainer<B>| -> Result<(), RoundError> {
         for _ in 0..settings.steps_per_pass {
             let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
-            let batch = sample_batch(pairs, settings.batch, settings.patch, parent.config.input_slices, &mut rng);
+            let batch = sampler.draw(&mut rng);
             let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
             let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
             let loss = trainer.step(input, target);

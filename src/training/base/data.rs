@@ -7,16 +7,26 @@ use std::path::Path;
 use anyhow::Context;
 use rayon::prelude::*;
 
-use crate::simulation::acquisition::ScannerModel;
+use crate::simulation::acquisition::{ScannerModel, Sinograms};
 use crate::simulation::osem::reconstruct;
 use crate::simulation::{Grid, Image3, ReconVersion, Scan};
 use crate::training::pair_source::series_image;
 
-/// Masks of a held-out study, for the report's regional means.
+/// Where the liver and the lesions of a simulated patient are: for the report's regional
+/// means, and for drawing patches around lesions.
 #[derive(Debug, Clone, Default)]
 pub struct TrainingRegions {
+    /// The liver without its lesions.
     pub liver: Vec<bool>,
-    pub lesions: Vec<bool>,
+    /// 0 outside lesions, else the lesion's label.
+    pub lesions: Vec<u8>,
+}
+
+impl TrainingRegions {
+    /// Every lesion voxel.
+    pub fn lesion_mask(&self) -> Vec<bool> {
+        self.lesions.iter().map(|l| *l > 0).collect()
+    }
 }
 
 /// Inputs at one or more count levels and the target they should map to, all normalised
@@ -44,24 +54,60 @@ pub struct SimulatedData {
 }
 
 impl SimulatedData {
-    /// The pair of one simulated patient.
+    /// The pair of one simulated patient: one input per count level.
     pub fn pair(&self, seed: u64) -> TrainingPair {
+        self.simulate(seed, |scan| {
+            self.count_levels
+                .iter()
+                .enumerate()
+                .map(|(variant, level)| {
+                    let counts = if *level >= 1.0 { scan.counts.clone() } else { scan.thinned(*level, variant as u64) };
+                    (*level, counts)
+                })
+                .collect()
+        })
+    }
+
+    /// A held-out patient with up to `realizations` independent inputs per count level:
+    /// disjoint parts of the counts, as many as fit (10 % gives up to 10, 50 % two, the full
+    /// counts one).
+    pub fn held_out_pair(&self, seed: u64, realizations: usize) -> anyhow::Result<TrainingPair> {
+        let mut failed = None;
+        let pair = self.simulate(seed, |scan| {
+            let mut inputs = Vec::new();
+            for level in &self.count_levels {
+                if *level >= 1.0 {
+                    inputs.push((*level, scan.counts.clone()));
+                    continue;
+                }
+                let fit = ((1.0 + 1e-9) / level).floor() as usize;
+                match scan.realizations(realizations.clamp(1, fit.max(1)), *level) {
+                    Ok(parts) => inputs.extend(parts.into_iter().map(|counts| (*level, counts))),
+                    Err(error) => failed = Some(error),
+                }
+            }
+            inputs
+        });
+        match failed {
+            Some(error) => Err(anyhow::anyhow!("held-out realizations: {error}")),
+            None => Ok(pair),
+        }
+    }
+
+    /// Scans patient `seed`, reconstructs the target from noiseless data and each input from
+    /// the counts `inputs` picks.
+    fn simulate(&self, seed: u64, inputs: impl FnOnce(&Scan) -> Vec<(f64, Sinograms)>) -> TrainingPair {
         let scan = Scan::acquire(seed, self.grid, ScannerModel::default(), self.seconds_per_bed);
         let recon = self.recon.settings();
         let target = reconstruct(&scan.system, &scan.noiseless(), &recon, &|| {});
-        let inputs = self
-            .count_levels
-            .par_iter()
-            .enumerate()
-            .map(|(variant, level)| {
-                let counts = if *level >= 1.0 { scan.counts.clone() } else { scan.thinned(*level, variant as u64) };
-                (*level, reconstruct(&scan.system, &counts, &recon, &|| {}))
-            })
+        let inputs = inputs(&scan)
+            .into_par_iter()
+            .map(|(level, counts)| (level, reconstruct(&scan.system, &counts, &recon, &|| {})))
             .collect();
         let phantom = &scan.phantom;
         let regions = TrainingRegions {
             liver: phantom.liver.iter().zip(&phantom.lesions).map(|(l, s)| *l && *s == 0).collect(),
-            lesions: phantom.lesions.iter().map(|l| *l > 0).collect(),
+            lesions: phantom.lesions.clone(),
         };
         TrainingPair { name: format!("sim-{seed:05}"), inputs, target, regions: Some(regions), train_slices: None }
     }
@@ -98,4 +144,27 @@ pub fn dicom_pairs(dir: &Path) -> anyhow::Result<Vec<TrainingPair>> {
             Ok(TrainingPair { name, inputs: vec![(1.0, input)], target, regions: None, train_slices: None })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_out_patient_has_as_many_disjoint_realizations_per_level_as_fit() {
+        let data = SimulatedData {
+            grid: Grid::new(32, 8),
+            recon: ReconVersion::V1,
+            seconds_per_bed: 120.0,
+            count_levels: vec![0.25, 0.5, 1.0],
+        };
+        let pair = data.held_out_pair(7, 3).expect("held-out pair");
+        let levels: Vec<f64> = pair.inputs.iter().map(|(level, _)| *level).collect();
+        assert_eq!(levels, [0.25, 0.25, 0.25, 0.5, 0.5, 1.0], "3 at 25 %, the 2 that fit at 50 %, 1 at full count");
+        // Disjoint parts of the counts are different noise, not one image repeated.
+        assert_ne!(pair.inputs[0].1.data, pair.inputs[1].1.data);
+        let regions = pair.regions.expect("simulated data know their regions");
+        assert_eq!(regions.lesions.len(), data.grid.voxels());
+        assert!(regions.lesions.iter().any(|l| *l > 0), "the liver lesion is drawn");
+    }
 }

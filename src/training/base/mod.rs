@@ -3,6 +3,7 @@
 //! pairs of real series. Runs in resumable steps with periodic checkpoints, and ends with a
 //! report on a held-out study (PSNR, SSIM, mean activity in liver and lesions).
 
+pub mod batch_norm;
 pub mod checkpoint;
 pub mod data;
 pub mod loss_plot;

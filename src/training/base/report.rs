@@ -13,7 +13,7 @@ use crate::model::directory::StoredModel;
 use crate::model::network::DnCnn;
 use crate::simulation::Image3;
 
-/// Held-out figures at one count level.
+/// Held-out figures of one input (one realization at one count level).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HeldOutMetrics {
     pub count_level: f64,
@@ -27,6 +27,78 @@ pub struct HeldOutMetrics {
     pub liver_std: [f64; 2],
     /// Mean over lesion voxels: target, input, output.
     pub lesion_mean: [f64; 3],
+}
+
+impl HeldOutMetrics {
+    /// How far the network moved the liver mean from its input (%).
+    pub fn liver_change_percent(&self) -> f64 {
+        change_percent(self.liver_mean[1], self.liver_mean[2])
+    }
+
+    /// How far the network moved the lesion mean from its input (%).
+    pub fn lesion_change_percent(&self) -> f64 {
+        change_percent(self.lesion_mean[1], self.lesion_mean[2])
+    }
+}
+
+fn change_percent(before: f64, after: f64) -> f64 {
+    (after / before - 1.0) * 100.0
+}
+
+/// The realizations of one count level together: means of their figures, and the range of
+/// the mean changes. One realization of a small lesion is too noisy to judge a denoiser by
+/// (its input mean alone scatters by several percent), so the report judges the average.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HeldOutLevel {
+    pub count_level: f64,
+    pub realizations: usize,
+    /// Means over the realizations, fields as in [`HeldOutMetrics`].
+    pub mean: HeldOutMetrics,
+    /// Mean change of the liver mean, output against input (%), and its smallest and largest.
+    pub liver_change_percent: [f64; 3],
+    /// The same for the lesion mean.
+    pub lesion_change_percent: [f64; 3],
+}
+
+/// Groups per-input figures by count level (in the order the levels first appear).
+pub fn by_level(metrics: &[HeldOutMetrics]) -> Vec<HeldOutLevel> {
+    let mut levels: Vec<f64> = Vec::new();
+    for m in metrics {
+        if !levels.contains(&m.count_level) {
+            levels.push(m.count_level);
+        }
+    }
+    levels
+        .into_iter()
+        .map(|level| {
+            let group: Vec<&HeldOutMetrics> = metrics.iter().filter(|m| m.count_level == level).collect();
+            let n = group.len() as f64;
+            let mean_of = |f: &dyn Fn(&HeldOutMetrics) -> f64| group.iter().map(|m| f(m)).sum::<f64>() / n;
+            let spread = |f: &dyn Fn(&HeldOutMetrics) -> f64| {
+                let values: Vec<f64> = group.iter().map(|m| f(m)).collect();
+                let (low, high) =
+                    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+                [values.iter().sum::<f64>() / n, low, high]
+            };
+            let mean = HeldOutMetrics {
+                count_level: level,
+                psnr_input: mean_of(&|m| m.psnr_input),
+                psnr_output: mean_of(&|m| m.psnr_output),
+                ssim_input: mean_of(&|m| m.ssim_input),
+                ssim_output: mean_of(&|m| m.ssim_output),
+                liver_mean: [0, 1, 2].map(|i| mean_of(&|m| m.liver_mean[i])),
+                liver_std: [0, 1].map(|i| mean_of(&|m| m.liver_std[i])),
+                lesion_mean: [0, 1, 2].map(|i| mean_of(&|m| m.lesion_mean[i])),
+            };
+            HeldOutLevel {
+                count_level: level,
+                realizations: group.len(),
+                mean,
+                liver_change_percent: spread(&|m| m.liver_change_percent()),
+                lesion_change_percent: spread(&|m| m.lesion_change_percent()),
+            }
+        })
+        .collect()
 }
 
 /// The network's output for a whole volume (3-slice windows, edges replicated), on the CPU.
@@ -46,14 +118,14 @@ pub fn denoise_with_burn(model: &StoredModel, image: &Image3) -> anyhow::Result<
     Ok(Image3 { grid, data: output.into_data() })
 }
 
-/// Evaluates `model` on every input level of `pair`.
+/// Evaluates `model` on every input of `pair` (each realization of each count level).
 pub fn evaluate(model: &StoredModel, pair: &TrainingPair) -> anyhow::Result<Vec<HeldOutMetrics>> {
     let target = &pair.target;
     let peak = target.data.iter().fold(0.0f32, |m, v| m.max(*v)) as f64;
     let (size, everything) = (target.grid.size, vec![true; target.data.len()]);
     let regions = pair.regions.clone().unwrap_or_default();
-    let liver = if regions.liver.is_empty() { everything.clone() } else { regions.liver };
-    let lesions = if regions.lesions.is_empty() { everything } else { regions.lesions };
+    let lesions = if regions.lesions.is_empty() { everything.clone() } else { regions.lesion_mask() };
+    let liver = if regions.liver.is_empty() { everything } else { regions.liver };
     pair.inputs
         .iter()
         .map(|(level, input)| {
@@ -80,10 +152,19 @@ pub struct ReportContext<'a> {
     pub device: &'a str,
     pub losses: &'a [LossPoint],
     pub held_out: &'a str,
+    /// Batches the BatchNorm running statistics were averaged over (0: training's own).
+    pub batch_norm_batches: usize,
+}
+
+fn batch_norm_source(batches: usize) -> String {
+    match batches {
+        0 => "training's exponential average (momentum as in config.json)".to_owned(),
+        n => format!("the mean of {n} batches' statistics, drawn as in training, after the last step"),
+    }
 }
 
 /// report.md of the model directory.
-pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, metrics: &[HeldOutMetrics]) -> String {
+pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, levels: &[HeldOutLevel]) -> String {
     let config = &model.config;
     let tail = |n: usize| {
         let last: Vec<f64> = context.losses.iter().rev().take(n).map(|p| p.loss).collect();
@@ -98,11 +179,15 @@ pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, metrics
          - sha256 of model.safetensors: `{}`\n\
          - Training data: {}\n\
          - {} steps in {:.0} s on {} ({:.2} s/step)\n\
-         - Loss (MSE, SUV²): first 50 steps {:.5}, last 50 steps {:.5}; curve in loss.png (log scale, grey raw, blue running mean of 50)\n\n\
+         - Loss (MSE, SUV²): first 50 steps {:.5}, last 50 steps {:.5}; curve in loss.png (log scale, grey raw, blue running mean of 50)\n\
+         - BatchNorm running statistics: {}\n\n\
          ## Held-out study ({})\n\n\
-         Target: the reconstruction of noiseless data. Means are SUV.\n\n\
-         | count level | PSNR in → out (dB) | SSIM in → out | liver mean target / in / out | liver std in → out | lesion mean target / in / out |\n\
-         |---|---|---|---|---|---|\n",
+         Target: the reconstruction of noiseless data. Means are SUV, averaged over the \
+         independent realizations of each count level (disjoint parts of the counts). \
+         \"out vs in\" is the change of a region's mean from the network's input to its output \
+         on the same realization: the mean over realizations, and the range in brackets.\n\n\
+         | count level | realizations | PSNR in → out (dB) | SSIM in → out | liver mean target / in / out | liver out vs in | liver std in → out | lesion mean target / in / out | lesion out vs in |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
         context.command,
         config.width_multiplier,
         config.widths(),
@@ -116,12 +201,16 @@ pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, metrics
         context.seconds / context.losses.len().max(1) as f64,
         first,
         tail(50),
+        batch_norm_source(context.batch_norm_batches),
         context.held_out,
     );
-    for m in metrics {
+    let change = |c: [f64; 3]| format!("{:+.1} % [{:+.1}, {:+.1}]", c[0], c[1], c[2]);
+    for level in levels {
+        let m = &level.mean;
         text += &format!(
-            "| {:.0} % | {:.2} → {:.2} | {:.4} → {:.4} | {:.3} / {:.3} / {:.3} | {:.3} → {:.3} | {:.3} / {:.3} / {:.3} |\n",
-            m.count_level * 100.0,
+            "| {:.0} % | {} | {:.2} → {:.2} | {:.4} → {:.4} | {:.3} / {:.3} / {:.3} | {} | {:.3} → {:.3} | {:.3} / {:.3} / {:.3} | {} |\n",
+            level.count_level * 100.0,
+            level.realizations,
             m.psnr_input,
             m.psnr_output,
             m.ssim_input,
@@ -129,12 +218,46 @@ pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, metrics
             m.liver_mean[0],
             m.liver_mean[1],
             m.liver_mean[2],
+            change(level.liver_change_percent),
             m.liver_std[0],
             m.liver_std[1],
             m.lesion_mean[0],
             m.lesion_mean[1],
             m.lesion_mean[2],
+            change(level.lesion_change_percent),
         );
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figures(count_level: f64, lesion_in: f64, lesion_out: f64) -> HeldOutMetrics {
+        HeldOutMetrics {
+            count_level,
+            psnr_input: 30.0,
+            psnr_output: 40.0,
+            ssim_input: 0.9,
+            ssim_output: 0.99,
+            liver_mean: [2.0, 2.0, 2.0],
+            liver_std: [0.5, 0.2],
+            lesion_mean: [6.0, lesion_in, lesion_out],
+        }
+    }
+
+    #[test]
+    fn realizations_are_grouped_by_count_level_with_the_range_of_their_changes() {
+        let metrics = [figures(0.1, 5.0, 4.5), figures(1.0, 5.0, 5.0), figures(0.1, 4.0, 4.2)];
+        let levels = by_level(&metrics);
+        assert_eq!(levels.iter().map(|l| (l.count_level, l.realizations)).collect::<Vec<_>>(), [(0.1, 2), (1.0, 1)]);
+        let low = &levels[0];
+        assert!((low.mean.lesion_mean[1] - 4.5).abs() < 1e-12 && (low.mean.lesion_mean[2] - 4.35).abs() < 1e-12);
+        // −10 % and +5 %: mean −2.5 %, range [−10, +5].
+        let [mean, lowest, highest] = low.lesion_change_percent;
+        assert!((mean + 2.5).abs() < 1e-9 && (lowest + 10.0).abs() < 1e-9 && (highest - 5.0).abs() < 1e-9);
+        assert_eq!(levels[1].lesion_change_percent, [0.0, 0.0, 0.0]);
+        assert_eq!(low.liver_change_percent, [0.0, 0.0, 0.0]);
+    }
 }

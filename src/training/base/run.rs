@@ -1,5 +1,6 @@
 //! The training loop of the base model: Adam on MSE over random patch batches, every
-//! parameter trainable, with a checkpoint every few steps and resumption from the last one.
+//! parameter trainable, with a checkpoint every few steps and resumption from the last one;
+//! at the end the BatchNorm running statistics are re-estimated over many batches.
 
 use std::path::Path;
 use std::time::Instant;
@@ -10,9 +11,10 @@ use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+use super::batch_norm::precise_batch_norm;
 use super::checkpoint::{self, CheckpointState, LossPoint};
 use super::data::TrainingPair;
-use super::patches::sample_batch;
+use super::patches::{PatchSampler, PatchSampling};
 use crate::model::backend::TrainingDevice;
 use crate::model::config::DnCnnConfig;
 use crate::model::directory::StoredModel;
@@ -32,6 +34,11 @@ pub struct BaseTrainingSettings {
     pub decay: LearningRateDecay,
     /// Steps between checkpoints.
     pub checkpoint_every: usize,
+    /// Share of the patches drawn around a lesion (see [`PatchSampling`]).
+    pub lesion_share: f64,
+    /// Batches whose statistics replace the BatchNorm running statistics at the end (see
+    /// [`precise_batch_norm`]); 0 keeps training's exponential average.
+    pub batch_norm_batches: usize,
     /// Seeds the initial weights and the patch draws.
     pub seed: u64,
 }
@@ -80,6 +87,7 @@ pub fn train_base(
 ) -> anyhow::Result<TrainingOutcome> {
     anyhow::ensure!(!pairs.is_empty(), "no training pairs");
     anyhow::ensure!(settings.batch > 0 && settings.patch >= 8, "batch must be positive and patch at least 8");
+    anyhow::ensure!((0.0..=1.0).contains(&settings.lesion_share), "the lesion share must lie in [0, 1]");
     let smallest = pairs.iter().map(|p| p.target.grid.size).min().unwrap_or(0);
     anyhow::ensure!(smallest >= settings.patch, "patches of {} pixels do not fit slices of {smallest}", settings.patch);
     settings.config.validate()?;
@@ -134,12 +142,19 @@ fn train_on<B: AutodiffBackend>(
     let plan = UpdatePlan::everything(&network);
     let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, weight_decay: 0.0 };
     let mut trainer = Trainer::new(network, plan, optimizer, &device);
+    let sampling = PatchSampling {
+        batch: settings.batch,
+        patch: settings.patch,
+        window: settings.config.input_slices,
+        lesion_share: settings.lesion_share,
+    };
+    let sampler = PatchSampler::new(pairs, sampling);
     let mut session_started = Instant::now();
     let mut seconds_before = state.seconds;
     while state.step < settings.steps {
         // One random stream per step: a resumed run draws exactly the patches it would have.
         let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ state.step as u64);
-        let batch = sample_batch(pairs, settings.batch, settings.patch, settings.config.input_slices, &mut rng);
+        let batch = sampler.draw(&mut rng);
         let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
         let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
         trainer.set_learning_rate(settings.learning_rate_at(state.step));
@@ -156,8 +171,10 @@ fn train_on<B: AutodiffBackend>(
             checkpoint::save(checkpoint_dir, &model, &state)?;
         }
     }
+    let trained = StoredModel::new(settings.config.clone(), trainer.network().to_weights())?;
+    let model = precise_batch_norm(&trained, &sampler, settings.batch_norm_batches, settings.seed)
+        .context("re-estimating the BatchNorm statistics")?;
     state.seconds = seconds_before + session_started.elapsed().as_secs_f64();
-    let model = StoredModel::new(settings.config.clone(), trainer.network().to_weights())?;
     Ok(TrainingOutcome { model, losses: state.losses, seconds: state.seconds, resumed_from, device: device_kind })
 }
 
@@ -175,6 +192,8 @@ mod tests {
             learning_rate: 1e-3,
             decay: LearningRateDecay { final_share: 0.1, factor: 0.1 },
             checkpoint_every: 10,
+            lesion_share: 0.0,
+            batch_norm_batches: 0,
             seed: 1,
         };
         assert_eq!(settings.learning_rate_at(0), 1e-3);
