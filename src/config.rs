@@ -127,12 +127,14 @@ pub struct TrainBaseArgs {
     #[arg(long, default_value_t = 100)]
     pub checkpoint_every: usize,
     /// Share of the patches drawn around a lesion of the simulated patients (0 draws every
-    /// patch uniformly, as the paper did); small lesions are otherwise too rare to learn.
-    #[arg(long, default_value_t = 0.5)]
+    /// patch uniformly, as the paper did and as the shipped model was trained); docs/models.md
+    /// has what 0.5 changed.
+    #[arg(long, default_value_t = 0.0)]
     pub lesion_share: f64,
     /// Batches whose BatchNorm statistics, averaged, replace training's running statistics
-    /// at the end (0 keeps training's exponential average of the last batches).
-    #[arg(long, default_value_t = 300)]
+    /// at the end (0 keeps training's exponential average of the last batches, as the
+    /// shipped model does).
+    #[arg(long, default_value_t = 0)]
     pub batch_norm_batches: usize,
     /// Independent realizations per count level of the held-out patient in the report.
     #[arg(long, default_value_t = 4)]

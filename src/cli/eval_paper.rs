@@ -239,12 +239,6 @@ fn base_network(scale: &PaperScale, recon: ReconVersion, work: &Path) -> anyhow:
         scale.seconds_per_bed.to_string(),
         "--count-levels".to_owned(),
         levels,
-        // As docs/results were made: uniform patches (as the paper drew them) and training's
-        // own BatchNorm running statistics.
-        "--lesion-share".to_owned(),
-        "0".to_owned(),
-        "--batch-norm-batches".to_owned(),
-        "0".to_owned(),
     ];
     let argv: Vec<String> =
         ["train-base".to_owned(), dir.display().to_string()].into_iter().chain(flags.iter().cloned()).collect();

@@ -2,10 +2,9 @@
 //! are replaced by the average of many batches' statistics, drawn as training drew them.
 //!
 //! Training keeps them as an exponential average with momentum 0.1, so at the end they rest
-//! on the last dozen batches of 16 patches. For the shipped base model that noise was not
-//! small: its running means sat 0.004–0.010 from a 300-batch average, and denoised studies
-//! came out 1.4 % low in the whole body and 2.3 % low in soft tissue (four held-out
-//! patients); with the averaged statistics, 0.4 % and 0.8 % (docs/models.md).
+//! on the last dozen batches of 16 patches. With half the patches drawn around lesions that
+//! noise shifted whole regions of a base model's output by 1–2 %, and the averaged
+//! statistics removed most of the shift (docs/models.md, "Small lesions").
 
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
