@@ -173,29 +173,20 @@ impl<B: Backend> DnCnn<B> {
     /// BatchNorm. Averaged over many batches they re-estimate the running statistics, which
     /// the exponential average of training leaves resting on the last few batches.
     pub fn batch_statistics(&self, input: Tensor<B, 4>) -> Vec<(Tensor<B, 1>, Tensor<B, 1>)> {
-        let last = self.convs.len() - 1;
-        let mut x = input;
         let mut statistics = Vec::with_capacity(self.norms.len());
-        for (i, conv) in self.convs.iter().enumerate() {
-            x = conv.forward(x);
-            if i == last {
-                break;
-            }
-            if i > 0
-                && let Some(norm) = self.norms.get(i - 1)
-            {
-                let [batch, channels, height, width] = x.dims();
-                let per_channel = x.clone().swap_dims(0, 1).reshape([channels, batch * height * width]);
-                let mean = per_channel.clone().mean_dim(1);
-                let var = per_channel.sub(mean.clone()).powi_scalar(2).mean_dim(1);
-                let as_image = |t: Tensor<B, 2>| t.reshape([1, channels, 1, 1]);
-                let scale = as_image(norm.gamma.val().reshape([channels, 1]))
-                    .div(as_image(var.clone().add_scalar(norm.epsilon)).sqrt());
-                x = x.sub(as_image(mean.clone())).mul(scale).add(as_image(norm.beta.val().reshape([channels, 1])));
-                statistics.push((mean.reshape([channels]), var.reshape([channels])));
-            }
-            x = relu(x);
-        }
+        self.predicted_noise(input, &TgdGates::none(), |norm, x| {
+            let [batch, channels, height, width] = x.dims();
+            let per_channel = x.clone().swap_dims(0, 1).reshape([channels, batch * height * width]);
+            let mean = per_channel.clone().mean_dim(1);
+            let var = per_channel.sub(mean.clone()).powi_scalar(2).mean_dim(1);
+            let as_image = |t: Tensor<B, 2>| t.reshape([1, channels, 1, 1]);
+            let scale = as_image(norm.gamma.val().reshape([channels, 1]))
+                .div(as_image(var.clone().add_scalar(norm.epsilon)).sqrt());
+            let normalised =
+                x.sub(as_image(mean.clone())).mul(scale).add(as_image(norm.beta.val().reshape([channels, 1])));
+            statistics.push((mean.reshape([channels]), var.reshape([channels])));
+            normalised
+        });
         statistics
     }
 
@@ -206,8 +197,19 @@ impl<B: Backend> DnCnn<B> {
 
     /// The forward pass with TGD gates after each hidden convolution and BatchNorm.
     pub fn forward_gated(&self, input: Tensor<B, 4>, gates: &TgdGates<B>) -> Tensor<B, 4> {
+        let noise = self.predicted_noise(input.clone(), gates, |norm, x| norm.forward(x));
+        input.sub(noise)
+    }
+
+    /// conv8's output (the predicted noise), each BatchNorm applied by `normalise`.
+    fn predicted_noise(
+        &self,
+        input: Tensor<B, 4>,
+        gates: &TgdGates<B>,
+        mut normalise: impl FnMut(&BatchNorm<B>, Tensor<B, 4>) -> Tensor<B, 4>,
+    ) -> Tensor<B, 4> {
         let last = self.convs.len() - 1;
-        let mut x = input.clone();
+        let mut x = input;
         for (i, conv) in self.convs.iter().enumerate() {
             x = conv.forward(x);
             if i == last {
@@ -217,11 +219,11 @@ impl<B: Backend> DnCnn<B> {
             if i > 0
                 && let Some(norm) = self.norms.get(i - 1)
             {
-                x = gates.apply(i, norm.forward(x));
+                x = gates.apply(i, normalise(norm, x));
             }
             x = relu(x);
         }
-        input.sub(x)
+        x
     }
 }
 

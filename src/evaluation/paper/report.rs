@@ -302,13 +302,17 @@ fn discussion(results: &PaperResults) -> String {
             .map(|s| s.mean_lesion_bias)
             .collect();
         let (least, most) = biases.iter().fold((f64::MIN, f64::MAX), |(l, m), b| (l.max(*b), m.min(*b)));
+        let (paper_least, paper_most) =
+            PAPER_TABLE.iter().fold((f64::MIN, f64::MAX), |(l, m), (_, bias, _)| (l.max(*bias), m.min(*bias)));
         let _ = writeln!(
             notes,
             "- Lesions: on v2 data the networks' mean lesion bias runs from {least:.1} % to {most:.1} %, against \
-             {:.1} % for OSEM alone (the paper's networks: −3.8 to −6.3 %). At this width and training the \
+             {:.1} % for OSEM alone (the paper's networks: {} to {} %). At this width and training the \
              networks remove much of these small hot spots together with the noise; that, not the ordering, is \
              the largest gap to the paper.",
-            osem.mean_lesion_bias
+            osem.mean_lesion_bias,
+            format!("{paper_least:.1}").replace('-', "−"),
+            format!("{paper_most:.1}").replace('-', "−"),
         );
         let _ = writeln!(
             notes,

@@ -56,23 +56,26 @@ pub struct SimulatedData {
 impl SimulatedData {
     /// The pair of one simulated patient: one input per count level.
     pub fn pair(&self, seed: u64) -> TrainingPair {
-        self.simulate(seed, |scan| {
-            self.count_levels
-                .iter()
-                .enumerate()
-                .map(|(variant, level)| {
-                    let counts = if *level >= 1.0 { scan.counts.clone() } else { scan.thinned(*level, variant as u64) };
-                    (*level, counts)
-                })
-                .collect()
-        })
+        let Ok(pair) = self.simulate(seed, |scan| {
+            Ok::<_, std::convert::Infallible>(
+                self.count_levels
+                    .iter()
+                    .enumerate()
+                    .map(|(variant, level)| {
+                        let counts =
+                            if *level >= 1.0 { scan.counts.clone() } else { scan.thinned(*level, variant as u64) };
+                        (*level, counts)
+                    })
+                    .collect(),
+            )
+        });
+        pair
     }
 
     /// A held-out patient with up to `realizations` independent inputs per count level:
     /// disjoint parts of the counts, as many as fit (10 % gives up to 10, 50 % two, the full
     /// counts one).
     pub fn held_out_pair(&self, seed: u64, realizations: usize) -> anyhow::Result<TrainingPair> {
-        let mut failed = None;
         let pair = self.simulate(seed, |scan| {
             let mut inputs = Vec::new();
             for level in &self.count_levels {
@@ -81,26 +84,25 @@ impl SimulatedData {
                     continue;
                 }
                 let fit = ((1.0 + 1e-9) / level).floor() as usize;
-                match scan.realizations(realizations.clamp(1, fit.max(1)), *level) {
-                    Ok(parts) => inputs.extend(parts.into_iter().map(|counts| (*level, counts))),
-                    Err(error) => failed = Some(error),
-                }
+                let parts = scan.realizations(realizations.clamp(1, fit.max(1)), *level)?;
+                inputs.extend(parts.into_iter().map(|counts| (*level, counts)));
             }
-            inputs
+            Ok::<_, crate::simulation::acquisition::SplitError>(inputs)
         });
-        match failed {
-            Some(error) => Err(anyhow::anyhow!("held-out realizations: {error}")),
-            None => Ok(pair),
-        }
+        pair.context("the held-out patient's realizations")
     }
 
     /// Scans patient `seed`, reconstructs the target from noiseless data and each input from
     /// the counts `inputs` picks.
-    fn simulate(&self, seed: u64, inputs: impl FnOnce(&Scan) -> Vec<(f64, Sinograms)>) -> TrainingPair {
+    fn simulate<E>(
+        &self,
+        seed: u64,
+        inputs: impl FnOnce(&Scan) -> Result<Vec<(f64, Sinograms)>, E>,
+    ) -> Result<TrainingPair, E> {
         let scan = Scan::acquire(seed, self.grid, ScannerModel::default(), self.seconds_per_bed);
         let recon = self.recon.settings();
         let target = reconstruct(&scan.system, &scan.noiseless(), &recon, &|| {});
-        let inputs = inputs(&scan)
+        let inputs = inputs(&scan)?
             .into_par_iter()
             .map(|(level, counts)| (level, reconstruct(&scan.system, &counts, &recon, &|| {})))
             .collect();
@@ -109,7 +111,7 @@ impl SimulatedData {
             liver: phantom.liver.iter().zip(&phantom.lesions).map(|(l, s)| *l && *s == 0).collect(),
             lesions: phantom.lesions.clone(),
         };
-        TrainingPair { name: format!("sim-{seed:05}"), inputs, target, regions: Some(regions), train_slices: None }
+        Ok(TrainingPair { name: format!("sim-{seed:05}"), inputs, target, regions: Some(regions), train_slices: None })
     }
 }
 

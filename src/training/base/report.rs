@@ -50,7 +50,6 @@ fn change_percent(before: f64, after: f64) -> f64 {
 /// (its input mean alone scatters by several percent), so the report judges the average.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct HeldOutLevel {
-    pub count_level: f64,
     pub realizations: usize,
     /// Means over the realizations, fields as in [`HeldOutMetrics`].
     pub mean: HeldOutMetrics,
@@ -91,7 +90,6 @@ pub fn by_level(metrics: &[HeldOutMetrics]) -> Vec<HeldOutLevel> {
                 lesion_mean: [0, 1, 2].map(|i| mean_of(&|m| m.lesion_mean[i])),
             };
             HeldOutLevel {
-                count_level: level,
                 realizations: group.len(),
                 mean,
                 liver_change_percent: spread(&|m| m.liver_change_percent()),
@@ -209,7 +207,7 @@ pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, levels:
         let m = &level.mean;
         text += &format!(
             "| {:.0} % | {} | {:.2} → {:.2} | {:.4} → {:.4} | {:.3} / {:.3} / {:.3} | {} | {:.3} → {:.3} | {:.3} / {:.3} / {:.3} | {} |\n",
-            level.count_level * 100.0,
+            m.count_level * 100.0,
             level.realizations,
             m.psnr_input,
             m.psnr_output,
@@ -251,7 +249,10 @@ mod tests {
     fn realizations_are_grouped_by_count_level_with_the_range_of_their_changes() {
         let metrics = [figures(0.1, 5.0, 4.5), figures(1.0, 5.0, 5.0), figures(0.1, 4.0, 4.2)];
         let levels = by_level(&metrics);
-        assert_eq!(levels.iter().map(|l| (l.count_level, l.realizations)).collect::<Vec<_>>(), [(0.1, 2), (1.0, 1)]);
+        assert_eq!(
+            levels.iter().map(|l| (l.mean.count_level, l.realizations)).collect::<Vec<_>>(),
+            [(0.1, 2), (1.0, 1)]
+        );
         let low = &levels[0];
         assert!((low.mean.lesion_mean[1] - 4.5).abs() < 1e-12 && (low.mean.lesion_mean[2] - 4.35).abs() < 1e-12);
         // −10 % and +5 %: mean −2.5 %, range [−10, +5].
