@@ -8,6 +8,10 @@
 //! an index row without its file. Blob keys include the content hash, so two different
 //! copies of one SOP Instance UID never overwrite each other; the first one indexed wins
 //! and later copies are reported, not stored.
+//!
+//! What petal derives itself goes through here too, but only into a study that is still
+//! indexed: a derived series finishing after its patient was erased is dropped, blob and
+//! all, instead of bringing the patient back (see [`Origin`]).
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -15,7 +19,7 @@ use sha2::{Digest, Sha256};
 use crate::blobs::{BlobError, BlobStore};
 use crate::dicom::series_kind::DescriptionRules;
 use crate::dicom::{InstanceError, ParsedInstance, Uid};
-use crate::storage::index::{self, BlobFacts, Recorded};
+use crate::storage::index::{self, BlobFacts, Placement, Recorded};
 use crate::storage::{Database, StorageError};
 
 /// How a stored instance was taken.
@@ -29,6 +33,32 @@ pub enum Stored {
     Conflicting,
 }
 
+/// Where an instance comes from, which decides what storing it may create.
+#[derive(Debug, Clone, Copy)]
+pub enum Origin<'a> {
+    /// Sent to petal (STOW-RS): its patient and study are created when new. `study` is the
+    /// study named in the request path, if any; the instance must belong to it.
+    Received { study: Option<&'a Uid> },
+    /// Derived by petal from a stored series of `study`, which must still be indexed.
+    Derived { study: &'a Uid },
+}
+
+impl<'a> Origin<'a> {
+    fn expected_study(self) -> Option<&'a Uid> {
+        match self {
+            Origin::Received { study } => study,
+            Origin::Derived { study } => Some(study),
+        }
+    }
+
+    fn placement(self) -> Placement {
+        match self {
+            Origin::Received { .. } => Placement::CreateStudy,
+            Origin::Derived { .. } => Placement::ExistingStudy,
+        }
+    }
+}
+
 /// Why an instance was not stored.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -36,6 +66,8 @@ pub enum IngestError {
     Instance(#[from] InstanceError),
     #[error("the instance belongs to study {found}, not to study {expected} named in the request path")]
     StudyMismatch { expected: Uid, found: Uid },
+    #[error("study {0} is no longer stored (its patient was erased); the derived instance was dropped")]
+    StudyGone(Uid),
     #[error("storing the instance failed: {0}")]
     Blob(#[from] BlobError),
     #[error("indexing the instance failed: {0}")]
@@ -53,13 +85,13 @@ pub struct Receipt {
 }
 
 /// Stores one instance and notes it for its series' completion (see
-/// [`crate::pipeline::completion`]). `expected_study` is the study named in the request
-/// path, if any; `rules` tell which series are training material rather than images to denoise.
+/// [`crate::pipeline::completion`]). `rules` tell which series are training material rather
+/// than images to denoise.
 pub async fn store_instance(
     db: &Database,
     blobs: &BlobStore,
     bytes: Bytes,
-    expected_study: Option<&Uid>,
+    origin: Origin<'_>,
     rules: &DescriptionRules,
 ) -> Receipt {
     let bytes = match crate::dicom::part10::normalize(bytes) {
@@ -92,7 +124,7 @@ pub async fn store_instance(
             };
         }
     };
-    let mut result = store_parsed(db, blobs, &parsed, bytes, expected_study).await;
+    let mut result = store_parsed(db, blobs, &parsed, bytes, origin).await;
     if let Ok(Stored::New | Stored::Duplicate) = result {
         // A re-sent instance is noted too, so a series whose tracking failed once recovers.
         if let Err(err) = crate::pipeline::completion::on_instance_stored(db, &parsed, rules).await {
@@ -113,9 +145,9 @@ async fn store_parsed(
     blobs: &BlobStore,
     parsed: &ParsedInstance,
     bytes: Bytes,
-    expected_study: Option<&Uid>,
+    origin: Origin<'_>,
 ) -> Result<Stored, IngestError> {
-    if let Some(expected) = expected_study.filter(|e| **e != parsed.study_uid) {
+    if let Some(expected) = origin.expected_study().filter(|e| **e != parsed.study_uid) {
         return Err(IngestError::StudyMismatch { expected: expected.clone(), found: parsed.study_uid.clone() });
     }
     let sha256 = hex::encode(Sha256::digest(&bytes));
@@ -132,7 +164,7 @@ async fn store_parsed(
     let size_bytes = i64::try_from(bytes.len()).unwrap_or(i64::MAX);
     blobs.put(&blob_key, bytes).await?;
     let facts = BlobFacts { blob_key: &blob_key, sha256: &sha256, size_bytes };
-    match index::record_instance(db, parsed, &facts).await {
+    match index::record_instance(db, parsed, &facts, origin.placement()).await {
         Ok(Recorded::Inserted) => Ok(Stored::New),
         Ok(Recorded::AlreadyPresent { sha256: first, blob_key: first_key }) => {
             // Another request indexed this instance first; drop our copy unless it is the same blob.
@@ -140,6 +172,10 @@ async fn store_parsed(
                 blobs.delete(&blob_key).await?;
             }
             Ok(compare(&first, &sha256))
+        }
+        Ok(Recorded::StudyGone) => {
+            blobs.delete(&blob_key).await?;
+            Err(IngestError::StudyGone(parsed.study_uid.clone()))
         }
         Err(err) => {
             // Leave no orphan when the index refused the row.

@@ -6,7 +6,8 @@
 //! as already stored) and the series still ends with exactly one derived series per job.
 //! A job that a newer one has replaced (an admin re-run) does nothing. Volumes that cannot
 //! be assembled fail at once with the reason in the series status; other failures (the
-//! engine, the store) are retried by the queue.
+//! engine, the store) are retried by the queue. A patient erased while their series is
+//! denoised stays erased: the derived instances are refused (see [`crate::ingest::Origin`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,7 +23,7 @@ use crate::blobs::BlobStore;
 use crate::dicom::Uid;
 use crate::dicom::series_kind::DescriptionRules;
 use crate::inference::InferenceContext;
-use crate::ingest::{self, Stored};
+use crate::ingest::{self, IngestError, Origin, Stored};
 use crate::storage::Database;
 use crate::storage::jobs::Job;
 use crate::storage::series_processing::{self, Denoised};
@@ -98,11 +99,16 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
         Err(err) => return Err(err).context("denoising the series"),
     };
     let study = Uid::parse(&series.study_uid).context("the stored study UID")?;
+    let origin = Origin::Derived { study: &study };
     for instance in denoised.instances {
-        let receipt =
-            ingest::store_instance(db, &context.blobs, Bytes::from(instance), Some(&study), &context.rules).await;
+        let receipt = ingest::store_instance(db, &context.blobs, Bytes::from(instance), origin, &context.rules).await;
         match receipt.result {
             Ok(Stored::New | Stored::Duplicate | Stored::Conflicting) => {}
+            Err(IngestError::StudyGone(_)) => {
+                // The erasure removed what was stored before; the rest is dropped here.
+                tracing::info!("the patient was erased while the series was denoised; nothing is kept");
+                return Ok(());
+            }
             Err(err) => return Err(err).context("storing a derived instance"),
         }
     }

@@ -2,6 +2,8 @@
 //!
 //! Recording an instance is one transaction (patient, study, series, instance), and it is
 //! idempotent by SOP Instance UID: a second copy of an instance never replaces the first.
+//! An instance petal derived goes only into a study that is still indexed, so a job that
+//! finishes after its patient was erased cannot bring the patient back.
 
 use chrono::Utc;
 use sqlx::FromRow;
@@ -30,6 +32,21 @@ pub enum Recorded {
     /// An instance with this SOP Instance UID was indexed before; its hash is given so the
     /// caller can tell an identical re-send from a conflicting one.
     AlreadyPresent { sha256: String, blob_key: String },
+    /// The instance was to join an existing study, and that study is no longer indexed
+    /// (its patient was erased meanwhile). Nothing was recorded.
+    StudyGone,
+}
+
+/// Which rows above its series recording an instance may create.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Received from outside (STOW): the patient and study are created when new.
+    CreateStudy,
+    /// Made by petal from a stored series: the study must still be indexed. On PostgreSQL
+    /// the study row is share-locked until the instance is recorded, so an erasure either
+    /// waits for this instance (and removes it with the rest) or has already removed the
+    /// study (and this instance is refused).
+    ExistingStudy,
 }
 
 /// The storage facts of a received instance.
@@ -40,49 +57,68 @@ pub struct BlobFacts<'a> {
     pub size_bytes: i64,
 }
 
-/// Indexes an instance whose blob is already written, creating its patient, study and
-/// series rows as needed, in one transaction.
+/// Indexes an instance whose blob is already written, creating its series row (and, when
+/// `placement` allows, its patient and study rows) as needed, in one transaction.
 pub async fn record_instance(
     db: &Database,
     instance: &ParsedInstance,
     blob: &BlobFacts<'_>,
+    placement: Placement,
 ) -> Result<Recorded, StorageError> {
     let now = Utc::now();
     let candidate_key = patients::new_key();
     let metadata = instance.metadata.to_string();
     let (p, st, se, im) = (&instance.patient, &instance.study, &instance.series, &instance.image);
-    let inserted: u64 = with_pool!(db, |pool| {
+    let lock_study = match db {
+        Database::Postgres(_) => "SELECT study_uid FROM studies WHERE study_uid = $1 FOR KEY SHARE",
+        // A SQLite write transaction holds the whole file: nothing can erase meanwhile.
+        Database::Sqlite(_) => "SELECT study_uid FROM studies WHERE study_uid = $1",
+    };
+    let inserted: Option<u64> = with_pool!(db, |pool| {
         async {
-            let mut tx = pool.begin().await?;
-            sqlx::query(patients::INSERT_IF_NEW)
-                .bind(&candidate_key)
-                .bind(&p.patient_id)
-                .bind(&p.issuer)
-                .bind(&p.name)
-                .bind(&p.birth_date)
-                .bind(&p.sex)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-            let patient_key: String =
-                sqlx::query_scalar(patients::KEY_OF).bind(&p.patient_id).bind(&p.issuer).fetch_one(&mut *tx).await?;
-            sqlx::query(
-                "INSERT INTO studies (study_uid, patient_key, study_date, study_time, accession_number, study_id,
-                                      study_description, referring_physician, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                 ON CONFLICT (study_uid) DO NOTHING",
-            )
-            .bind(instance.study_uid.as_str())
-            .bind(&patient_key)
-            .bind(&st.date)
-            .bind(&st.time)
-            .bind(&st.accession_number)
-            .bind(&st.study_id)
-            .bind(&st.description)
-            .bind(&st.referring_physician)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
+            let mut tx = pool.begin_with(db.begin_write()).await?;
+            match placement {
+                Placement::ExistingStudy => {
+                    let study: Option<String> = sqlx::query_scalar(lock_study)
+                        .bind(instance.study_uid.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if study.is_none() {
+                        return Ok::<_, sqlx::Error>(None);
+                    }
+                }
+                Placement::CreateStudy => {
+                    sqlx::query(patients::INSERT_IF_NEW)
+                        .bind(&candidate_key)
+                        .bind(&p.patient_id)
+                        .bind(&p.issuer)
+                        .bind(&p.name)
+                        .bind(&p.birth_date)
+                        .bind(&p.sex)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                    let patient_key: String =
+                        sqlx::query_scalar(patients::KEY_OF).bind(&p.patient_id).bind(&p.issuer).fetch_one(&mut *tx).await?;
+                    sqlx::query(
+                        "INSERT INTO studies (study_uid, patient_key, study_date, study_time, accession_number, study_id,
+                                              study_description, referring_physician, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                         ON CONFLICT (study_uid) DO NOTHING",
+                    )
+                    .bind(instance.study_uid.as_str())
+                    .bind(&patient_key)
+                    .bind(&st.date)
+                    .bind(&st.time)
+                    .bind(&st.accession_number)
+                    .bind(&st.study_id)
+                    .bind(&st.description)
+                    .bind(&st.referring_physician)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             sqlx::query(
                 "INSERT INTO series (series_uid, study_uid, modality, series_number, series_description,
                                      frame_of_reference_uid, created_at)
@@ -127,12 +163,14 @@ pub async fn record_instance(
             .await?
             .rows_affected();
             tx.commit().await?;
-            Ok::<u64, sqlx::Error>(inserted)
+            Ok(Some(inserted))
         }
         .await
     })?;
-    if inserted == 1 {
-        return Ok(Recorded::Inserted);
+    match inserted {
+        None => return Ok(Recorded::StudyGone),
+        Some(1) => return Ok(Recorded::Inserted),
+        Some(_) => {}
     }
     let existing = find_instance(db, instance.sop_instance_uid.as_str())
         .await?
@@ -203,10 +241,14 @@ pub async fn study_patient(db: &Database, study_uid: &str) -> Result<Option<Stri
 /// Removes a study's index rows (series and instances cascade) and returns the blob keys
 /// that belonged to it, for the caller to delete once the rows are gone.
 pub async fn delete_study(db: &Database, study_uid: &str) -> Result<Option<Vec<String>>, StorageError> {
+    let locks = deletion_locks(db, StudiesOf::Study);
     let keys: Option<Vec<String>> = with_pool!(db, |pool| {
         async {
             // Reads the blob keys, then deletes: a write transaction from the start.
             let mut tx = pool.begin_with(db.begin_write()).await?;
+            for lock in locks {
+                sqlx::query(lock).bind(study_uid).execute(&mut *tx).await?;
+            }
             let keys: Vec<String> = sqlx::query_scalar(
                 "SELECT i.blob_key FROM instances i JOIN series se ON se.series_uid = i.series_uid
                  WHERE se.study_uid = $1",
@@ -222,4 +264,42 @@ pub async fn delete_study(db: &Database, study_uid: &str) -> Result<Option<Vec<S
         .await
     })?;
     Ok(keys)
+}
+
+/// Whose studies a deletion removes: `$1` is a study UID or a patient key.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum StudiesOf {
+    Study,
+    Patient,
+}
+
+/// Selects the studies that `by` names, then their series, each `$lock`ed.
+macro_rules! deletion_locks {
+    ($studies:literal, $lock:literal) => {
+        [
+            concat!("SELECT study_uid FROM studies WHERE ", $studies, " ", $lock),
+            concat!(
+                "SELECT series_uid FROM series WHERE study_uid IN (SELECT study_uid FROM studies WHERE ",
+                $studies,
+                ") ",
+                $lock
+            ),
+        ]
+    };
+}
+
+/// What a deletion runs, in its write transaction, before it collects the blob keys of the
+/// instances it is about to remove. The keys must name every instance the cascade removes,
+/// including one that another transaction is recording at that moment. On PostgreSQL the
+/// study rows and then their series rows are locked (parent to child, the order ingest
+/// takes them): that waits for any transaction still adding a series or an instance under
+/// them and keeps new ones out until the deletion commits; those then fail and drop their
+/// blobs. A SQLite write transaction holds the whole file, so there they are plain reads.
+pub(super) fn deletion_locks(db: &Database, by: StudiesOf) -> [&'static str; 2] {
+    match (db, by) {
+        (Database::Postgres(_), StudiesOf::Study) => deletion_locks!("study_uid = $1", "FOR UPDATE"),
+        (Database::Postgres(_), StudiesOf::Patient) => deletion_locks!("patient_key = $1", "FOR UPDATE"),
+        (Database::Sqlite(_), StudiesOf::Study) => deletion_locks!("study_uid = $1", ""),
+        (Database::Sqlite(_), StudiesOf::Patient) => deletion_locks!("patient_key = $1", ""),
+    }
 }

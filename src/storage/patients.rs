@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
+use super::index::{self, StudiesOf};
 use super::{Database, StorageError, with_pool};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -116,17 +117,25 @@ pub enum Erasure {
 /// rounds, model versions and active-version pointer, in one transaction. The erasure is
 /// recorded (by `patient_key` only), which is also what lets the database delete the
 /// patient's otherwise immutable model versions. The base model and the audit trail stay.
+/// The patient row is locked before their studies and series (see
+/// `index::deletion_locks`), so a study being added for them is waited for too.
 pub async fn erase(db: &Database, patient_key: &str, erased_by: &str) -> Result<Erasure, StorageError> {
     let now = Utc::now().timestamp_millis();
+    let lock_patient = match db {
+        Database::Postgres(_) => "SELECT patient_key FROM patients WHERE patient_key = $1 FOR UPDATE",
+        Database::Sqlite(_) => "SELECT patient_key FROM patients WHERE patient_key = $1",
+    };
+    let locks = index::deletion_locks(db, StudiesOf::Patient);
     let outcome = with_pool!(db, |pool| {
         async {
             let mut tx = pool.begin_with(db.begin_write()).await?;
-            let exists: Option<String> = sqlx::query_scalar("SELECT patient_key FROM patients WHERE patient_key = $1")
-                .bind(patient_key)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let exists: Option<String> =
+                sqlx::query_scalar(lock_patient).bind(patient_key).fetch_optional(&mut *tx).await?;
             if exists.is_none() {
                 return Ok::<_, sqlx::Error>(Erasure::NotFound);
+            }
+            for lock in locks {
+                sqlx::query(lock).bind(patient_key).execute(&mut *tx).await?;
             }
             let running: Option<i64> =
                 sqlx::query_scalar("SELECT id FROM rounds WHERE patient_key = $1 AND state = 'running'")

@@ -379,7 +379,7 @@ async fn a_failing_gate_keeps_the_active_version_and_erasure_removes_everything(
 }
 on_both_engines!(a_failing_gate_keeps_the_active_version_and_erasure_removes_everything);
 
-fn walk(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
         let path = entry.path();

@@ -7,6 +7,7 @@ mod denoise_cli;
 mod denoise_series;
 mod derived_series;
 mod dicomweb_client;
+mod erasure;
 mod fixtures;
 mod interop;
 mod jobs;

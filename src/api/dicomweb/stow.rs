@@ -23,7 +23,7 @@ use crate::api::extract::Actor;
 use crate::api::{ApiError, AppState};
 use crate::dicom::json::{attribute, tag_key};
 use crate::dicom::{InstanceError, Uid};
-use crate::ingest::{self, IngestError, Receipt, Stored};
+use crate::ingest::{self, IngestError, Origin, Receipt, Stored};
 use crate::storage::audit::Outcome;
 use crate::storage::index;
 
@@ -126,13 +126,12 @@ async fn stow(
     if declared.is_some_and(|n| n > limit) {
         return Err(ApiError::PayloadTooLarge(format!("the body is larger than the limit of {limit} bytes")));
     }
+    let received = Origin::Received { study: study.as_ref() };
     let mut receipts = Vec::new();
     match payload {
         Payload::Single => {
             let bytes = read_whole(body, limit).await?;
-            receipts.push(
-                ingest::store_instance(&state.db, &state.blobs, bytes, study.as_ref(), &state.series_rules).await,
-            );
+            receipts.push(ingest::store_instance(&state.db, &state.blobs, bytes, received, &state.series_rules).await);
         }
         Payload::Multipart(boundary) => {
             let mut reader = MultipartReader::new(body.into_data_stream(), &boundary, limit);
@@ -149,8 +148,7 @@ async fn stow(
                         )))),
                     },
                     _ => {
-                        ingest::store_instance(&state.db, &state.blobs, part.body, study.as_ref(), &state.series_rules)
-                            .await
+                        ingest::store_instance(&state.db, &state.blobs, part.body, received, &state.series_rules).await
                     }
                 };
                 receipts.push(receipt);
@@ -207,7 +205,7 @@ fn failure_reason(err: &IngestError) -> u16 {
         IngestError::Instance(InstanceError::MissingAttribute { .. } | InstanceError::BadUid { .. }) => {
             reason::DOES_NOT_MATCH_SOP_CLASS
         }
-        IngestError::StudyMismatch { .. } => reason::PROCESSING_FAILURE,
+        IngestError::StudyMismatch { .. } | IngestError::StudyGone(_) => reason::PROCESSING_FAILURE,
         IngestError::Blob(_) | IngestError::Index(_) => reason::OUT_OF_RESOURCES,
     }
 }
