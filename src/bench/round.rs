@@ -32,19 +32,24 @@ pub struct RoundBenchArgs {
     /// Slices of the simulated patient.
     #[arg(long, default_value_t = 16)]
     pub slices: usize,
-    /// Steps of the (single-pass) TGD round; a round's default by default.
-    #[arg(long, default_value_t = RoundSettings::default().steps_per_pass)]
-    pub steps: usize,
+    /// Seed of the simulated patient.
+    #[arg(long, default_value_t = 31)]
+    pub patient_seed: u64,
+    /// Round settings to change from the defaults, as JSON (the API's RoundSettings), e.g.
+    /// '{"steps_per_pass": 100, "phi": 0.4}'.
+    #[arg(long, default_value = "{}")]
+    pub settings: String,
 }
 
 pub fn run(args: &RoundBenchArgs) -> anyhow::Result<()> {
     let parent = StoredModel::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
-    let scan = Scan::acquire(31, Grid::new(args.size, args.slices), ScannerModel::default(), 120.0);
+    let settings: RoundSettings =
+        serde_json::from_str(&args.settings).context("--settings: a RoundSettings JSON object")?;
+    let scan = Scan::acquire(args.patient_seed, Grid::new(args.size, args.slices), ScannerModel::default(), 120.0);
     let (a, b) = scan.n2n_halves();
     let recon = ReconVersion::V2.settings();
     let pair =
         N2nPair { a: reconstruct(&scan.system, &a, &recon, &|| {}), b: reconstruct(&scan.system, &b, &recon, &|| {}) };
-    let settings = RoundSettings { steps_per_pass: args.steps, ..RoundSettings::default() };
     let mut step_seconds = Vec::new();
     let mut last = Instant::now();
     let mut observer = |_step: usize, _total: usize, _loss: f64| {
@@ -81,6 +86,8 @@ pub fn run(args: &RoundBenchArgs) -> anyhow::Result<()> {
         "last_loss": report.losses.last().map(|p| p.loss),
         "validation_loss_parent": report.validation_loss_parent,
         "validation_loss": report.validation_loss,
+        "validation_gain_percent": (1.0 - report.validation_loss / report.validation_loss_parent) * 100.0,
+        "settings": settings,
         "fraction_retrained": report.fraction_retrained,
     });
     crate::report!("{line}");
