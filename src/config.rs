@@ -166,6 +166,11 @@ pub struct TrainBaseArgs {
     /// Start over even if a checkpoint of the same run exists.
     #[arg(long)]
     pub fresh: bool,
+    /// Start from this model directory's weights instead of fresh ones: the run goes on
+    /// training that model (e.g. on lesion patches). Its widths must be those of
+    /// `--width-multiplier`, and it must not be the output directory.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -4,6 +4,7 @@
 //! leaves a finished directory of the same settings as it is. `petal eval paper` trains
 //! its v1-net and v2-net through [`train_into_directory`].
 
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::Context;
@@ -11,6 +12,7 @@ use anyhow::Context;
 use super::progress::bar;
 use crate::config::TrainBaseArgs;
 use crate::model::config::DnCnnConfig;
+use crate::model::directory::StoredModel;
 use crate::model::onnx::export_folded;
 use crate::simulation::Grid;
 use crate::training::base::data::{SimulatedData, dicom_pairs};
@@ -71,6 +73,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
     );
     let config = DnCnnConfig::scaled(args.width_multiplier);
     config.validate().context("--width-multiplier")?;
+    let start_from = args.init_from.as_deref().map(|dir| starting_model(dir, args, &config)).transpose()?;
     let settings = BaseTrainingSettings {
         config,
         steps: args.steps,
@@ -82,6 +85,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         lesion_share: args.lesion_share,
         batch_norm_batches: args.batch_norm_batches,
         seed: args.seed,
+        start_from,
     };
     let started = Instant::now();
     let (pairs, held_out, data_description) = training_data(args)?;
@@ -96,6 +100,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         settings.seed,
         settings.lesion_share,
         settings.batch_norm_batches,
+        settings.start_from.as_ref().map(|m| &m.sha256),
         &data_description,
     ))?;
     if args.fresh {
@@ -129,6 +134,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         losses: &outcome.losses,
         held_out: &held_out.name,
         batch_norm_batches: args.batch_norm_batches,
+        started_from: settings.start_from.as_ref().zip(args.init_from.as_deref()),
     };
     let report = report_markdown(&outcome.model, &context, &levels);
     let onnx = export_folded(&outcome.model.config, &outcome.model.weights).context("exporting ONNX")?;
@@ -148,6 +154,30 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
     std::fs::write(args.output.join("training.json"), serde_json::to_vec(&record)?).context("writing training.json")?;
     crate::training::base::checkpoint::clear(&args.output)?;
     Ok(TrainedDirectory { report, reused: false })
+}
+
+/// The model `--init-from` names: of the widths asked for, and not the output directory
+/// (which the run overwrites, so running the command again would not start where it did).
+fn starting_model(dir: &Path, args: &TrainBaseArgs, config: &DnCnnConfig) -> anyhow::Result<StoredModel> {
+    let same_directory = match (dir.canonicalize(), args.output.canonicalize()) {
+        (Ok(from), Ok(output)) => from == output,
+        _ => false,
+    };
+    anyhow::ensure!(
+        !same_directory,
+        "--init-from {} is the output directory: copy the model elsewhere first",
+        dir.display()
+    );
+    let model = StoredModel::load(dir).with_context(|| format!("--init-from {}", dir.display()))?;
+    anyhow::ensure!(
+        model.config == *config,
+        "--init-from {}: its widths {:?} are not those of --width-multiplier {} ({:?})",
+        dir.display(),
+        model.config.widths(),
+        args.width_multiplier,
+        config.widths()
+    );
+    Ok(model)
 }
 
 /// The report of a finished run in `args.output` with these settings and step count.

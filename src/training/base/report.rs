@@ -152,6 +152,8 @@ pub struct ReportContext<'a> {
     pub held_out: &'a str,
     /// Batches the BatchNorm running statistics were averaged over (0: training's own).
     pub batch_norm_batches: usize,
+    /// The model training started from, and its directory (none: fresh weights).
+    pub started_from: Option<(&'a StoredModel, &'a std::path::Path)>,
 }
 
 fn batch_norm_source(batches: usize) -> String {
@@ -175,6 +177,7 @@ pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, levels:
          ```\n{}\n```\n\n\
          - Network: 2.5D DnCNN, width multiplier {}, widths {:?}, {} parameters, {:.2} MFLOP per output pixel\n\
          - sha256 of model.safetensors: `{}`\n\
+         - Initial weights: {}\n\
          - Training data: {}\n\
          - {} steps in {:.0} s on {} ({:.2} s/step)\n\
          - Loss (MSE, SUV²): first 50 steps {:.5}, last 50 steps {:.5}; curve in loss.png (log scale, grey raw, blue running mean of 50)\n\
@@ -192,6 +195,10 @@ pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, levels:
         config.parameter_count(),
         config.flops_per_pixel() / 1e6,
         model.sha256,
+        match context.started_from {
+            Some((start, dir)) => format!("those of {} (sha256 `{}`)", dir.display(), start.sha256),
+            None => "fresh (Kaiming-uniform kernels, seeded)".to_owned(),
+        },
         context.data,
         context.losses.last().map_or(0, |p| p.step),
         context.seconds,

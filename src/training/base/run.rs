@@ -41,6 +41,9 @@ pub struct BaseTrainingSettings {
     pub batch_norm_batches: usize,
     /// Seeds the initial weights and the patch draws.
     pub seed: u64,
+    /// Weights to start from instead of freshly initialised ones.
+    #[serde(skip)]
+    pub start_from: Option<StoredModel>,
 }
 
 /// The last `final_share` of the steps run at `factor` × the learning rate. With a constant
@@ -136,7 +139,12 @@ fn train_on<B: AutodiffBackend>(
             B::seed(&device, settings.seed);
             let state =
                 CheckpointState { step: 0, losses: Vec::new(), seconds: 0.0, fingerprint: fingerprint.to_owned() };
-            (DnCnn::<B>::init(&settings.config, &device), state, None)
+            let network = match &settings.start_from {
+                Some(start) => DnCnn::<B>::from_weights(&settings.config, &start.weights, &device)
+                    .context("loading the weights to start from")?,
+                None => DnCnn::<B>::init(&settings.config, &device),
+            };
+            (network, state, None)
         }
     };
     let plan = UpdatePlan::everything(&network);
@@ -195,6 +203,7 @@ mod tests {
             lesion_share: 0.0,
             batch_norm_batches: 0,
             seed: 1,
+            start_from: None,
         };
         assert_eq!(settings.learning_rate_at(0), 1e-3);
         assert_eq!(settings.learning_rate_at(89), 1e-3);
