@@ -94,6 +94,8 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
             steps_per_pass: scale.fine_tune_steps,
             learning_rate: scale.fine_tune_learning_rate,
             patch: scale.patch,
+            // The paper's procedure: the running statistics as the steps left them.
+            batch_norm_batches: 0,
             ..RoundSettings::default()
         };
         let origin = Origin { parent_name: "v1-net", parent: &v1, data: &few_v2_description };
@@ -116,6 +118,7 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
         steps_per_pass: scale.n2n_steps,
         patch: scale.patch,
         phi: scale.phi,
+        batch_norm_batches: 0,
         ..RoundSettings::default()
     };
     let (n2n, n2n_record) = stages.time("TGD_N2N-net (online round on the test halves)", || {

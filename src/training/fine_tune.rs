@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::base::TrainingPair;
+use super::base::batch_norm::precise_batch_norm_of_retrained;
 use super::base::checkpoint::LossPoint;
 use super::base::patches::{PatchSampler, PatchSampling};
 use super::n2n_round::{Flow, RoundError, RoundKind, RoundObserver, RoundSettings};
@@ -99,13 +100,13 @@ pub fn fine_tune<B: AutodiffBackend>(
         }
         Ok(())
     };
-    let (network, passes, fraction_retrained) = match settings.kind {
+    let (network, passes, retrained) = match settings.kind {
         RoundKind::FineTuneLastLayers => {
             let plan = UpdatePlan::last_layers(&network, 3);
-            let fraction = plan_fraction(&parent.config, &plan.retrain);
+            let retrained = plan.retrain.clone();
             let mut trainer = Trainer::new(network, plan, optimizer, &device);
             train(&mut trainer)?;
-            (trainer.into_network(), Vec::new(), fraction)
+            (trainer.into_network(), Vec::new(), retrained)
         }
         RoundKind::Tgd | RoundKind::TgdParameterMask => {
             let rule = if settings.kind == RoundKind::Tgd { UpdateRule::TgdLayer } else { UpdateRule::ParameterMask };
@@ -117,11 +118,14 @@ pub fn fine_tune<B: AutodiffBackend>(
                     PassError::Weights(e) => RoundError::Weights(e),
                     PassError::Training(e) => e,
                 })?;
-            let fraction = plan_fraction(&parent.config, &report.union);
-            (network, report.passes, fraction)
+            (network, report.passes, report.union)
         }
     };
-    let model = StoredModel::new(parent.config.clone(), network.to_weights())?;
+    let fraction_retrained = plan_fraction(&parent.config, &retrained);
+    let trained = StoredModel::new(parent.config.clone(), network.to_weights())?;
+    let model =
+        precise_batch_norm_of_retrained(&trained, &sampler, settings.batch_norm_batches, settings.seed, &retrained)
+            .map_err(|e| RoundError::Statistics(format!("{e:#}")))?;
     Ok(FineTuned { model, passes, fraction_retrained, losses })
 }
 

@@ -55,6 +55,9 @@ pub struct RoundSettings {
     /// TGD^n: KSE is recomputed before each pass.
     pub tgd_passes: usize,
     pub learning_rate: f64,
+    /// After the steps, the running statistics of retrained BatchNorm channels become the
+    /// mean of this many batches' statistics (0 keeps the steps' exponential average).
+    pub batch_norm_batches: usize,
     pub batch: usize,
     pub patch: usize,
     /// Share of the slices (a contiguous block in the middle) held out for validation.
@@ -71,6 +74,7 @@ impl Default for RoundSettings {
             steps_per_pass: 200,
             tgd_passes: 1,
             learning_rate: 5e-4,
+            batch_norm_batches: 50,
             batch: super::DEFAULT_BATCH,
             patch: super::DEFAULT_PATCH,
             validation_fraction: 0.25,
@@ -176,6 +180,8 @@ pub enum RoundError {
     Diverged(f64),
     #[error("validation: {0}")]
     Validation(String),
+    #[error("averaging BatchNorm statistics: {0}")]
+    Statistics(String),
 }
 
 /// The held-out block: `fraction` of the slices in the middle of the volume (at least one).

@@ -444,6 +444,36 @@ mod rounds {
     }
 
     #[test]
+    fn averaged_batch_norm_statistics_leave_kept_channels_bit_identical() {
+        let (parent, pair) = (parent(), pair());
+        let settings =
+            RoundSettings { steps_per_pass: 3, batch: 4, patch: 16, batch_norm_batches: 4, ..Default::default() };
+        let mut go_on = |_: usize, _: usize, _: f64| Flow::Continue;
+        let outcome = run_round::<Ad>(&parent, &pair, &settings, &mut go_on).expect("round");
+        let plan = UpdatePlan::from_mask(&outcome.report.passes[0], UpdateRule::TgdLayer);
+        assert_only_retrained_changed(&parent.weights, &outcome.model.weights, &plan);
+        // Against the same round without averaging: only the retrained channels' running
+        // statistics differ, and some do.
+        let plain = RoundSettings { batch_norm_batches: 0, ..settings };
+        let steps_only = run_round::<Ad>(&parent, &pair, &plain, &mut go_on).expect("round");
+        let mut averaged_channels = 0;
+        for (i, retrain) in plan.retrain.iter().enumerate().filter(|(i, _)| (1..plan.retrain.len() - 1).contains(i)) {
+            for name in [names::bn_running_mean(i + 1), names::bn_running_var(i + 1)] {
+                let (a, b) = (
+                    outcome.model.weights.require(&name).expect("a"),
+                    steps_only.model.weights.require(&name).expect("b"),
+                );
+                for (c, r) in retrain.iter().enumerate() {
+                    let same = a.values[c].to_bits() == b.values[c].to_bits();
+                    assert!(*r || same, "{name}[{c}] is kept but was averaged");
+                    averaged_channels += usize::from(!same);
+                }
+            }
+        }
+        assert!(averaged_channels > 0, "no retrained channel's statistics were averaged");
+    }
+
+    #[test]
     fn a_cancelled_round_stops_within_one_step() {
         let (parent, pair) = (parent(), pair());
         let settings = RoundSettings { steps_per_pass: 50, batch: 2, patch: 16, ..Default::default() };
