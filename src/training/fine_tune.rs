@@ -10,14 +10,14 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 use super::base::TrainingPair;
-use super::base::batch_norm::precise_batch_norm_of_retrained;
+use super::base::batch_norm::precise_batch_norm;
 use super::base::checkpoint::LossPoint;
 use super::base::patches::{PatchSampler, PatchSampling};
 use super::n2n_round::{Flow, RoundError, RoundKind, RoundObserver, RoundSettings};
 use super::tgd_passes::{PassError, run_tgd_passes};
 use super::trainer::{OptimizerSettings, Trainer};
-use super::update_plan::{UpdatePlan, UpdateRule};
-use crate::model::backend::TrainingDevice;
+use super::update_plan::{RunningStatistics, UpdatePlan, UpdateRule};
+use crate::model::backend::{CpuBackend, TrainingDevice};
 use crate::model::config::DnCnnConfig;
 use crate::model::directory::StoredModel;
 use crate::model::network::DnCnn;
@@ -123,10 +123,30 @@ pub fn fine_tune<B: AutodiffBackend>(
     };
     let fraction_retrained = plan_fraction(&parent.config, &retrained);
     let trained = StoredModel::new(parent.config.clone(), network.to_weights())?;
-    let model =
-        precise_batch_norm_of_retrained(&trained, &sampler, settings.batch_norm_batches, settings.seed, &retrained)
-            .map_err(|e| RoundError::Statistics(format!("{e:#}")))?;
+    let plan = UpdatePlan { retrain: retrained, rule: UpdateRule::ParameterMask };
+    let model = average_retrained_statistics(trained, &sampler, settings, &plan)?;
     Ok(FineTuned { model, passes, fraction_retrained, losses })
+}
+
+/// `trained` with the running statistics of the channels `plan` retrained replaced by the
+/// mean of `settings.batch_norm_batches` batches' statistics ([`precise_batch_norm`]); the
+/// plan puts every kept channel's back, bit for bit, as it does after every step.
+fn average_retrained_statistics(
+    trained: StoredModel,
+    sampler: &PatchSampler<'_>,
+    settings: &RoundSettings,
+    plan: &UpdatePlan,
+) -> Result<StoredModel, RoundError> {
+    if settings.batch_norm_batches == 0 {
+        return Ok(trained);
+    }
+    let averaged = precise_batch_norm(&trained, sampler, settings.batch_norm_batches, settings.seed)
+        .map_err(|e| RoundError::Statistics(format!("{e:#}")))?;
+    let device = Default::default();
+    let steps_only = DnCnn::<CpuBackend>::from_weights(&trained.config, &trained.weights, &device)?;
+    let mut network = DnCnn::<CpuBackend>::from_weights(&averaged.config, &averaged.weights, &device)?;
+    plan.restore_running_statistics(&mut network, &RunningStatistics::of(&steps_only));
+    Ok(StoredModel::new(trained.config, network.to_weights())?)
 }
 
 /// Share of all parameters in the retrained output channels of `retrain`.

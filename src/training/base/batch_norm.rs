@@ -6,7 +6,7 @@
 //! noise shifted whole regions of a base model's output by 1–2 %, and the averaged
 //! statistics removed most of the shift (docs/models.md, "Small lesions").
 
-use burn::tensor::{Bool, Tensor, TensorData};
+use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -23,29 +23,6 @@ pub fn precise_batch_norm(
     sampler: &PatchSampler<'_>,
     batches: usize,
     seed: u64,
-) -> anyhow::Result<StoredModel> {
-    precise_statistics(model, sampler, batches, seed, None)
-}
-
-/// As [`precise_batch_norm`], for the channels a fine-tune retrained only: `retrain` holds,
-/// per convolution (conv1 first), its retrained output channels. Every other channel keeps
-/// its running statistics bit for bit, as TGD requires of kept channels.
-pub fn precise_batch_norm_of_retrained(
-    model: &StoredModel,
-    sampler: &PatchSampler<'_>,
-    batches: usize,
-    seed: u64,
-    retrain: &[Vec<bool>],
-) -> anyhow::Result<StoredModel> {
-    precise_statistics(model, sampler, batches, seed, Some(retrain))
-}
-
-fn precise_statistics(
-    model: &StoredModel,
-    sampler: &PatchSampler<'_>,
-    batches: usize,
-    seed: u64,
-    retrain: Option<&[Vec<bool>]>,
 ) -> anyhow::Result<StoredModel> {
     if batches == 0 {
         return Ok(model.clone());
@@ -67,19 +44,9 @@ fn precise_statistics(
             }
         }
     }
-    let current = network.running_statistics();
-    for (k, ((mean_sum, var_sum), (old_mean, old_var))) in sums.into_iter().zip(current).enumerate() {
+    for (layer, (mean_sum, var_sum)) in sums.into_iter().enumerate() {
         let n = batches as f32;
-        let (mut mean, mut var) = (mean_sum.div_scalar(n), var_sum.div_scalar(n));
-        // BatchNorm k follows convolution k + 1.
-        if let Some(channels) = retrain.map(|r| r.get(k + 1).map(Vec::as_slice).unwrap_or(&[])) {
-            let values: Vec<bool> =
-                (0..old_mean.dims()[0]).map(|c| !channels.get(c).copied().unwrap_or(false)).collect();
-            let kept = Tensor::<CpuBackend, 1, Bool>::from_data(TensorData::new(values, [old_mean.dims()[0]]), &device);
-            mean = mean.mask_where(kept.clone(), old_mean);
-            var = var.mask_where(kept, old_var);
-        }
-        network.set_running_statistics(k, mean, var);
+        network.set_running_statistics(layer, mean_sum.div_scalar(n), var_sum.div_scalar(n));
     }
     Ok(StoredModel::new(model.config.clone(), network.to_weights())?)
 }
