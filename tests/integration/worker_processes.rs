@@ -151,6 +151,20 @@ impl Api {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
+
+    /// The job once its worker has recorded the end: a handler's own results (a derived
+    /// series, an activated round) are committed before the worker marks its job finished.
+    async fn wait_job_finished(&self, job_id: &str, within: Duration) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let job = self.get(&format!("/api/v1/jobs/{job_id}")).await;
+            if job["finished_ms"].is_i64() {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "the job never finished: {job}{}", log_tails(&self.logs));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,7 +224,10 @@ async fn two_workers_denoise_each_of_ten_series_exactly_once() {
     let jobs = api.get("/api/v1/jobs?kind=denoise").await;
     let jobs = jobs["jobs"].as_array().expect("jobs");
     assert_eq!(jobs.len(), 10, "one job per series");
-    assert!(jobs.iter().all(|j| j["state"] == "succeeded" && j["attempts"] == 1), "{jobs:?}");
+    for job in jobs {
+        let job = api.wait_job_finished(job["id"].as_str().expect("id"), Duration::from_secs(30)).await;
+        assert!(job["state"] == "succeeded" && job["attempts"] == 1, "{job}");
+    }
 
     // A worker with --metrics-listen serves the queue's counts and its own job metrics.
     let metrics =
@@ -341,9 +358,10 @@ async fn two_apis_and_two_workers_share_the_queue_and_a_round_overlaps_a_denoise
         })
         .collect();
     assert_eq!(denoises.len(), 1, "one denoise job for the series: {jobs}");
-    let denoise = denoises[0];
+    let within = Duration::from_secs(30);
+    let denoise = &second.wait_job_finished(denoises[0]["id"].as_str().expect("id"), within).await;
     assert_eq!(denoise["attempts"], 1, "{denoise}");
-    let fine_tune = second.get(&format!("/api/v1/jobs/{}", round["job_id"].as_str().expect("job"))).await;
+    let fine_tune = second.wait_job_finished(round["job_id"].as_str().expect("job"), within).await;
     let interval =
         |job: &Value| (job["started_ms"].as_i64().expect("start"), job["finished_ms"].as_i64().expect("end"));
     let ((d0, d1), (r0, r1)) = (interval(denoise), interval(&fine_tune));
