@@ -131,6 +131,11 @@ pub struct TrainBaseArgs {
     /// has what 0.5 changed.
     #[arg(long, default_value_t = 0.0)]
     pub lesion_share: f64,
+    /// Weight of the squared error at lesion voxels of the simulated patients (1: plain MSE,
+    /// every voxel alike). Larger values make flattening a small hot lesion cost more than
+    /// the noise it removes; docs/models.md has what it changed.
+    #[arg(long, default_value_t = 1.0)]
+    pub lesion_weight: f64,
     /// Batches whose BatchNorm statistics, averaged, replace training's running statistics
     /// at the end (0 keeps training's exponential average of the last batches, as the
     /// shipped model does).

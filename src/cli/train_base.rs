@@ -71,6 +71,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         (0.0..=1.0).contains(&args.lr_decay_share) && args.lr_decay_factor > 0.0,
         "--lr-decay-share must lie in [0, 1] and --lr-decay-factor be positive"
     );
+    anyhow::ensure!(args.lesion_weight >= 1.0, "--lesion-weight must be at least 1");
     let config = DnCnnConfig::scaled(args.width_multiplier);
     config.validate().context("--width-multiplier")?;
     let start_from = args.init_from.as_deref().map(|dir| starting_model(dir, args, &config)).transpose()?;
@@ -83,6 +84,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         decay: LearningRateDecay { final_share: args.lr_decay_share, factor: args.lr_decay_factor },
         checkpoint_every: args.checkpoint_every,
         lesion_share: args.lesion_share,
+        lesion_weight: args.lesion_weight,
         batch_norm_batches: args.batch_norm_batches,
         seed: args.seed,
         start_from,
@@ -134,6 +136,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         losses: &outcome.losses,
         held_out: &held_out.name,
         batch_norm_batches: args.batch_norm_batches,
+        lesion_weight: args.lesion_weight,
         started_from: settings.start_from.as_ref().zip(args.init_from.as_deref()),
     };
     let report = report_markdown(&outcome.model, &context, &levels);
@@ -214,7 +217,7 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
     }
     let held_out = data.held_out_pair(args.seed + args.patients, args.held_out_realizations)?;
     progress.finish_and_clear();
-    let description = format!(
+    let mut description = format!(
         "{} simulated patients (seeds {}..{}), {}×{}×{}, OSEM {}, {} s/bed, inputs at {:?} of the counts, target = noiseless reconstruction, {} % of the patches drawn around a lesion",
         args.patients,
         args.seed,
@@ -227,5 +230,9 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
         data.count_levels,
         args.lesion_share * 100.0
     );
+    // Only a weighted loss is named, so runs of plain MSE keep their fingerprint.
+    if args.lesion_weight != 1.0 {
+        description.push_str(&format!(", lesion voxels weighted ×{} in the loss", args.lesion_weight));
+    }
     Ok((pairs, held_out, description))
 }

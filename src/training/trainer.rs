@@ -68,8 +68,22 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The loss and the gradients the plan lets through, without stepping.
     pub fn gradients(&self, input: Tensor<B, 4>, target: Tensor<B, 4>) -> (f64, GradientsParams) {
+        self.weighted_gradients(input, target, None)
+    }
+
+    /// As [`Self::gradients`], each voxel's squared error weighted by `weight` when given.
+    fn weighted_gradients(
+        &self,
+        input: Tensor<B, 4>,
+        target: Tensor<B, 4>,
+        weight: Option<Tensor<B, 4>>,
+    ) -> (f64, GradientsParams) {
         let network = self.network();
-        let loss = mse(network.forward_gated(input, &self.gates), target);
+        let output = network.forward_gated(input, &self.gates);
+        let loss = match weight {
+            Some(weight) => weighted_mse(output, target, weight),
+            None => mse(output, target),
+        };
         let value = loss.clone().into_scalar().elem::<f64>();
         let grads = GradientsParams::from_grads(loss.backward(), network);
         (value, self.plan.mask_gradients(network, grads, self.settings.weight_decay))
@@ -77,7 +91,12 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// One optimisation step on a batch; returns the batch's loss before the step.
     pub fn step(&mut self, input: Tensor<B, 4>, target: Tensor<B, 4>) -> f64 {
-        let (loss, grads) = self.gradients(input, target);
+        self.step_weighted(input, target, None)
+    }
+
+    /// One step on the loss of [`weighted_mse`] when `weight` is given (else plain MSE).
+    pub fn step_weighted(&mut self, input: Tensor<B, 4>, target: Tensor<B, 4>, weight: Option<Tensor<B, 4>>) -> f64 {
+        let (loss, grads) = self.weighted_gradients(input, target, weight);
         let network = self.take_network();
         let mut network = self.optimizer.step(self.settings.learning_rate, network, grads);
         self.plan.restore_running_statistics(&mut network, &self.parent_statistics);
@@ -93,4 +112,35 @@ impl<B: AutodiffBackend> Trainer<B> {
 /// Mean squared error.
 pub fn mse<B: burn::tensor::backend::Backend>(output: Tensor<B, 4>, target: Tensor<B, 4>) -> Tensor<B, 1> {
     output.sub(target).powi_scalar(2).mean()
+}
+
+/// Mean over voxels of `weight` × squared error: with weight 1 everywhere, [`mse`].
+pub fn weighted_mse<B: burn::tensor::backend::Backend>(
+    output: Tensor<B, 4>,
+    target: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+) -> Tensor<B, 1> {
+    output.sub(target).powi_scalar(2).mul(weight).mean()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Tensor, TensorData};
+
+    use super::{mse, weighted_mse};
+    use crate::model::backend::CpuBackend;
+
+    fn tensor(values: [f32; 4]) -> Tensor<CpuBackend, 4> {
+        Tensor::from_data(TensorData::new(values.to_vec(), [1, 1, 2, 2]), &Default::default())
+    }
+
+    #[test]
+    fn weighted_mse_weights_each_squared_error() {
+        let (output, target) = (tensor([1.0, 2.0, 3.0, 4.0]), tensor([0.0, 0.0, 3.0, 6.0]));
+        // Squared errors 1, 4, 0, 4; weights 1, 10, 1, 1: (1 + 40 + 0 + 4) / 4.
+        let weighted = weighted_mse(output.clone(), target.clone(), tensor([1.0, 10.0, 1.0, 1.0]));
+        assert_eq!(weighted.into_scalar(), 11.25);
+        let plain = weighted_mse(output.clone(), target.clone(), tensor([1.0; 4])).into_scalar();
+        assert_eq!(plain, mse(output, target).into_scalar());
+    }
 }

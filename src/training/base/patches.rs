@@ -7,13 +7,15 @@
 use rand::Rng;
 
 use super::data::TrainingPair;
-use crate::simulation::Image3;
+use crate::simulation::Grid;
 
 /// A batch as flat `[batch, slices, patch, patch]` arrays.
 #[derive(Debug, Clone)]
 pub struct PatchBatch {
     pub input: Vec<f32>,
     pub target: Vec<f32>,
+    /// 1 where the target voxel lies in a lesion, else 0 (also where lesions are unknown).
+    pub lesion: Vec<f32>,
     pub shape: [usize; 4],
 }
 
@@ -74,6 +76,7 @@ impl<'a> PatchSampler<'a> {
         let PatchSampling { batch, patch, window, lesion_share } = self.sampling;
         let mut input = Vec::with_capacity(batch * window * patch * patch);
         let mut target = Vec::with_capacity(input.capacity());
+        let mut lesion = Vec::with_capacity(input.capacity());
         for _ in 0..batch {
             let around_lesion =
                 lesion_share > 0.0 && !self.lesions.is_empty() && rng.random_bool(lesion_share.min(1.0));
@@ -87,10 +90,16 @@ impl<'a> PatchSampler<'a> {
                 let source = &pair.inputs[rng.random_range(0..pair.inputs.len())].1;
                 (pair, source, self.place_uniformly(pair, rng))
             };
-            copy_patch(source, z, x0, y0, patch, window, &mut input);
-            copy_patch(&pair.target, z, x0, y0, patch, window, &mut target);
+            let grid = pair.target.grid;
+            let place = PatchPlace { z, x0, y0, patch, window };
+            copy_patch(&source.data, grid, place, &mut input, |v| v);
+            copy_patch(&pair.target.data, grid, place, &mut target, |v| v);
+            match &pair.regions {
+                Some(regions) => copy_patch(&regions.lesions, grid, place, &mut lesion, |label| f32::from(label > 0)),
+                None => lesion.resize(target.len(), 0.0),
+            }
         }
-        PatchBatch { input, target, shape: [batch, window, patch, patch] }
+        PatchBatch { input, target, lesion, shape: [batch, window, patch, patch] }
     }
 
     /// A uniform position whose centre slice is at least a quarter inside the body (20 tries).
@@ -136,15 +145,27 @@ fn training_slices(pair: &TrainingPair) -> std::ops::Range<usize> {
     pair.train_slices.clone().filter(|r| !r.is_empty()).unwrap_or(0..pair.target.grid.slices)
 }
 
-/// Copies the `window`-slice patch centred on slice `z` at (`x0`, `y0`) into `out`.
-fn copy_patch(image: &Image3, z: usize, x0: usize, y0: usize, patch: usize, window: usize, out: &mut Vec<f32>) {
-    let grid = image.grid;
+/// Where a patch lies: `window` slices centred on slice `z`, corner (`x0`, `y0`), side `patch`.
+#[derive(Debug, Clone, Copy)]
+struct PatchPlace {
+    z: usize,
+    x0: usize,
+    y0: usize,
+    patch: usize,
+    window: usize,
+}
+
+/// Appends the patch at `place` of a volume on `grid` to `out`, each voxel through `value`,
+/// edge slices replicated.
+fn copy_patch<T: Copy>(volume: &[T], grid: Grid, place: PatchPlace, out: &mut Vec<f32>, value: impl Fn(T) -> f32) {
+    let PatchPlace { z, x0, y0, patch, window } = place;
     let half = window / 2;
     for offset in 0..window {
         let slice = (z + offset).saturating_sub(half).min(grid.slices - 1);
-        let plane = image.slice(slice);
+        let plane = &volume[slice * grid.pixels_per_slice()..(slice + 1) * grid.pixels_per_slice()];
         for y in y0..y0 + patch {
-            out.extend_from_slice(&plane[y * grid.size + x0..y * grid.size + x0 + patch]);
+            let row = &plane[y * grid.size + x0..y * grid.size + x0 + patch];
+            out.extend(row.iter().map(|v| value(*v)));
         }
     }
 }
@@ -152,7 +173,7 @@ fn copy_patch(image: &Image3, z: usize, x0: usize, y0: usize, patch: usize, wind
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::simulation::Grid;
+    use crate::simulation::{Grid, Image3};
     use crate::training::base::TrainingRegions;
     use rand::SeedableRng;
 
@@ -174,6 +195,7 @@ mod tests {
         for (i, t) in batch.input.iter().zip(&batch.target) {
             assert_eq!(*t, i + 1000.0);
         }
+        assert_eq!(batch.lesion, vec![0.0; batch.input.len()], "no lesions where none are known");
         // Within a patch, the three slices are consecutive (or the edge slice repeated).
         for patch in batch.input.chunks_exact(3 * 64) {
             let (a, b, c) = (patch[0] as usize / 256, patch[64] as usize / 256, patch[128] as usize / 256);
@@ -196,6 +218,9 @@ mod tests {
             let sampler = PatchSampler::new(&pairs, sampling);
             assert_eq!(sampler.lesion_count(), 1);
             let batch = sampler.draw(&mut rand::rngs::StdRng::seed_from_u64(7));
+            for (input, lesion) in batch.input.iter().zip(&batch.lesion) {
+                assert_eq!(*lesion, f32::from(*input as usize == corner), "the lesion map marks exactly the lesion");
+            }
             batch.input.chunks_exact(3 * 64).filter(|p| holds_lesion(p)).count() as f64 / 400.0
         };
         assert_eq!(share_with_lesion(1.0), 1.0, "every patch holds the lesion at share 1");

@@ -152,6 +152,8 @@ pub struct ReportContext<'a> {
     pub held_out: &'a str,
     /// Batches the BatchNorm running statistics were averaged over (0: training's own).
     pub batch_norm_batches: usize,
+    /// Weight of the squared error at lesion voxels (1: plain MSE).
+    pub lesion_weight: f64,
     /// The model training started from, and its directory (none: fresh weights).
     pub started_from: Option<(&'a StoredModel, &'a std::path::Path)>,
 }
@@ -180,7 +182,7 @@ pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, levels:
          - Initial weights: {}\n\
          - Training data: {}\n\
          - {} steps in {:.0} s on {} ({:.2} s/step)\n\
-         - Loss (MSE, SUV²): first 50 steps {:.5}, last 50 steps {:.5}; curve in loss.png (log scale, grey raw, blue running mean of 50)\n\
+         - Loss ({}, SUV²): first 50 steps {:.5}, last 50 steps {:.5}; curve in loss.png (log scale, grey raw, blue running mean of 50)\n\
          - BatchNorm running statistics: {}\n\n\
          ## Held-out study ({})\n\n\
          Target: the reconstruction of noiseless data. Means are SUV, averaged over the \
@@ -204,6 +206,10 @@ pub fn report_markdown(model: &StoredModel, context: &ReportContext<'_>, levels:
         context.seconds,
         context.device,
         context.seconds / context.losses.len().max(1) as f64,
+        match context.lesion_weight {
+            1.0 => "MSE".to_owned(),
+            weight => format!("MSE with lesion voxels weighted ×{weight}"),
+        },
         first,
         tail(50),
         batch_norm_source(context.batch_norm_batches),

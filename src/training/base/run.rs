@@ -1,6 +1,7 @@
-//! The training loop of the base model: Adam on MSE over random patch batches, every
-//! parameter trainable, with a checkpoint every few steps and resumption from the last one;
-//! at the end the BatchNorm running statistics are re-estimated over many batches.
+//! The training loop of the base model: Adam on MSE (lesion voxels optionally weighted) over
+//! random patch batches, every parameter trainable, with a checkpoint every few steps and
+//! resumption from the last one; at the end the BatchNorm running statistics are
+//! re-estimated over many batches.
 
 use std::path::Path;
 use std::time::Instant;
@@ -36,6 +37,8 @@ pub struct BaseTrainingSettings {
     pub checkpoint_every: usize,
     /// Share of the patches drawn around a lesion (see [`PatchSampling`]).
     pub lesion_share: f64,
+    /// Weight of the squared error at lesion voxels (1: plain MSE).
+    pub lesion_weight: f64,
     /// Batches whose statistics replace the BatchNorm running statistics at the end (see
     /// [`precise_batch_norm`]); 0 keeps training's exponential average.
     pub batch_norm_batches: usize,
@@ -91,6 +94,7 @@ pub fn train_base(
     anyhow::ensure!(!pairs.is_empty(), "no training pairs");
     anyhow::ensure!(settings.batch > 0 && settings.patch >= 8, "batch must be positive and patch at least 8");
     anyhow::ensure!((0.0..=1.0).contains(&settings.lesion_share), "the lesion share must lie in [0, 1]");
+    anyhow::ensure!(settings.lesion_weight >= 1.0, "the lesion weight must be at least 1");
     let smallest = pairs.iter().map(|p| p.target.grid.size).min().unwrap_or(0);
     anyhow::ensure!(smallest >= settings.patch, "patches of {} pixels do not fit slices of {smallest}", settings.patch);
     settings.config.validate()?;
@@ -165,8 +169,13 @@ fn train_on<B: AutodiffBackend>(
         let batch = sampler.draw(&mut rng);
         let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
         let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
+        let weight = (settings.lesion_weight != 1.0).then(|| {
+            let extra = (settings.lesion_weight - 1.0) as f32;
+            let weight = batch.lesion.iter().map(|lesion| 1.0 + extra * lesion).collect::<Vec<f32>>();
+            Tensor::<B, 4>::from_data(TensorData::new(weight, batch.shape), &device)
+        });
         trainer.set_learning_rate(settings.learning_rate_at(state.step));
-        let loss = trainer.step(input, target);
+        let loss = trainer.step_weighted(input, target, weight);
         anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {}: lower the learning rate", state.step);
         state.step += 1;
         state.losses.push(LossPoint { step: state.step, loss });
@@ -201,6 +210,7 @@ mod tests {
             decay: LearningRateDecay { final_share: 0.1, factor: 0.1 },
             checkpoint_every: 10,
             lesion_share: 0.0,
+            lesion_weight: 1.0,
             batch_norm_batches: 0,
             seed: 1,
             start_from: None,
