@@ -1,7 +1,7 @@
 //! The shipped base model on a simulated study through the real `petal denoise`: SUV
 //! survives (an independent Python script computes it from the raw header tags), mean SUV
 //! in the liver and in large uniform regions moves by less than 2 %, in the lesions by less
-//! than 5 %, and liver noise falls by at least 30 %.
+//! than 3 %, and liver noise falls by at least 30 %.
 
 use std::path::Path;
 use std::process::Command;
@@ -96,11 +96,11 @@ fn the_shipped_base_model_keeps_suv_in_large_uniform_regions() {
 }
 
 /// Small hot spheres are what a denoiser trained on uniform patches flattens like noise
-/// (−5.0 % here with models/uniform-patches); the shipped model saw lesion patches and
-/// measured −1.5 % (docs/models.md).
+/// (−5.0 % here with models/uniform-patches); the shipped model saw lesion patches, with
+/// lesion voxels weighted in its loss, and measured −0.7 % (docs/models.md).
 #[test]
 fn the_shipped_base_model_keeps_the_mean_of_a_small_lesion() {
     let result = denoised_and_measured();
     assert!(number(result, &["lesions", "voxels"]) > 50.0, "the patient has a lesion of some size: {result}");
-    assert!(number(result, &["lesions", "mean_change_percent"]).abs() < 5.0, "lesion mean SUV moves < 5 %: {result}");
+    assert!(number(result, &["lesions", "mean_change_percent"]).abs() < 3.0, "lesion mean SUV moves < 3 %: {result}");
 }
