@@ -13,16 +13,22 @@ use crate::common::Engine;
 use crate::learning::{learning_app, post_series, study, wait_round};
 use crate::pipeline::{manifest, series_uid, wait_for_state};
 
+/// Round settings that move the base model on a v2 patient (see below).
+const LEARNING_ROUND: &str = r#"{"steps_per_pass": 100, "batch": 8, "patch": 16, "learning_rate": 0.002}"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
-    let app = learning_app(Engine::Sqlite, &[]).await;
+    // A round that learns: the patient's scans are reconstructed with v2, which the base model
+    // never saw (the paper's setting), and the steps are as many and as large as in the round
+    // of learning.rs that measures the gain. The page needs it to go live.
+    let app = learning_app(Engine::Sqlite, &["--round-defaults", LEARNING_ROUND]).await;
     let page = app.client.get(app.url("/")).send().await.expect("page");
     assert_eq!(page.status(), StatusCode::OK);
     let policy = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
     assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"), "{policy}");
 
     let dir = tempfile::tempdir().expect("dir");
-    let simulated = study(dir.path(), 307, petal::simulation::ReconVersion::V1);
+    let simulated = study(dir.path(), 307, petal::simulation::ReconVersion::V2);
     let manifest = manifest(&simulated);
     for folder in ["full-count", "n2n-half-a", "n2n-half-b"] {
         post_series(&app, &simulated, folder).await;
