@@ -1,33 +1,32 @@
 //! petal: a clinical PET denoising server that keeps learning each patient.
 //!
-//! Where things live:
+//! `src/` is laid out by layer, from the bottom up; each may use only those below it
+//! (docs/architecture.md; tests/architecture.rs checks it):
+//! - [`domain`]: the words every layer shares (roles); [`job_metrics`]: the job side's metrics.
+//! - [`science`]: the network, KSE and TGD, training, the PET simulator and the evaluation,
+//!   as pure computation on arrays and volumes (no DICOM, database, HTTP or runtime).
+//! - [`dicom`]: parsing, validating and writing DICOM; volumes from series.
+//! - [`inference`]: the network run through ONNX Runtime on its own thread.
+//! - [`storage`]: the database (PostgreSQL or SQLite), the only place with SQL; [`blobs`]:
+//!   DICOM instance storage (local directory or S3).
+//! - [`auth`]: bearer tokens, sessions, the first admin token.
+//! - [`ingest`]: one received instance → blob store → index.
+//! - [`jobs`]: the worker loop and every job (denoise, learning rounds).
 //! - [`api`]: the HTTP surface (DICOMweb, JSON API, probes, metrics), errors → status codes.
-//! - [`auth`]: roles, bearer tokens, the first admin token.
-//! - [`storage`]: the database (PostgreSQL or SQLite); the only place with SQL.
-//! - [`blobs`]: DICOM instance storage (local directory or S3).
-//! - [`worker`]: the job worker (embedded in `serve`, or alone as `petal worker`).
-//! - [`inference`]: the network run through ONNX Runtime on its own thread, for the worker.
-//! - [`simulation`]: the PET simulator (phantom, projection, counts, OSEM, DICOM studies).
-//! - [`cli`]: the offline subcommands; [`config`]: every option; [`app`]: server assembly.
+//! - [`app`]: command-line parsing, assembly of the server and worker, offline commands,
+//!   benchmarks, logging.
 
 pub mod api;
 pub mod app;
 pub mod auth;
-pub mod bench;
 pub mod blobs;
-pub mod cli;
-pub mod config;
 pub mod dicom;
-pub mod evaluation;
+pub mod domain;
 pub mod inference;
 pub mod ingest;
-pub mod learning;
-pub mod model;
-pub mod pipeline;
-pub mod simulation;
+pub mod job_metrics;
+pub mod jobs;
+pub mod science;
 pub mod storage;
-pub mod telemetry;
-pub mod training;
-pub mod worker;
 
 pub use app::Application;

@@ -1,9 +1,9 @@
-//! The `petal` binary: parse the command line, set up logging, hand over to [`petal::cli`].
+//! The `petal` binary: parse the command line, set up logging, hand over to [`petal::app::cli`].
 
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = petal::config::Cli::parse();
-    petal::telemetry::init(&cli.log);
-    petal::cli::run(cli.command)
+    let cli = petal::app::config::Cli::parse();
+    petal::app::telemetry::init(&cli.log);
+    petal::app::cli::run(cli.command)
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Python side of `petal bench inference` (src/bench/inference.rs), run with .venv's Python.
+"""Python side of `petal bench inference` (src/app/bench/inference.rs), run with .venv's Python.
 
   ort_reference.py ort MODEL INPUT OUTPUT --depth D --height H --width W --batch B --threads T --repeats R
       Runs the folded ONNX graph MODEL through Python onnxruntime on the volume in INPUT

@@ -1,4 +1,4 @@
-"""Independent reference for KSE (DESIGN.md §1.3), written with numpy only.
+"""Independent reference for KSE (docs/science.md §3), written with numpy only.
 
 Prints JSON: for each hand-made case, its weights (shape [N_out, C_in, 3, 3]) and the
 expected sparsity, entropy and KSE score per input channel. The Rust tests

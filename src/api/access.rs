@@ -5,10 +5,11 @@ use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::AuthMode;
 use super::session::{CSRF_HEADER, session_id};
 use super::{ApiError, AppState};
-use crate::auth::{self, Caller, Role};
-use crate::config::AuthMode;
+use crate::auth::{self, Caller};
+use crate::domain::Role;
 
 /// State of one endpoint's gate: the app and the roles the endpoint admits.
 #[derive(Debug, Clone)]

@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::auth::TokenError;
 use crate::storage::StorageError;
 
-use super::REQUEST_ID_HEADER;
+use super::observability::REQUEST_ID_HEADER;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -8,7 +8,8 @@ use axum::response::Response;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::{ApiError, REQUEST_ID_HEADER};
+use super::ApiError;
+use super::observability::REQUEST_ID_HEADER;
 use crate::auth::Caller;
 use crate::storage::Database;
 use crate::storage::audit::{self, NewAuditEvent, Outcome};

@@ -14,7 +14,8 @@ use tower_http::classify::{ServerErrorsAsFailures, SharedClassifier};
 use tower_http::trace::{DefaultOnRequest, MakeSpan, TraceLayer};
 use tracing::{Level, Span};
 
-use super::REQUEST_ID_HEADER;
+/// Header carrying the request id, generated when the client sends none.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// HTTP metrics of one server instance (own registry, so tests can run several servers).
 #[derive(Debug)]
@@ -64,7 +65,7 @@ impl HttpMetrics {
             Err(err) => tracing::warn!(error = %err, "reading job counts for the metrics"),
         }
         // The job metrics exist (at zero) from the first scrape, even before any job ran.
-        let _ = crate::telemetry::job_metrics();
+        let _ = crate::job_metrics::job_metrics();
         self.render()
     }
 

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::extract::{Actor, Json};
 use super::{ApiError, AppState};
-use crate::learning::request::{RequestError, RoundRequest, request_round};
+use crate::jobs::learning::request::{RequestError, RoundRequest, request_round};
 use crate::storage::audit::Outcome;
 use crate::storage::patients;
 use crate::storage::rounds::{self, CancelOutcome, Created, Round};

@@ -8,7 +8,7 @@ use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
 use super::{AppState, audit, dicomweb, health, jobs, models, patients, rounds, series, session, tokens, web};
-use crate::auth::Role;
+use crate::domain::Role;
 
 /// Who may call an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

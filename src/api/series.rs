@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::extract::Actor;
 use super::{ApiError, AppState};
-use crate::pipeline::completion::{Enqueued, enqueue_denoise};
+use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
 use crate::storage::audit::Outcome;
 use crate::storage::models;
 use crate::storage::series_processing::{self, SeriesProcessing};

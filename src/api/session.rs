@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Actor, Json};
 use super::{ApiError, AppState};
-use crate::auth::{self, Role};
+use crate::auth;
+use crate::domain::Role;
 use crate::storage::audit::{self, NewAuditEvent, Outcome};
 
 /// Name of the session cookie.
@@ -54,7 +55,7 @@ pub fn session_id(headers: &HeaderMap) -> Option<&str> {
 }
 
 pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) -> Result<Response, ApiError> {
-    let session = match auth::start_session(&state.db, body.token.trim(), state.sessions.session_lifetime).await {
+    let session = match auth::start_session(&state.db, body.token.trim(), state.sessions.lifetime).await {
         Ok(session) => session,
         Err(auth::TokenError::Storage(err)) => return Err(ApiError::Storage(err)),
         Err(err) => {

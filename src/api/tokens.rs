@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Actor, Json};
 use super::{ApiError, AppState};
-use crate::auth::{self, Role};
+use crate::auth;
+use crate::domain::Role;
 use crate::storage::audit::Outcome;
 use crate::storage::tokens::{self as token_store, TokenRecord};
 

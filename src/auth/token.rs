@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::Role;
+use crate::domain::Role;
 use crate::storage::{Database, StorageError, tokens as token_store};
 
 /// Prefix that makes petal tokens recognisable in secret scanners and config files.

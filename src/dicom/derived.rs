@@ -1,4 +1,4 @@
-//! The derived series petal writes (DESIGN.md §2.4): each source slice copied with its
+//! The derived series petal writes (docs/interoperability.md §4): each source slice copied with its
 //! geometry, timing, dose and patient/study modules untouched, new UIDs, the denoised values
 //! as 16-bit signed pixels with a per-slice RescaleSlope (intercept 0, Units unchanged), and
 //! the derivation recorded: ImageType DERIVED\PRIMARY, DerivationDescription,
@@ -15,9 +15,7 @@ use super::header::text as text_of;
 
 use super::synthetic::{SyntheticError, write_file};
 
-/// Manufacturer written into ContributingEquipmentSequence; with the DeviceUID it marks
-/// petal's own series.
-pub const PETAL_MANUFACTURER: &str = "petal";
+pub use super::provenance::{PETAL_MANUFACTURER, is_petal_output};
 
 /// Largest magnitude a signed 16-bit pixel holds.
 const PIXEL_MAX: f32 = 32767.0;
@@ -200,18 +198,6 @@ pub fn derive_instance(
     object.put(sequence(tags::CONTRIBUTING_EQUIPMENT_SEQUENCE, equipment));
 
     Ok(write_file(object, &sop_class, sop_instance_uid)?)
-}
-
-/// Whether an instance was derived by petal: its ContributingEquipmentSequence names petal
-/// as the manufacturer and carries a DeviceUID. Headers, not the index, decide, so a series
-/// that went out to a PACS and came back is still recognised.
-pub fn is_petal_output(object: &InMemDicomObject) -> bool {
-    object.get(tags::CONTRIBUTING_EQUIPMENT_SEQUENCE).and_then(|e| e.items()).is_some_and(|items| {
-        items.iter().any(|item| {
-            text_of(item, tags::MANUFACTURER).as_deref() == Some(PETAL_MANUFACTURER)
-                && item.get(tags::DEVICE_UID).is_some()
-        })
-    })
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! What kind of series an instance belongs to, from its header alone (DESIGN.md §2.1 item 2):
+//! What kind of series an instance belongs to, from its header alone (docs/interoperability.md §3):
 //! a static full-count PET series is denoised once complete; dynamic, gated and Enhanced
 //! (multi-frame) PET, Noise2Noise halves, low-count realizations and petal's own output are
 //! stored and served but never denoised, each with a reason a person can read.
@@ -6,8 +6,8 @@
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
-use super::derived::is_petal_output;
 use super::header::text;
+use super::provenance::is_petal_output;
 
 /// PET Image Storage.
 pub const PET_IMAGE_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.128";

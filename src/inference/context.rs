@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::InferenceSettings;
 use super::denoiser::short;
 use super::engine::InferenceEngine;
-use crate::model::directory::StoredModel;
+use crate::science::model::directory::StoredModel;
 
 /// How inference stands in this process.
 #[derive(Debug, Clone, PartialEq, Eq)]

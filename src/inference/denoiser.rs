@@ -1,7 +1,7 @@
 //! What the inference thread drives: a synchronous [`Denoiser`] that maps a batch of slice
 //! windows to the denoised windows, and its ONNX Runtime implementation, [`OrtDenoiser`],
 //! which builds one session per model from the folded ONNX graph
-//! ([`crate::model::onnx::export_folded`]) and keeps the most recently used few.
+//! ([`crate::science::model::onnx::export_folded`]) and keeps the most recently used few.
 
 use ort::session::Session;
 use ort::session::builder::GraphOptimizationLevel;
@@ -10,10 +10,10 @@ use ort::value::Tensor;
 use super::cache::LruCache;
 use super::error::InferenceError;
 use super::runtime::{self, OrtRuntime};
-use super::window::WindowBatch;
 use super::{ExecutionProvider, InferenceSettings};
-use crate::model::directory::StoredModel;
-use crate::model::onnx::{INPUT_NAME, OUTPUT_NAME, export_folded};
+use crate::science::model::directory::StoredModel;
+use crate::science::model::onnx::{INPUT_NAME, OUTPUT_NAME, export_folded};
+use crate::science::window::{WindowBatch, WindowError};
 
 /// Runs the network of a model on batches of windows. Used from one thread only.
 pub trait Denoiser {
@@ -87,7 +87,7 @@ impl OrtDenoiser {
     fn build_session(&self, graph: &[u8]) -> Result<(Session, ExecutionProvider), InferenceError> {
         #[cfg(feature = "cuda")]
         {
-            if crate::model::backend::gpu_driver_present() {
+            if crate::science::model::backend::gpu_driver_present() {
                 match self.cuda_session(graph) {
                     Ok(session) => return Ok((session, ExecutionProvider::Cuda)),
                     Err(err) => tracing::warn!(
@@ -146,10 +146,10 @@ impl Denoiser for OrtDenoiser {
         let (shape, values) = output.try_extract_tensor::<f32>().map_err(InferenceError::runtime)?;
         let found: Vec<usize> = shape.iter().map(|d| usize::try_from(*d).unwrap_or(0)).collect();
         if found != expected {
-            return Err(InferenceError::OutputShape { expected: expected.to_vec(), found });
+            return Err(WindowError::OutputShape { expected: expected.to_vec(), found }.into());
         }
         let [windows, slices, height, width] = expected;
-        WindowBatch::new(windows, slices, height, width, values.to_vec())
+        Ok(WindowBatch::new(windows, slices, height, width, values.to_vec())?)
     }
 }
 

@@ -12,9 +12,9 @@ use tokio::sync::oneshot;
 
 use super::denoiser::{Denoiser, OrtDenoiser, short};
 use super::error::InferenceError;
-use super::window::{Volume, denoise_in_windows};
 use super::{ExecutionProvider, InferenceSettings};
-use crate::model::directory::StoredModel;
+use crate::science::model::directory::StoredModel;
+use crate::science::window::{Volume, denoise_in_windows};
 
 enum Task {
     Prepare { model: Arc<StoredModel>, reply: oneshot::Sender<Result<ExecutionProvider, InferenceError>> },
@@ -151,7 +151,7 @@ fn denoise<D: Denoiser>(
     volume: &Volume,
     batch: usize,
 ) -> Result<Volume, InferenceError> {
-    let slab_seconds = &crate::telemetry::job_metrics().slab_seconds;
+    let slab_seconds = &crate::job_metrics::job_metrics().slab_seconds;
     let output = denoise_in_windows(volume, model.config.input_slices, batch, |windows| {
         let started = Instant::now();
         let result = denoiser.run(model, windows);
@@ -179,9 +179,9 @@ fn guarded<T>(work: impl FnOnce() -> Result<T, InferenceError>) -> Result<T, Inf
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inference::window::WindowBatch;
-    use crate::model::config::DnCnnConfig;
-    use crate::model::weights::{ModelWeights, Tensor32, expected_tensors};
+    use crate::science::model::config::DnCnnConfig;
+    use crate::science::model::weights::{ModelWeights, Tensor32, expected_tensors};
+    use crate::science::window::WindowBatch;
 
     /// Returns each window unchanged, so the engine returns the input volume.
     struct Identity {

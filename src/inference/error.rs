@@ -22,10 +22,8 @@ pub enum InferenceError {
     Export { model: String, reason: String },
     #[error("model {model} sees {expected} slices at a time, but was given windows of {found}")]
     WrongSlices { model: String, expected: usize, found: usize },
-    #[error("invalid shape: {0}")]
-    InvalidShape(String),
-    #[error("the network returned shape {found:?} for input shape {expected:?}")]
-    OutputShape { expected: Vec<usize>, found: Vec<usize> },
+    #[error(transparent)]
+    Window(#[from] crate::science::window::WindowError),
     #[error("the network returned non-finite values")]
     NotFinite,
     #[error("the inference thread failed: {0}")]

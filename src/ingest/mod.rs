@@ -17,7 +17,6 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::blobs::{BlobError, BlobStore};
-use crate::dicom::series_kind::DescriptionRules;
 use crate::dicom::{InstanceError, ParsedInstance, Uid};
 use crate::storage::index::{self, BlobFacts, Placement, Recorded};
 use crate::storage::{Database, StorageError};
@@ -84,26 +83,26 @@ pub struct Receipt {
     pub result: Result<Stored, IngestError>,
 }
 
-/// Stores one instance and notes it for its series' completion (see
-/// [`crate::pipeline::completion`]). `rules` tell which series are training material rather
-/// than images to denoise.
+/// Stores one instance (blob, then index). Returns the receipt and, when the instance could
+/// be parsed, the parsed instance, which callers note for its series' completion
+/// ([`crate::jobs::denoise::completion::store_and_note`] does both).
 pub async fn store_instance(
     db: &Database,
     blobs: &BlobStore,
     bytes: Bytes,
     origin: Origin<'_>,
-    rules: &DescriptionRules,
-) -> Receipt {
+) -> (Receipt, Option<ParsedInstance>) {
     let bytes = match crate::dicom::part10::normalize(bytes) {
         Ok(bytes) => bytes,
         Err(err) => {
-            return Receipt {
+            let receipt = Receipt {
                 sop_class_uid: None,
                 sop_instance_uid: None,
                 study_uid: None,
                 series_uid: None,
                 result: Err(err.into()),
             };
+            return (receipt, None);
         }
     };
     let parse_input = bytes.clone();
@@ -115,29 +114,20 @@ pub async fn store_instance(
         Ok(parsed) => parsed,
         Err(err) => {
             let (sop_class_uid, sop_instance_uid) = crate::dicom::instance::peek_identity(&bytes);
-            return Receipt {
-                sop_class_uid,
-                sop_instance_uid,
-                study_uid: None,
-                series_uid: None,
-                result: Err(err.into()),
-            };
+            let receipt =
+                Receipt { sop_class_uid, sop_instance_uid, study_uid: None, series_uid: None, result: Err(err.into()) };
+            return (receipt, None);
         }
     };
-    let mut result = store_parsed(db, blobs, &parsed, bytes, origin).await;
-    if let Ok(Stored::New | Stored::Duplicate) = result {
-        // A re-sent instance is noted too, so a series whose tracking failed once recovers.
-        if let Err(err) = crate::pipeline::completion::on_instance_stored(db, &parsed, rules).await {
-            result = Err(IngestError::Index(err));
-        }
-    }
-    Receipt {
+    let result = store_parsed(db, blobs, &parsed, bytes, origin).await;
+    let receipt = Receipt {
         sop_class_uid: Some(parsed.sop_class_uid.clone()),
         sop_instance_uid: Some(parsed.sop_instance_uid.to_string()),
         study_uid: Some(parsed.study_uid.clone()),
         series_uid: Some(parsed.series_uid.clone()),
         result,
-    }
+    };
+    (receipt, Some(parsed))
 }
 
 async fn store_parsed(

@@ -14,6 +14,37 @@ use super::{Database, StorageError, with_pool};
 /// Channel on which PostgreSQL announces new jobs (workers also poll).
 pub const NOTIFY_CHANNEL: &str = "petal_jobs";
 
+/// Wake-ups for an idle worker when a job is enqueued: PostgreSQL's NOTIFY on
+/// [`NOTIFY_CHANNEL`]. SQLite has none (and a failed LISTEN leaves none), so the worker
+/// relies on polling there.
+pub struct JobNotifications(Option<sqlx::postgres::PgListener>);
+
+impl JobNotifications {
+    pub async fn listen(db: &Database) -> Self {
+        let listener = match db {
+            Database::Postgres(pool) => match sqlx::postgres::PgListener::connect_with(pool).await {
+                Ok(mut listener) => listener.listen(NOTIFY_CHANNEL).await.ok().map(|()| listener),
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot LISTEN for new jobs; polling only");
+                    None
+                }
+            },
+            Database::Sqlite(_) => None,
+        };
+        Self(listener)
+    }
+
+    /// Returns at the next notification; never, where there are none.
+    pub async fn next(&mut self) {
+        match self.0.as_mut() {
+            Some(listener) => {
+                let _ = listener.recv().await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    }
+}
+
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Job {
     pub id: String,

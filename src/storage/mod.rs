@@ -7,6 +7,7 @@
 //! differ (locking, schema) the module says so and matches on the variant.
 
 pub mod audit;
+mod deletion;
 pub mod index;
 pub mod jobs;
 pub mod models;

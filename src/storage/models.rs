@@ -154,13 +154,13 @@ pub async fn register_base(db: &Database, new: &NewModelVersion<'_>) -> Result<M
 /// version id.
 pub async fn register_base_model(
     db: &Database,
-    model: &crate::model::directory::StoredModel,
+    model: &crate::science::model::directory::StoredModel,
     dir: &std::path::Path,
 ) -> Result<i64, StorageError> {
     let config = serde_json::to_string(&model.config).map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let weights = model.weights.to_safetensors().map_err(|e| StorageError::Corrupt(e.to_string()))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "base".to_owned());
-    let report = std::fs::read_to_string(dir.join(crate::model::directory::REPORT_FILE)).ok();
+    let report = std::fs::read_to_string(dir.join(crate::science::model::directory::REPORT_FILE)).ok();
     let new = NewModelVersion {
         name: &name,
         source: ModelSource::Base,
@@ -245,7 +245,7 @@ pub async fn for_patient(db: &Database, patient_key: &str) -> Result<Vec<ModelVe
 pub async fn load_active(
     db: &Database,
     patient_key: &str,
-) -> Result<Option<(ModelVersion, crate::model::directory::StoredModel)>, StorageError> {
+) -> Result<Option<(ModelVersion, crate::science::model::directory::StoredModel)>, StorageError> {
     let Some(id) = active_for_patient(db, patient_key).await? else { return Ok(None) };
     let version =
         get(db, id).await?.ok_or_else(|| StorageError::Corrupt(format!("active model version {id} is missing")))?;
@@ -253,7 +253,7 @@ pub async fn load_active(
         weights(db, id).await?.ok_or_else(|| StorageError::Corrupt(format!("weights of version {id} are missing")))?;
     let config = serde_json::from_str(&version.config)
         .map_err(|e| StorageError::Corrupt(format!("config of version {id}: {e}")))?;
-    let model = crate::model::directory::StoredModel::from_parts(config, &bytes)
+    let model = crate::science::model::directory::StoredModel::from_parts(config, &bytes)
         .map_err(|e| StorageError::Corrupt(format!("weights of version {id}: {e}")))?;
     Ok(Some((version, model)))
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::index::{self, StudiesOf};
+use super::deletion::{StudiesOf, deletion_locks};
 use super::{Database, StorageError, with_pool};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -118,14 +118,14 @@ pub enum Erasure {
 /// recorded (by `patient_key` only), which is also what lets the database delete the
 /// patient's otherwise immutable model versions. The base model and the audit trail stay.
 /// The patient row is locked before their studies and series (see
-/// `index::deletion_locks`), so a study being added for them is waited for too.
+/// `deletion_locks`), so a study being added for them is waited for too.
 pub async fn erase(db: &Database, patient_key: &str, erased_by: &str) -> Result<Erasure, StorageError> {
     let now = Utc::now().timestamp_millis();
     let lock_patient = match db {
         Database::Postgres(_) => "SELECT patient_key FROM patients WHERE patient_key = $1 FOR UPDATE",
         Database::Sqlite(_) => "SELECT patient_key FROM patients WHERE patient_key = $1",
     };
-    let locks = index::deletion_locks(db, StudiesOf::Patient);
+    let locks = deletion_locks(db, StudiesOf::Patient);
     let outcome = with_pool!(db, |pool| {
         async {
             let mut tx = pool.begin_with(db.begin_write()).await?;

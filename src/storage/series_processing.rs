@@ -1,4 +1,4 @@
-//! The `series_processing` table: what petal does with each series (DESIGN.md §2.1): how
+//! The `series_processing` table: what petal does with each series (docs/interoperability.md §3): how
 //! many instances complete it, its state from receiving to done, its denoise job, and the
 //! derived series that came of it. Every transition is one conditional UPDATE, so two
 //! processes racing on one series cannot both move it.

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{Database, StorageError, with_pool};
-use crate::auth::Role;
+use crate::domain::Role;
 
 /// A token as stored: never the secret, only facts about it.
 #[derive(Debug, Clone, serde::Serialize)]

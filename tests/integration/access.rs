@@ -2,7 +2,8 @@
 //! and a revoked token, and checks 401 / 403 / 2xx exactly as the document's roles say.
 
 use chrono::{Duration, Utc};
-use petal::auth::{Role, issue_token};
+use petal::auth::issue_token;
+use petal::domain::Role;
 use petal::storage::patients::{PatientIdentity, upsert};
 use reqwest::{Method, StatusCode};
 

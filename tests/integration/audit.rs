@@ -1,7 +1,7 @@
 //! The audit trail: patient reads are recorded with actor and request id, pages work,
 //! and the database refuses to edit history.
 
-use petal::auth::Role;
+use petal::domain::Role;
 use petal::storage::Database;
 use petal::storage::patients::{PatientIdentity, upsert};
 use reqwest::StatusCode;

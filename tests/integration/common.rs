@@ -6,10 +6,10 @@ use std::sync::OnceLock;
 
 use clap::Parser;
 use petal::Application;
-use petal::auth::Role;
-use petal::config::{Cli, Command};
-use petal::model::config::DnCnnConfig;
-use petal::model::directory::StoredModel;
+use petal::app::config::{Cli, Command};
+use petal::domain::Role;
+use petal::science::model::config::DnCnnConfig;
+use petal::science::model::directory::StoredModel;
 use petal::storage::Database;
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -219,7 +219,7 @@ pub fn small_model(seed: u64) -> StoredModel {
 
 /// A model of any width with the deterministic pseudo-random weights of [`small_model`].
 pub fn pseudo_random_model(config: DnCnnConfig, seed: u64) -> StoredModel {
-    petal::model::pseudo_random::pseudo_random_model(config, seed)
+    petal::science::model::pseudo_random::pseudo_random_model(config, seed)
         .expect("the pseudo-random test model fits its config")
 }
 

@@ -9,9 +9,9 @@ use petal::dicom::derived::is_petal_output;
 use petal::dicom::pixels::Frames;
 use petal::dicom::suv::suv_bw_factor;
 use petal::inference::{InferenceEngine, InferenceSettings};
-use petal::model::directory::StoredModel;
-use petal::model::weights::{Tensor32, names};
-use petal::pipeline::denoise_series::{DerivedSeriesSettings, denoise_series};
+use petal::jobs::denoise::denoise_series::{DerivedSeriesSettings, denoise_series};
+use petal::science::model::directory::StoredModel;
+use petal::science::model::weights::{Tensor32, names};
 
 use crate::common::{ort_dylib_path, small_model};
 use crate::fixtures::{SeriesSpec, real_pet_files};

@@ -6,11 +6,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use petal::auth::Role;
 use petal::blobs::BlobStore;
 use petal::dicom::Uid;
 use petal::dicom::series_kind::DescriptionRules;
-use petal::ingest::{IngestError, Origin, Stored, store_instance};
+use petal::domain::Role;
+use petal::ingest::{IngestError, Origin, Stored};
+use petal::jobs::denoise::completion::store_and_note;
 use petal::storage::index::{delete_study, study_patient};
 use petal::storage::patients::{self, Erasure};
 use reqwest::StatusCode;
@@ -51,7 +52,7 @@ async fn a_derived_series_finishing_after_erasure_is_dropped(engine: Engine) {
     let study = Uid::parse(&series.study_uid).expect("uid");
     let derived = derived_of(&series);
     let first = Bytes::from(derived.instance(0).expect("instance"));
-    let receipt = store_instance(&app.db, &blobs, first, Origin::Derived { study: &study }, &rules).await;
+    let receipt = store_and_note(&app.db, &blobs, first, Origin::Derived { study: &study }, &rules).await;
     assert_eq!(receipt.result.expect("a derived instance joins its existing study"), Stored::New);
 
     let patient_key = study_patient(&app.db, &series.study_uid).await.expect("query").expect("the study's patient");
@@ -65,7 +66,7 @@ async fn a_derived_series_finishing_after_erasure_is_dropped(engine: Engine) {
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
 
     let late = Bytes::from(derived.instance(1).expect("instance"));
-    let receipt = store_instance(&app.db, &blobs, late, Origin::Derived { study: &study }, &rules).await;
+    let receipt = store_and_note(&app.db, &blobs, late, Origin::Derived { study: &study }, &rules).await;
     assert!(matches!(receipt.result, Err(IngestError::StudyGone(_))), "{:?}", receipt.result);
     assert_eq!(study_patient(&app.db, &series.study_uid).await.expect("query"), None, "the study stays gone");
     let found = patients::list(&app.db, Some(&series.patient_id), None, 10, 0).await.expect("query");

@@ -79,7 +79,7 @@ impl Drop for Orthanc {
 /// reports success only when petal's ReferencedSOPSequence lists every instance.
 async fn orthanc_pushes_a_series_over_stow(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let pacs = app.token(petal::auth::Role::Pacs).await;
+    let pacs = app.token(petal::domain::Role::Pacs).await;
     let orthanc = Orthanc::start(app.database.dir.path(), &app.base_url, &pacs).await;
     let client = reqwest::Client::new();
     let series = SeriesSpec::new(6);

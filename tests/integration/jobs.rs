@@ -5,9 +5,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use petal::jobs::worker::{Handler, Worker, WorkerSettings};
 use petal::storage::Database;
 use petal::storage::jobs::{self, NewJob};
-use petal::worker::{Handler, Worker, WorkerSettings};
 use serde_json::json;
 
 use crate::common::{Engine, TestDatabase};

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use petal::model::kse::{ConvWeights, layer_kse};
+use petal::science::model::kse::{ConvWeights, layer_kse};
 use serde_json::Value;
 
 use crate::dicomweb_client::venv_python;

@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use petal::model::directory::StoredModel;
-use petal::model::weights::ModelWeights;
-use petal::simulation::acquisition::ScannerModel;
-use petal::simulation::study::{Silent, SimulationSettings, write_study};
-use petal::simulation::{Grid, ReconVersion};
+use petal::dicom::simulated_study::{Silent, SimulationSettings, write_study};
+use petal::science::model::directory::StoredModel;
+use petal::science::model::weights::ModelWeights;
+use petal::science::simulation::acquisition::ScannerModel;
+use petal::science::simulation::{Grid, ReconVersion};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -400,10 +400,10 @@ pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
 /// as well.
 #[test]
 fn a_round_on_a_v2_patient_lowers_the_v1_base_models_held_out_loss() {
-    use petal::simulation::Scan;
-    use petal::simulation::osem::reconstruct;
-    use petal::training::base::report::denoise_with_burn;
-    use petal::training::n2n_round::{Flow, N2nPair, RoundSettings, run_round};
+    use petal::science::model::burn_denoise::denoise_with_burn;
+    use petal::science::simulation::Scan;
+    use petal::science::simulation::osem::reconstruct;
+    use petal::science::training::n2n_round::{Flow, N2nPair, RoundSettings, run_round};
 
     let base = StoredModel::load(&shipped_model()).expect("shipped model");
     let grid = Grid::new(64, 16);
@@ -415,8 +415,8 @@ fn a_round_on_a_v2_patient_lowers_the_v1_base_models_held_out_loss() {
     let settings =
         RoundSettings { steps_per_pass: 100, batch: 8, patch: 16, learning_rate: 2e-3, ..RoundSettings::default() };
     let mut go_on = |_: usize, _: usize, _: f64| Flow::Continue;
-    let outcome =
-        run_round::<petal::model::backend::CpuTrainingBackend>(&base, &pair, &settings, &mut go_on).expect("round");
+    let outcome = run_round::<petal::science::model::backend::CpuTrainingBackend>(&base, &pair, &settings, &mut go_on)
+        .expect("round");
     let report = &outcome.report;
     let gain = 1.0 - report.validation_loss / report.validation_loss_parent;
     assert!(

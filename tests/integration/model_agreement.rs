@@ -4,30 +4,20 @@
 
 use std::sync::Arc;
 
-use burn::tensor::{Tensor, TensorData};
 use petal::dicom::pixels::Frames;
-use petal::inference::window::{Volume, WindowBatch, denoise_in_windows};
 use petal::inference::{InferenceEngine, InferenceSettings};
-use petal::model::backend::CpuBackend;
-use petal::model::config::DnCnnConfig;
-use petal::model::directory::StoredModel;
-use petal::model::network::DnCnn;
+use petal::science::model::backend::CpuBackend;
+use petal::science::model::burn_denoise::denoise_volume;
+use petal::science::model::config::DnCnnConfig;
+use petal::science::model::directory::StoredModel;
+use petal::science::window::Volume;
 
 use crate::common::{ort_dylib_path, pseudo_random_model};
 use crate::fixtures::real_pet_files;
 
 /// The volume denoised by burn, window by window exactly as the engine does.
 fn burn_output(model: &StoredModel, volume: &Volume) -> Vec<f32> {
-    let device = Default::default();
-    let network = DnCnn::<CpuBackend>::from_weights(&model.config, &model.weights, &device).expect("weights");
-    denoise_in_windows(volume, model.config.input_slices, 4, |batch| {
-        let shape = batch.shape();
-        let input = Tensor::<CpuBackend, 4>::from_data(TensorData::new(batch.into_data(), shape), &device);
-        let output = network.forward(input).into_data().to_vec::<f32>().expect("f32 output");
-        WindowBatch::new(shape[0], shape[1], shape[2], shape[3], output)
-    })
-    .expect("burn windows")
-    .into_data()
+    denoise_volume::<CpuBackend>(model, volume, 4, &Default::default()).expect("burn windows").into_data()
 }
 
 async fn assert_agree(engine: &InferenceEngine, model: &StoredModel, volume: Volume, what: &str) {

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use petal::model::kse::{ConvWeights, layer_kse};
+use petal::science::model::kse::{ConvWeights, layer_kse};
 use safetensors::{Dtype, tensor::TensorView};
 use serde_json::Value;
 
@@ -75,7 +75,7 @@ fn model_inspect_export_and_import_round_trip_through_the_binary() {
     let imported_dir = dir.path().join("imported");
     let import = petal(&["model", "import-onnx", &faithful.display().to_string(), &imported_dir.display().to_string()]);
     assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
-    let imported = petal::model::directory::StoredModel::load(&imported_dir).expect("imported model");
+    let imported = petal::science::model::directory::StoredModel::load(&imported_dir).expect("imported model");
     assert_eq!(imported.sha256, model.sha256);
     assert_eq!(imported, model);
 

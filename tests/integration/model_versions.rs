@@ -2,7 +2,7 @@
 //! processes start, weights stored and read back byte for byte, and rows that can never be
 //! rewritten or deleted.
 
-use petal::model::directory::StoredModel;
+use petal::science::model::directory::StoredModel;
 use petal::storage::Database;
 use petal::storage::models::{self, ModelSource, NewModelVersion};
 

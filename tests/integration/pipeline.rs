@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use petal::simulation::acquisition::ScannerModel;
-use petal::simulation::study::{Silent, SimulationSettings, write_study};
-use petal::simulation::{Grid, ReconVersion};
+use petal::dicom::simulated_study::{Silent, SimulationSettings, write_study};
+use petal::science::simulation::acquisition::ScannerModel;
+use petal::science::simulation::{Grid, ReconVersion};
 use reqwest::StatusCode;
 use serde_json::Value;
 

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::process::Command;
 
+use petal::dicom::simulated_study::{TruthSidecar, read_f32_volume};
 use petal::dicom::volume::{Slice, assemble};
-use petal::simulation::Grid;
-use petal::simulation::study::{TruthSidecar, read_f32_volume};
+use petal::science::simulation::Grid;
 
 use crate::common::{dciodvfy_errors, petal_binary};
 

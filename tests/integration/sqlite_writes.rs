@@ -4,7 +4,7 @@
 use std::str::FromStr;
 use std::time::Duration;
 
-use petal::auth::Role;
+use petal::domain::Role;
 use petal::storage::index::delete_study;
 use reqwest::StatusCode;
 use sqlx::Connection;

@@ -55,7 +55,7 @@ pub async fn indexed(db: &Database) -> Vec<(String, String)> {
 
 async fn a_series_is_stored_once_and_resends_are_safe(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let pacs = app.token(petal::auth::Role::Pacs).await;
+    let pacs = app.token(petal::domain::Role::Pacs).await;
     let series = SeriesSpec::new(5);
     let (status, body, _) =
         stow(&app, &pacs, "/dicomweb/studies", &series.instances().expect("synthetic series")).await;
@@ -138,7 +138,7 @@ on_both_engines!(a_series_is_stored_once_and_resends_are_safe);
 
 async fn real_pet_slices_are_accepted(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let pacs = app.token(petal::auth::Role::Pacs).await;
+    let pacs = app.token(petal::domain::Role::Pacs).await;
     for file in real_pet_files() {
         let bytes = std::fs::read(&file).expect("read");
         // As a single application/dicom body, the simplest form a script might use.
@@ -158,7 +158,7 @@ async fn real_pet_slices_are_accepted(engine: Engine) {
         assert!(stored.iter().any(|(_, sha)| *sha == sha256_hex(&bytes)), "stored bytes are the bytes sent");
         // Retrieved through WADO-RS, byte for byte.
         let url = referenced(&body)[0]["00081190"]["Value"][0].as_str().expect("RetrieveURL").to_owned();
-        let reader = app.token(petal::auth::Role::Radiologist).await;
+        let reader = app.token(petal::domain::Role::Radiologist).await;
         let retrieved = app
             .client
             .get(&url)
@@ -182,7 +182,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// Each hostile input gets its documented status and reason; nothing stored before changes.
 async fn hostile_inputs_are_refused_with_reasons(engine: Engine) {
     let app = TestApp::spawn_with(engine, &["--upload-body-limit", "20000"]).await;
-    let pacs = app.token(petal::auth::Role::Pacs).await;
+    let pacs = app.token(petal::domain::Role::Pacs).await;
     let series = SeriesSpec::new(3);
     let (status, _, _) = stow(&app, &pacs, "/dicomweb/studies", &series.instances().expect("synthetic series")).await;
     assert_eq!(status, StatusCode::OK);
@@ -274,7 +274,7 @@ on_both_engines!(hostile_inputs_are_refused_with_reasons);
 /// every response lists all 48.
 async fn concurrent_stows_of_one_series_index_each_instance_once(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let pacs = app.token(petal::auth::Role::Pacs).await;
+    let pacs = app.token(petal::domain::Role::Pacs).await;
     let series = SeriesSpec::new(48);
     let instances = series.instances().expect("synthetic series");
     let requests = (0..8).map(|_| stow(&app, &pacs, "/dicomweb/studies", &instances));
@@ -299,7 +299,7 @@ pub fn blob_count(dir: &std::path::Path) -> usize {
 
 async fn roles_other_than_pacs_and_admin_cannot_store(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let reader = app.token(petal::auth::Role::Radiologist).await;
+    let reader = app.token(petal::domain::Role::Radiologist).await;
     let (status, _, _) =
         stow(&app, &reader, "/dicomweb/studies", &SeriesSpec::new(1).instances().expect("synthetic series")).await;
     assert_eq!(status, StatusCode::FORBIDDEN);

@@ -4,7 +4,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use petal::model::directory::StoredModel;
+use petal::science::model::directory::StoredModel;
 
 use crate::common::petal_binary;
 

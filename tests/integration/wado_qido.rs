@@ -1,6 +1,6 @@
 //! QIDO-RS and WADO-RS edge cases, and study deletion.
 
-use petal::auth::Role;
+use petal::domain::Role;
 use reqwest::StatusCode;
 use serde_json::Value;
 

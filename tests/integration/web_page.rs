@@ -28,7 +28,7 @@ async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
     assert!(policy.contains("default-src 'none'") && policy.contains("script-src 'self'"), "{policy}");
 
     let dir = tempfile::tempdir().expect("dir");
-    let simulated = study(dir.path(), 307, petal::simulation::ReconVersion::V2);
+    let simulated = study(dir.path(), 307, petal::science::simulation::ReconVersion::V2);
     let manifest = manifest(&simulated);
     for folder in ["full-count", "n2n-half-a", "n2n-half-b"] {
         post_series(&app, &simulated, folder).await;

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use petal::model::config::DnCnnConfig;
+use petal::science::model::config::DnCnnConfig;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -240,7 +240,7 @@ async fn two_workers_denoise_each_of_ten_series_exactly_once() {
 async fn a_worker_killed_mid_round_leaves_it_to_another_and_one_version_results() {
     let database = TestDatabase::create(Engine::Postgres).await;
     let dir = tempfile::tempdir().expect("dir");
-    let study = crate::learning::study(dir.path(), 305, petal::simulation::ReconVersion::V1);
+    let study = crate::learning::study(dir.path(), 305, petal::science::simulation::ReconVersion::V1);
     let model = crate::learning::shipped_model();
     let api = Api::start(&database).await;
     // Long enough to be killed mid-way: a few hundred steps.
@@ -300,7 +300,7 @@ async fn a_worker_killed_mid_round_leaves_it_to_another_and_one_version_results(
 async fn two_apis_and_two_workers_share_the_queue_and_a_round_overlaps_a_denoise() {
     let database = TestDatabase::create(Engine::Postgres).await;
     let dir = tempfile::tempdir().expect("dir");
-    let study = crate::learning::study(dir.path(), 306, petal::simulation::ReconVersion::V1);
+    let study = crate::learning::study(dir.path(), 306, petal::science::simulation::ReconVersion::V1);
     let manifest = crate::pipeline::manifest(&study);
     let model = crate::learning::shipped_model();
     let first = Api::start(&database).await;

@@ -23,7 +23,7 @@ use crate::api::extract::Actor;
 use crate::api::{ApiError, AppState};
 use crate::dicom::json::{attribute, tag_key};
 use crate::dicom::{InstanceError, Uid};
-use crate::ingest::{self, IngestError, Origin, Receipt, Stored};
+use crate::ingest::{IngestError, Origin, Receipt, Stored};
 use crate::storage::audit::Outcome;
 use crate::storage::index;
 
@@ -131,7 +131,16 @@ async fn stow(
     match payload {
         Payload::Single => {
             let bytes = read_whole(body, limit).await?;
-            receipts.push(ingest::store_instance(&state.db, &state.blobs, bytes, received, &state.series_rules).await);
+            receipts.push(
+                crate::jobs::denoise::completion::store_and_note(
+                    &state.db,
+                    &state.blobs,
+                    bytes,
+                    received,
+                    &state.series_rules,
+                )
+                .await,
+            );
         }
         Payload::Multipart(boundary) => {
             let mut reader = MultipartReader::new(body.into_data_stream(), &boundary, limit);
@@ -148,7 +157,14 @@ async fn stow(
                         )))),
                     },
                     _ => {
-                        ingest::store_instance(&state.db, &state.blobs, part.body, received, &state.series_rules).await
+                        crate::jobs::denoise::completion::store_and_note(
+                            &state.db,
+                            &state.blobs,
+                            part.body,
+                            received,
+                            &state.series_rules,
+                        )
+                        .await
                     }
                 };
                 receipts.push(receipt);

@@ -1,0 +1,91 @@
+//! Program assembly in one place: from the parsed flags ([`super::config`]) to the settings
+//! each part is built with (inference, the worker, the pipeline, learning, the gate).
+
+use super::config::{HttpArgs, InferenceArgs, JobArgs, LearningArgs, PipelineArgs, SessionArgs};
+use crate::api::{HttpLimits, SessionSettings};
+
+impl LearningArgs {
+    pub fn gate_limits(&self) -> crate::science::training::gate::GateLimits {
+        crate::science::training::gate::GateLimits {
+            max_validation_loss_ratio: self.gate_max_validation_loss_ratio,
+            body_mean_percent: self.gate_body_mean_percent,
+            uniform_mean_percent: self.gate_uniform_mean_percent,
+            hot_spot_max_percent: self.gate_hot_spot_max_percent,
+        }
+    }
+}
+
+impl PipelineArgs {
+    pub fn rules(&self) -> crate::dicom::series_kind::DescriptionRules {
+        let clean =
+            |markers: &[String]| markers.iter().map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect();
+        crate::dicom::series_kind::DescriptionRules {
+            n2n_half: clean(&self.n2n_markers),
+            low_count: clean(&self.low_count_markers),
+        }
+    }
+
+    pub fn learning_settings(&self) -> crate::jobs::learning::LearningSettings {
+        crate::jobs::learning::LearningSettings {
+            auto_rounds: self.learning.auto_rounds,
+            round_defaults: self.learning.round_defaults.clone(),
+            quiet_period: self.series_quiet_period,
+            gate: self.learning.gate_limits(),
+            redenoise_after_round: self.learning.redenoise_after_round,
+            progress_interval: self.learning.round_progress_interval,
+        }
+    }
+
+    pub fn completion(&self) -> crate::jobs::denoise::completion::CompletionSettings {
+        crate::jobs::denoise::completion::CompletionSettings {
+            quiet_period: self.series_quiet_period,
+            rules: self.rules(),
+        }
+    }
+
+    pub fn naming(&self) -> crate::jobs::denoise::denoise_job::DerivedNaming {
+        crate::jobs::denoise::denoise_job::DerivedNaming {
+            uid_root: self.derived.uid_root.clone(),
+            label: self.derived.series_label.clone(),
+            series_number_offset: self.derived.series_number_offset,
+        }
+    }
+}
+
+impl JobArgs {
+    pub fn settings(&self) -> crate::jobs::worker::WorkerSettings {
+        crate::jobs::worker::WorkerSettings {
+            poll_interval: self.job_poll_interval,
+            lease: self.job_lease,
+            heartbeat: self.job_heartbeat,
+            ..crate::jobs::worker::WorkerSettings::default()
+        }
+    }
+}
+
+impl InferenceArgs {
+    pub fn settings(&self) -> crate::inference::InferenceSettings {
+        crate::inference::InferenceSettings {
+            ort_dylib_path: self.ort_dylib_path.clone(),
+            base_model: self.base_model.clone(),
+            intra_threads: match self.inference_threads {
+                0 => crate::inference::available_cores(),
+                n => n,
+            },
+            batch_windows: self.inference_batch,
+            session_cache: self.inference_sessions,
+        }
+    }
+}
+
+impl HttpArgs {
+    pub fn limits(&self) -> HttpLimits {
+        HttpLimits { request_timeout: self.request_timeout, json_body_limit: self.json_body_limit }
+    }
+}
+
+impl SessionArgs {
+    pub fn settings(&self) -> SessionSettings {
+        SessionSettings { lifetime: self.session_lifetime, secure_cookies: self.secure_cookies }
+    }
+}

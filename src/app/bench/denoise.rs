@@ -1,0 +1,171 @@
+//! `petal bench denoise`: the pipeline on one simulated series (Part 10 files in: decode,
+//! assemble, normalise, infer, invert, write derived Part 10 files out), next to the raw
+//! inference engine on the same volume in the same run, so the pipeline's own overhead is
+//! visible. Storage (blob store, index) is not included: it is measured by `bench stow`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::dicom::simulated_series::{SeriesHeader, StudyHeader, derived_uid, write_series};
+use crate::inference::{DEFAULT_ORT_DYLIB_PATH, Volume};
+use crate::jobs::denoise::denoise_series::{DerivedSeriesSettings, denoise_series};
+use crate::science::model::config::DnCnnConfig;
+use crate::science::model::directory::StoredModel;
+use crate::science::model::pseudo_random::pseudo_random_model;
+use crate::science::simulation::acquisition::ScannerModel;
+use crate::science::simulation::osem::reconstruct;
+use crate::science::simulation::{Grid, ReconVersion, Scan};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DenoiseBenchArgs {
+    /// Rows and columns of each slice.
+    #[arg(long, default_value_t = 192)]
+    pub size: usize,
+    /// Slices in the series.
+    #[arg(long, default_value_t = 48)]
+    pub slices: usize,
+    /// Timed runs of each, after one warm-up run.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
+    /// Model directory; without it, pseudo-random weights at `--width-multiplier`.
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    /// Width multiplier of the pseudo-random model (1.0 is the paper's).
+    #[arg(long, default_value_t = 1.0)]
+    pub width_multiplier: f64,
+    /// ONNX Runtime intra-op threads; 0 means one per CPU core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Slice windows per network call.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// The ONNX Runtime shared library petal loads.
+    #[arg(long, env = "ORT_DYLIB_PATH", default_value = DEFAULT_ORT_DYLIB_PATH)]
+    pub ort_dylib_path: PathBuf,
+}
+
+fn median(mut seconds: Vec<f64>) -> f64 {
+    seconds.sort_by(f64::total_cmp);
+    seconds[seconds.len() / 2]
+}
+
+/// One simulated full-count series as Part 10 files.
+fn simulated_series(size: usize, slices: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+    let scan = Scan::acquire(1, Grid::new(size, slices), ScannerModel::default(), 120.0);
+    let image = reconstruct(&scan.system, &scan.counts, &ReconVersion::V1.settings(), &|| {});
+    let folder = tempfile_dir()?;
+    let study = StudyHeader {
+        patient: scan.phantom.patient.clone(),
+        patient_id: "BENCH-1".into(),
+        patient_name: "Bench^Series".into(),
+        study_uid: derived_uid(&["bench", "study"]),
+        frame_of_reference_uid: derived_uid(&["bench", "frame"]),
+        uid_seed: "bench".into(),
+        seconds_per_bed: 120.0,
+    };
+    let series = SeriesHeader {
+        role: "full-count".into(),
+        series_number: 2,
+        description: "PET WB FDG v1 full-count".into(),
+        reconstruction: ReconVersion::V1.settings().describe(),
+        fraction: 1.0,
+    };
+    let paths = write_series(&study, &series, &image, &folder.0)?;
+    paths.iter().map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).collect()
+}
+
+/// A temporary folder removed when dropped.
+struct TempFolder(PathBuf);
+
+impl Drop for TempFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<TempFolder> {
+    let path = std::env::temp_dir().join(format!("petal-bench-denoise-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&path).context("creating the bench folder")?;
+    Ok(TempFolder(path))
+}
+
+pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.size >= 16 && args.slices >= 3 && args.repeats > 0, "size ≥ 16, slices ≥ 3, repeats > 0");
+    let threads = match args.threads {
+        0 => crate::inference::available_cores(),
+        n => n,
+    };
+    let model = Arc::new(match &args.model {
+        Some(dir) => StoredModel::load(dir).with_context(|| format!("loading {}", dir.display()))?,
+        None => pseudo_random_model(DnCnnConfig::scaled(args.width_multiplier), 7)?,
+    });
+    crate::report!(
+        "petal bench denoise --size {} --slices {} --repeats {} --threads {threads} --batch {}{}",
+        args.size,
+        args.slices,
+        args.repeats,
+        args.batch,
+        match &args.model {
+            Some(dir) => format!(" --model {}", dir.display()),
+            None => format!(" --width-multiplier {}", args.width_multiplier),
+        }
+    );
+    crate::report!("date: {}; machine: {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), super::machine());
+    crate::report!(
+        "model: DnCNN widths {:?}, {:.2} MFLOP per pixel",
+        model.config.widths(),
+        model.config.flops_per_pixel() / 1e6
+    );
+
+    let (size, slices) = (args.size, args.slices);
+    let sources = tokio::task::spawn_blocking(move || simulated_series(size, slices)).await.context("simulating")??;
+    let engine = super::start_engine(&args.ort_dylib_path, threads, args.batch).await?;
+    crate::report!("engine: {}", engine.description());
+    let derived = DerivedSeriesSettings {
+        uid_root: crate::dicom::Uid::parse("2.25").context("UID root")?,
+        label: "petal denoised (research use):".into(),
+        series_number_offset: 1000,
+        model_version: None,
+        device_uid: crate::storage::models::device_uid(&model.sha256, None, None),
+        uid_seed: None,
+    };
+
+    // The pipeline: Part 10 in, Part 10 out.
+    let warm = denoise_series(&engine, model.clone(), &sources, &derived).await.context("warm-up run")?;
+    let normalisation = warm.normalisation;
+    let mut pipeline = Vec::new();
+    for _ in 0..args.repeats {
+        let started = Instant::now();
+        denoise_series(&engine, model.clone(), &sources, &derived).await.context("denoising the series")?;
+        pipeline.push(started.elapsed().as_secs_f64());
+    }
+    // The raw engine on the same normalised volume.
+    let mut data = Vec::with_capacity(size * size * slices);
+    for bytes in &sources {
+        let slice = crate::dicom::volume::Slice::from_part10(bytes)?;
+        data.push(slice);
+    }
+    let volume = crate::dicom::volume::assemble(data)?;
+    let values: Vec<f32> =
+        volume.slices.iter().flat_map(|s| s.values.iter().map(|v| normalisation.forward(*v))).collect();
+    let volume = Volume::new(slices, size, size, values)?;
+    let mut raw = Vec::new();
+    for _ in 0..args.repeats {
+        let started = Instant::now();
+        engine.denoise_volume(model.clone(), volume.clone()).await.context("raw inference")?;
+        raw.push(started.elapsed().as_secs_f64());
+    }
+    let (pipeline, raw) = (median(pipeline), median(raw));
+    crate::report!("| measure | seconds per series (median) | output slices/s |");
+    crate::report!("|---|---|---|");
+    crate::report!(
+        "| pipeline (decode, assemble, SUV, infer, invert, write DICOM) | {pipeline:.3} | {:.2} |",
+        slices as f64 / pipeline
+    );
+    crate::report!("| raw inference engine, same volume | {raw:.3} | {:.2} |", slices as f64 / raw);
+    crate::report!("pipeline overhead: {:.1} % of the pipeline's time", (pipeline - raw) / pipeline * 100.0);
+    Ok(())
+}

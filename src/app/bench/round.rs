@@ -1,0 +1,95 @@
+//! `petal bench round`: one short N2N + TGD round on a simulated v2 patient, on the CPU or
+//! on CUDA, with seconds per step and the losses, as one JSON line a script can compare
+//! across devices (scripts/gpu-check runs it on both).
+
+use std::time::Instant;
+
+use anyhow::Context;
+
+use crate::science::model::directory::StoredModel;
+use crate::science::simulation::acquisition::ScannerModel;
+use crate::science::simulation::osem::reconstruct;
+use crate::science::simulation::{Grid, ReconVersion, Scan};
+use crate::science::training::n2n_round::{Flow, N2nPair, RoundSettings, run_round};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchDevice {
+    Cpu,
+    Cuda,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct RoundBenchArgs {
+    /// Parent model directory (the base model by default).
+    #[arg(long, env = "PETAL_BASE_MODEL", default_value = "models/base")]
+    pub model: std::path::PathBuf,
+    /// Where the round runs.
+    #[arg(long, value_enum, default_value_t = BenchDevice::Cpu)]
+    pub device: BenchDevice,
+    /// Pixels across each simulated slice.
+    #[arg(long, default_value_t = 64)]
+    pub size: usize,
+    /// Slices of the simulated patient.
+    #[arg(long, default_value_t = 16)]
+    pub slices: usize,
+    /// Seed of the simulated patient.
+    #[arg(long, default_value_t = 31)]
+    pub patient_seed: u64,
+    /// Round settings to change from the defaults, as JSON (the API's RoundSettings), e.g.
+    /// '{"steps_per_pass": 100, "phi": 0.4}'.
+    #[arg(long, default_value = "{}")]
+    pub settings: String,
+}
+
+pub fn run(args: &RoundBenchArgs) -> anyhow::Result<()> {
+    let parent = StoredModel::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
+    let settings: RoundSettings =
+        serde_json::from_str(&args.settings).context("--settings: a RoundSettings JSON object")?;
+    let scan = Scan::acquire(args.patient_seed, Grid::new(args.size, args.slices), ScannerModel::default(), 120.0);
+    let (a, b) = scan.n2n_halves();
+    let recon = ReconVersion::V2.settings();
+    let pair =
+        N2nPair { a: reconstruct(&scan.system, &a, &recon, &|| {}), b: reconstruct(&scan.system, &b, &recon, &|| {}) };
+    let mut step_seconds = Vec::new();
+    let mut last = Instant::now();
+    let mut observer = |_step: usize, _total: usize, _loss: f64| {
+        step_seconds.push(last.elapsed().as_secs_f64());
+        last = Instant::now();
+        Flow::Continue
+    };
+    let started = Instant::now();
+    let outcome = match args.device {
+        BenchDevice::Cpu => {
+            run_round::<crate::science::model::backend::CpuTrainingBackend>(&parent, &pair, &settings, &mut observer)?
+        }
+        #[cfg(feature = "cuda")]
+        BenchDevice::Cuda => {
+            anyhow::ensure!(
+                crate::science::model::backend::gpu_driver_present(),
+                "no NVIDIA driver (libcuda.so.1) on this machine"
+            );
+            run_round::<crate::science::model::backend::CudaTrainingBackend>(&parent, &pair, &settings, &mut observer)?
+        }
+        #[cfg(not(feature = "cuda"))]
+        BenchDevice::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+    };
+    let total = started.elapsed().as_secs_f64();
+    step_seconds.sort_by(f64::total_cmp);
+    let median = step_seconds.get(step_seconds.len() / 2).copied().unwrap_or(f64::NAN);
+    let report = &outcome.report;
+    let line = serde_json::json!({
+        "device": format!("{:?}", args.device).to_lowercase(),
+        "steps": report.losses.len(),
+        "median_step_seconds": median,
+        "round_seconds": total,
+        "first_loss": report.losses.first().map(|p| p.loss),
+        "last_loss": report.losses.last().map(|p| p.loss),
+        "validation_loss_parent": report.validation_loss_parent,
+        "validation_loss": report.validation_loss,
+        "validation_gain_percent": (1.0 - report.validation_loss / report.validation_loss_parent) * 100.0,
+        "settings": settings,
+        "fraction_retrained": report.fraction_retrained,
+    });
+    crate::report!("{line}");
+    Ok(())
+}

@@ -1,0 +1,175 @@
+//! The flags of the offline commands: `denoise`, `simulate`, `train-base`, `demo`, `eval`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::serve::{DerivedSeriesArgs, InferenceArgs};
+use super::values::recon_version_parser;
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum EvalCommand {
+    /// Reproduce the TGD paper's Table 1 (v1-net, v2-net, FT-net, TGD-net, TGD_N2N-net; lesion
+    /// bias and liver CoV) and its KSE sweep on simulated data; resumable.
+    Paper(EvalPaperArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalPaperArgs {
+    /// A smoke run of a few minutes at a tiny scale (its numbers mean nothing).
+    #[arg(long)]
+    pub quick: bool,
+    /// Folder of the trained networks (reused when run again); `eval-paper-<scale>` by default.
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Where the report, results.json and figures go: docs/results, or WORK/results with --quick.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// The running petal.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// File holding an admin token (the one `petal serve` writes on first start).
+    #[arg(long, default_value = "petal-data/admin-token")]
+    pub token_file: PathBuf,
+    /// Seed of the simulated patient.
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Pixels across each slice.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Number of slices.
+    #[arg(long, default_value_t = 32)]
+    pub slices: usize,
+    /// How long to wait for the derived series.
+    #[arg(long, default_value_t = 600)]
+    pub timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TrainBaseArgs {
+    /// Model directory to write (weights, config, ONNX, report, loss curve); also holds the checkpoints.
+    pub output: PathBuf,
+    /// Width multiplier of the network (1.0 is the paper's; 0.25 is the shipped model's).
+    #[arg(long, default_value_t = 0.25)]
+    pub width_multiplier: f64,
+    /// Training steps.
+    #[arg(long, default_value_t = 3000)]
+    pub steps: usize,
+    /// Patches per step.
+    #[arg(long, default_value_t = crate::science::training::DEFAULT_BATCH)]
+    pub batch: usize,
+    /// Side of the square patches.
+    #[arg(long, default_value_t = crate::science::training::DEFAULT_PATCH)]
+    pub patch: usize,
+    /// Adam's learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    pub learning_rate: f64,
+    /// Share of the steps, at the end, trained at a lower learning rate.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_decay_share: f64,
+    /// The lower learning rate, as a multiple of `--learning-rate`.
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_decay_factor: f64,
+    /// Steps between checkpoints.
+    #[arg(long, default_value_t = 100)]
+    pub checkpoint_every: usize,
+    /// Share of the patches drawn around a lesion of the simulated patients (0 draws every
+    /// patch uniformly, as the paper did and as the shipped model was trained); docs/models.md
+    /// has what 0.5 changed.
+    #[arg(long, default_value_t = 0.0)]
+    pub lesion_share: f64,
+    /// Weight of the squared error at lesion voxels of the simulated patients (1: plain MSE,
+    /// every voxel alike). Larger values make flattening a small hot lesion cost more than
+    /// the noise it removes; docs/models.md has what it changed.
+    #[arg(long, default_value_t = 1.0)]
+    pub lesion_weight: f64,
+    /// Batches whose BatchNorm statistics, averaged, replace training's running statistics
+    /// at the end (0 keeps training's exponential average of the last batches, as the
+    /// shipped model does).
+    #[arg(long, default_value_t = 0)]
+    pub batch_norm_batches: usize,
+    /// Independent realizations per count level of the held-out patient in the report.
+    #[arg(long, default_value_t = 4)]
+    pub held_out_realizations: usize,
+    /// Seed of the weights, the patch draws and the first simulated patient.
+    #[arg(long, default_value_t = 1000)]
+    pub seed: u64,
+    /// Simulated training patients (one more is simulated and held out).
+    #[arg(long, default_value_t = 6)]
+    pub patients: u64,
+    /// Pixels across each simulated slice.
+    #[arg(long, default_value_t = 96)]
+    pub size: usize,
+    /// Slices per simulated patient.
+    #[arg(long, default_value_t = 32)]
+    pub slices: usize,
+    /// OSEM version of the training data (the paper's v1-net: v1).
+    #[arg(long, default_value = "v1", value_parser = recon_version_parser())]
+    pub recon: crate::science::simulation::ReconVersion,
+    /// Full-count scan time of the simulated patients (s per bed).
+    #[arg(long, default_value_t = 120.0)]
+    pub seconds_per_bed: f64,
+    /// Shares of the full counts the noisy inputs are reconstructed from.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.25, 0.5, 1.0])]
+    pub count_levels: Vec<f64>,
+    /// Train on real pairs instead: DIR/<pair>/input and DIR/<pair>/target DICOM series (the last pair is held out).
+    #[arg(long)]
+    pub pairs: Option<PathBuf>,
+    /// Start over even if a checkpoint of the same run exists.
+    #[arg(long)]
+    pub fresh: bool,
+    /// Start from this model directory's weights instead of fresh ones: the run goes on
+    /// training that model (e.g. on lesion patches). Its widths must be those of
+    /// `--width-multiplier`, and it must not be the output directory.
+    #[arg(long)]
+    pub init_from: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimulateArgs {
+    /// Folder to write the studies into (one sub-folder `sim-<seed>` per study).
+    pub output: PathBuf,
+    /// Number of patients (studies), with seeds `--seed`, `--seed + 1`, …
+    #[arg(long, default_value_t = 1)]
+    pub patients: u64,
+    /// Seed of the first patient: the same seed gives the same phantom, counts and files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Pixels across each slice (over a 600 mm field of view), e.g. 96, 128 or 192.
+    #[arg(long, default_value_t = 128)]
+    pub size: usize,
+    /// Number of axial slices (the phantom spans the thorax to the pelvis whatever the number).
+    #[arg(long, default_value_t = 48)]
+    pub slices: usize,
+    /// Full-count scan time per bed position (s): sets the count level.
+    #[arg(long, default_value_t = 120.0)]
+    pub seconds_per_bed: f64,
+    /// OSEM version: v1 (no resolution modelling, 8 mm filter) or v2 (PSF, no filter).
+    #[arg(long, default_value = "v1", value_parser = recon_version_parser())]
+    pub recon: crate::science::simulation::ReconVersion,
+    /// Number of i.i.d. low-count realizations (disjoint parts of the counts).
+    #[arg(long, default_value_t = 10)]
+    pub realizations: usize,
+    /// Share of the full counts in each low-count realization.
+    #[arg(long, default_value_t = 0.1)]
+    pub low_count_fraction: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DenoiseArgs {
+    /// Folder of DICOM files (searched recursively).
+    pub input: PathBuf,
+    /// Folder for the derived series, one sub-folder per series.
+    pub output: PathBuf,
+    /// Model directory to denoise with (default: the base model).
+    #[arg(long)]
+    pub model: Option<PathBuf>,
+    #[command(flatten)]
+    pub inference: InferenceArgs,
+    #[command(flatten)]
+    pub derived: DerivedSeriesArgs,
+}

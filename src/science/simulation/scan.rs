@@ -1,0 +1,52 @@
+//! One simulated PET scan of a phantom: the system model, the full-count data, and the
+//! lower-count data sets cut from those counts (N2N halves, low-count realizations).
+
+use super::acquisition::{ScannerModel, Sinograms, SplitError, SystemModel, poisson, split, thin};
+use super::phantom::Phantom;
+use crate::science::image::Grid;
+
+/// Random streams (with the seed) of each data set, so each is reproducible on its own.
+const STREAM_FULL: u64 = 1;
+const STREAM_HALVES: u64 = 2;
+const STREAM_REALIZATIONS: u64 = 3;
+const STREAM_THINNED: u64 = 100;
+
+/// A phantom scanned for `duration_s` seconds.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub seed: u64,
+    pub phantom: Phantom,
+    pub system: SystemModel,
+    /// The counts of the whole scan.
+    pub counts: Sinograms,
+}
+
+impl Scan {
+    /// Draws the phantom for `seed` and its full-count data.
+    pub fn acquire(seed: u64, grid: Grid, scanner: ScannerModel, duration_s: f64) -> Self {
+        let phantom = Phantom::generate(seed, grid);
+        let system = SystemModel::new(&phantom.activity, &phantom.attenuation, scanner, duration_s);
+        let counts = poisson(&system.expected(&phantom.activity), seed, STREAM_FULL);
+        Self { seed, phantom, system, counts }
+    }
+
+    /// The data with no noise (the limit of infinite counts), for training targets.
+    pub fn noiseless(&self) -> Sinograms {
+        self.system.expected(&self.phantom.activity)
+    }
+
+    /// The two Noise2Noise halves: each count to A or B with probability ½.
+    pub fn n2n_halves(&self) -> (Sinograms, Sinograms) {
+        thin(&self.counts, 0.5, self.seed, STREAM_HALVES)
+    }
+
+    /// `parts` i.i.d. realizations of `fraction` of the scan each (disjoint parts of the counts).
+    pub fn realizations(&self, parts: usize, fraction: f64) -> Result<Vec<Sinograms>, SplitError> {
+        split(&self.counts, parts, fraction, self.seed ^ STREAM_REALIZATIONS)
+    }
+
+    /// One realization of `fraction` of the scan; `variant` picks an independent draw.
+    pub fn thinned(&self, fraction: f64, variant: u64) -> Sinograms {
+        thin(&self.counts, fraction, self.seed, STREAM_THINNED + variant).0
+    }
+}

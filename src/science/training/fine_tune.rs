@@ -1,0 +1,166 @@
+//! Fine-tuning a copy of a parent network on any input → target pairs, restricted as the
+//! round's kind says: TGD (KSE masks, one or more passes), TGD's parameter-mask variant, or
+//! FT-net's last three convolutions. An online-learning round calls it with the two N2N
+//! directions of one scan; the paper's evaluation calls it with supervised low-count →
+//! high-count pairs of a few studies of the new reconstruction (TGD-net and FT-net).
+
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{Tensor, TensorData};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::base::TrainingPair;
+use super::base::batch_norm::precise_batch_norm;
+use super::base::checkpoint::LossPoint;
+use super::base::patches::{PatchSampler, PatchSampling};
+use super::round_control::{Flow, RoundError, RoundObserver};
+use super::round_settings::{RoundKind, RoundSettings};
+use super::tgd_passes::{PassError, run_tgd_passes};
+use super::trainer::{OptimizerSettings, Trainer};
+use super::update_plan::{RunningStatistics, UpdatePlan, UpdateRule};
+use crate::science::model::backend::{CpuBackend, TrainingDevice};
+use crate::science::model::config::DnCnnConfig;
+use crate::science::model::directory::StoredModel;
+use crate::science::model::network::DnCnn;
+use crate::science::model::tgd_mask::NetworkMask;
+
+/// The fine-tuned weights and what the training did.
+#[derive(Debug, Clone)]
+pub struct FineTuned {
+    pub model: StoredModel,
+    /// Each TGD pass's masks (empty for a fine-tune of the last layers).
+    pub passes: Vec<NetworkMask>,
+    /// Share of all parameters any pass could change.
+    pub fraction_retrained: f64,
+    pub losses: Vec<LossPoint>,
+}
+
+/// Fine-tunes `parent` on `pairs` (patches drawn as in base training, from each pair's
+/// `train_slices`) where [`TrainingDevice::choose`] says.
+pub fn fine_tune_on_best_device(
+    parent: &StoredModel,
+    pairs: &[TrainingPair],
+    settings: &RoundSettings,
+    observer: &mut dyn RoundObserver,
+) -> Result<(FineTuned, TrainingDevice), RoundError> {
+    match TrainingDevice::choose() {
+        #[cfg(feature = "cuda")]
+        TrainingDevice::Cuda => Ok((
+            fine_tune::<crate::science::model::backend::CudaTrainingBackend>(parent, pairs, settings, observer)?,
+            TrainingDevice::Cuda,
+        )),
+        _ => Ok((
+            fine_tune::<crate::science::model::backend::CpuTrainingBackend>(parent, pairs, settings, observer)?,
+            TrainingDevice::Cpu,
+        )),
+    }
+}
+
+/// Fine-tunes `parent` on `pairs` on backend `B`; the observer sees every step and may
+/// cancel between steps.
+pub fn fine_tune<B: AutodiffBackend>(
+    parent: &StoredModel,
+    pairs: &[TrainingPair],
+    settings: &RoundSettings,
+    observer: &mut dyn RoundObserver,
+) -> Result<FineTuned, RoundError> {
+    settings.validate()?;
+    if pairs.is_empty() {
+        return Err(RoundError::Pair("no training pairs".into()));
+    }
+    let device = B::Device::default();
+    let network = DnCnn::<B>::from_weights(&parent.config, &parent.weights, &device)?;
+    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, weight_decay: 0.0 };
+    let total = settings.total_steps();
+    let mut losses = Vec::with_capacity(total);
+    let mut step = 0usize;
+    // Uniform draws: an online round's pairs are DICOM series, whose lesions are unknown, and
+    // the paper's fine-tuning (eval paper) drew uniformly too.
+    let sampling = PatchSampling {
+        batch: settings.batch,
+        patch: settings.patch,
+        window: parent.config.input_slices,
+        lesion_share: 0.0,
+    };
+    let sampler = PatchSampler::new(pairs, sampling);
+    let mut train = |trainer: &mut Trainer<B>| -> Result<(), RoundError> {
+        for _ in 0..settings.steps_per_pass {
+            let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
+            let batch = sampler.draw(&mut rng);
+            let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
+            let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
+            let loss = trainer.step(input, target);
+            if !loss.is_finite() {
+                return Err(RoundError::Diverged(loss));
+            }
+            step += 1;
+            losses.push(LossPoint { step, loss });
+            if observer.step(step, total, loss) == Flow::Cancel {
+                return Err(RoundError::Cancelled);
+            }
+        }
+        Ok(())
+    };
+    let (network, passes, retrained) = match settings.kind {
+        RoundKind::FineTuneLastLayers => {
+            let plan = UpdatePlan::last_layers(&network, 3);
+            let retrained = plan.retrain.clone();
+            let mut trainer = Trainer::new(network, plan, optimizer, &device);
+            train(&mut trainer)?;
+            (trainer.into_network(), Vec::new(), retrained)
+        }
+        RoundKind::Tgd | RoundKind::TgdParameterMask => {
+            let rule = if settings.kind == RoundKind::Tgd { UpdateRule::TgdLayer } else { UpdateRule::ParameterMask };
+            let (network, report) =
+                run_tgd_passes(network, settings.tgd_passes, settings.phi, rule, optimizer, &device, |_, trainer| {
+                    train(trainer)
+                })
+                .map_err(|e| match e {
+                    PassError::Weights(e) => RoundError::Weights(e),
+                    PassError::Training(e) => e,
+                })?;
+            (network, report.passes, report.union)
+        }
+    };
+    let fraction_retrained = plan_fraction(&parent.config, &retrained);
+    let trained = StoredModel::new(parent.config.clone(), network.to_weights())?;
+    let plan = UpdatePlan { retrain: retrained, rule: UpdateRule::ParameterMask };
+    let model = average_retrained_statistics(trained, &sampler, settings, &plan)?;
+    Ok(FineTuned { model, passes, fraction_retrained, losses })
+}
+
+/// `trained` with the running statistics of the channels `plan` retrained replaced by the
+/// mean of `settings.batch_norm_batches` batches' statistics ([`precise_batch_norm`]); the
+/// plan puts every kept channel's back, bit for bit, as it does after every step.
+fn average_retrained_statistics(
+    trained: StoredModel,
+    sampler: &PatchSampler<'_>,
+    settings: &RoundSettings,
+    plan: &UpdatePlan,
+) -> Result<StoredModel, RoundError> {
+    if settings.batch_norm_batches == 0 {
+        return Ok(trained);
+    }
+    let averaged = precise_batch_norm(&trained, sampler, settings.batch_norm_batches, settings.seed)
+        .map_err(|e| RoundError::Statistics(format!("{e:#}")))?;
+    let device = Default::default();
+    let steps_only = DnCnn::<CpuBackend>::from_weights(&trained.config, &trained.weights, &device)?;
+    let mut network = DnCnn::<CpuBackend>::from_weights(&averaged.config, &averaged.weights, &device)?;
+    plan.restore_running_statistics(&mut network, &RunningStatistics::of(&steps_only));
+    Ok(StoredModel::new(trained.config, network.to_weights())?)
+}
+
+/// Share of all parameters in the retrained output channels of `retrain`.
+pub fn plan_fraction(config: &DnCnnConfig, retrain: &[Vec<bool>]) -> f64 {
+    let layers = config.layers();
+    let total: usize = layers.iter().map(|l| l.parameters()).sum();
+    let retrained: usize = layers
+        .iter()
+        .zip(retrain)
+        .map(|(layer, channels)| {
+            let per_channel = layer.parameters() / layer.out_channels.max(1);
+            per_channel * channels.iter().filter(|c| **c).count()
+        })
+        .sum();
+    retrained as f64 / total.max(1) as f64
+}

@@ -1,0 +1,146 @@
+//! One network being trained: Adam steps on MSE under an [`UpdatePlan`].
+//!
+//! Noise2Noise pairs, patch sampling and rounds build on this; here a step takes a batch of
+//! inputs and targets, computes the loss through the TGD-gated forward pass, masks the
+//! gradients, steps Adam (no decoupled weight decay, so exactly-zero gradients leave a
+//! parameter bit-identical) and restores the running statistics of kept BatchNorm channels.
+
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::{ElementConversion, Tensor};
+
+use super::update_plan::{RunningStatistics, UpdatePlan};
+use crate::science::model::network::{DnCnn, TgdGates};
+
+/// Optimiser settings of a training run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OptimizerSettings {
+    /// Adam's learning rate (the paper: 1e-3).
+    pub learning_rate: f64,
+    /// Coefficient of the L2 regulariser, masked like the gradients (0 disables it).
+    pub weight_decay: f64,
+}
+
+impl Default for OptimizerSettings {
+    fn default() -> Self {
+        Self { learning_rate: 1e-3, weight_decay: 0.0 }
+    }
+}
+
+/// A network, its optimiser state and the plan restricting what changes.
+pub struct Trainer<B: AutodiffBackend> {
+    network: Option<DnCnn<B>>,
+    optimizer: OptimizerAdaptor<Adam, DnCnn<B>, B>,
+    plan: UpdatePlan,
+    gates: TgdGates<B>,
+    parent_statistics: RunningStatistics<B>,
+    settings: OptimizerSettings,
+}
+
+impl<B: AutodiffBackend> Trainer<B> {
+    pub fn new(network: DnCnn<B>, plan: UpdatePlan, settings: OptimizerSettings, device: &B::Device) -> Self {
+        let optimizer = AdamConfig::new().init::<B, DnCnn<B>>();
+        let gates = plan.gates(device);
+        let network = network.own_running_statistics();
+        let parent_statistics = RunningStatistics::of(&network);
+        Self { network: Some(network), optimizer, plan, gates, parent_statistics, settings }
+    }
+
+    /// The network as it stands.
+    pub fn network(&self) -> &DnCnn<B> {
+        // Only `step` takes it out, and it always puts it back.
+        self.network.as_ref().unwrap_or_else(|| unreachable!("the network is always present between steps"))
+    }
+
+    pub fn into_network(mut self) -> DnCnn<B> {
+        self.network.take().unwrap_or_else(|| unreachable!("the network is always present between steps"))
+    }
+
+    /// Changes the learning rate of the next steps (a schedule); Adam's moments are kept.
+    pub fn set_learning_rate(&mut self, learning_rate: f64) {
+        self.settings.learning_rate = learning_rate;
+    }
+
+    pub fn plan(&self) -> &UpdatePlan {
+        &self.plan
+    }
+
+    /// The loss and the gradients the plan lets through, without stepping.
+    pub fn gradients(&self, input: Tensor<B, 4>, target: Tensor<B, 4>) -> (f64, GradientsParams) {
+        self.weighted_gradients(input, target, None)
+    }
+
+    /// As [`Self::gradients`], each voxel's squared error weighted by `weight` when given.
+    fn weighted_gradients(
+        &self,
+        input: Tensor<B, 4>,
+        target: Tensor<B, 4>,
+        weight: Option<Tensor<B, 4>>,
+    ) -> (f64, GradientsParams) {
+        let network = self.network();
+        let output = network.forward_gated(input, &self.gates);
+        let loss = match weight {
+            Some(weight) => weighted_mse(output, target, weight),
+            None => mse(output, target),
+        };
+        let value = loss.clone().into_scalar().elem::<f64>();
+        let grads = GradientsParams::from_grads(loss.backward(), network);
+        (value, self.plan.mask_gradients(network, grads, self.settings.weight_decay))
+    }
+
+    /// One optimisation step on a batch; returns the batch's loss before the step.
+    pub fn step(&mut self, input: Tensor<B, 4>, target: Tensor<B, 4>) -> f64 {
+        self.step_weighted(input, target, None)
+    }
+
+    /// One step on the loss of [`weighted_mse`] when `weight` is given (else plain MSE).
+    pub fn step_weighted(&mut self, input: Tensor<B, 4>, target: Tensor<B, 4>, weight: Option<Tensor<B, 4>>) -> f64 {
+        let (loss, grads) = self.weighted_gradients(input, target, weight);
+        let network = self.take_network();
+        let mut network = self.optimizer.step(self.settings.learning_rate, network, grads);
+        self.plan.restore_running_statistics(&mut network, &self.parent_statistics);
+        self.network = Some(network);
+        loss
+    }
+
+    fn take_network(&mut self) -> DnCnn<B> {
+        self.network.take().unwrap_or_else(|| unreachable!("the network is always present between steps"))
+    }
+}
+
+/// Mean squared error.
+pub fn mse<B: burn::tensor::backend::Backend>(output: Tensor<B, 4>, target: Tensor<B, 4>) -> Tensor<B, 1> {
+    output.sub(target).powi_scalar(2).mean()
+}
+
+/// Mean over voxels of `weight` × squared error: with weight 1 everywhere, [`mse`].
+pub fn weighted_mse<B: burn::tensor::backend::Backend>(
+    output: Tensor<B, 4>,
+    target: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+) -> Tensor<B, 1> {
+    output.sub(target).powi_scalar(2).mul(weight).mean()
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::tensor::{Tensor, TensorData};
+
+    use super::{mse, weighted_mse};
+    use crate::science::model::backend::CpuBackend;
+
+    fn tensor(values: [f32; 4]) -> Tensor<CpuBackend, 4> {
+        Tensor::from_data(TensorData::new(values.to_vec(), [1, 1, 2, 2]), &Default::default())
+    }
+
+    #[test]
+    fn weighted_mse_weights_each_squared_error() {
+        let (output, target) = (tensor([1.0, 2.0, 3.0, 4.0]), tensor([0.0, 0.0, 3.0, 6.0]));
+        // Squared errors 1, 4, 0, 4; weights 1, 10, 1, 1: (1 + 40 + 0 + 4) / 4.
+        let weighted = weighted_mse(output.clone(), target.clone(), tensor([1.0, 10.0, 1.0, 1.0]));
+        assert_eq!(weighted.into_scalar(), 11.25);
+        let plain = weighted_mse(output.clone(), target.clone(), tensor([1.0; 4])).into_scalar();
+        assert_eq!(plain, mse(output, target).into_scalar());
+    }
+}
