@@ -5,9 +5,8 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Query;
 use super::{ApiError, AppState};
+use crate::domain::JobState;
 use crate::storage::jobs::{self, Job};
-
-const STATES: [&str; 5] = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,10 +29,15 @@ pub async fn list(
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::BadRequest("`limit` must be between 1 and 1000".into()));
     }
-    if let Some(wanted) = params.state.as_deref().filter(|s| !STATES.contains(s)) {
-        return Err(ApiError::BadRequest(format!("unknown state `{wanted}`: use one of {}", STATES.join(", "))));
-    }
-    let found = jobs::list(&state.db, params.state.as_deref(), params.kind.as_deref(), limit).await?;
+    let wanted = match params.state.as_deref().map(str::parse::<JobState>).transpose() {
+        Ok(wanted) => wanted,
+        Err(_) => {
+            let words: Vec<&str> = JobState::ALL.iter().map(|s| s.as_str()).collect();
+            let found = params.state.as_deref().unwrap_or_default();
+            return Err(ApiError::BadRequest(format!("unknown state `{found}`: use one of {}", words.join(", "))));
+        }
+    };
+    let found = jobs::list(&state.db, wanted, params.kind.as_deref(), limit).await?;
     Ok(axum::Json(JobList { jobs: found }))
 }
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::extract::Actor;
 use super::{ApiError, AppState};
+use crate::domain::RoundState;
 use crate::storage::audit::Outcome;
 use crate::storage::models::{self, ModelVersion};
 use crate::storage::patients;
@@ -90,7 +91,7 @@ pub async fn activate(
             Some(found) if found.patient_key.as_deref().is_some_and(|p| p != patient_key) => {
                 return refuse(ApiError::Unprocessable("this version belongs to another patient".into())).await;
             }
-            Some(found) if found.round_state.as_deref() == Some("rejected") => {
+            Some(found) if found.round_state.as_deref() == Some(RoundState::Rejected.as_str()) => {
                 return refuse(ApiError::Unprocessable(
                     "this version failed its round's gate and cannot go live; see its report for the reasons".into(),
                 ))

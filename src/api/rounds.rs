@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use super::extract::{Actor, Json};
 use super::{ApiError, AppState};
+use crate::domain::RoundState;
 use crate::jobs::learning::request::{RequestError, RoundRequest, request_round};
 use crate::storage::audit::Outcome;
 use crate::storage::patients;
@@ -42,7 +43,7 @@ pub struct RoundView {
     pub id: i64,
     pub patient_key: String,
     /// queued, running, activated, rejected, cancelled or failed.
-    pub state: String,
+    pub state: RoundState,
     pub kind: String,
     pub pair: PairView,
     pub settings: Value,
@@ -123,7 +124,8 @@ pub async fn create(
             actor.audit(&state.db, "round.create", &resource, None, Outcome::Failure).await?;
             return Err(ApiError::NotFound("no patient has this key".into()));
         }
-        Err(RequestError::Unusable(reason) | RequestError::Settings(reason)) => ApiError::Unprocessable(reason),
+        Err(RequestError::Unusable(reason)) => ApiError::Unprocessable(reason),
+        Err(RequestError::Settings(err)) => ApiError::Unprocessable(err.to_string()),
         Err(RequestError::Storage(err)) => ApiError::Storage(err),
     };
     actor.audit(&state.db, "round.create", &resource, Some(&patient_key), Outcome::Failure).await?;

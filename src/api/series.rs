@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use super::extract::Actor;
 use super::{ApiError, AppState};
+use crate::domain::SeriesState;
 use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
 use crate::storage::audit::Outcome;
 use crate::storage::models;
@@ -95,7 +96,7 @@ pub async fn get(
 pub struct DenoiseAccepted {
     pub series_uid: String,
     pub job_id: String,
-    pub state: &'static str,
+    pub state: SeriesState,
 }
 
 pub async fn denoise(
@@ -109,12 +110,12 @@ pub async fn denoise(
         actor.audit(&state.db, "series.denoise", &resource, Some(&processing.patient_key), Outcome::Failure).await?;
         Err::<(StatusCode, axum::Json<DenoiseAccepted>), ApiError>(error)
     };
-    match processing.state.as_str() {
-        "not_denoised" => {
+    match processing.state {
+        SeriesState::NotDenoised => {
             let reason = processing.reason.clone().unwrap_or_default();
             return refuse(ApiError::Unprocessable(format!("this series is not denoised: {reason}"))).await;
         }
-        "receiving" => {
+        SeriesState::Receiving => {
             let expected = processing.expected_instances.map_or("an unknown number".to_owned(), |n| n.to_string());
             return refuse(ApiError::Conflict(format!(
                 "the series is still arriving ({} of {expected} instances); it is denoised once complete",
@@ -129,7 +130,7 @@ pub async fn denoise(
             actor
                 .audit(&state.db, "series.denoise", &resource, Some(&processing.patient_key), Outcome::Success)
                 .await?;
-            Ok((StatusCode::ACCEPTED, axum::Json(DenoiseAccepted { series_uid, job_id, state: "queued" })))
+            Ok((StatusCode::ACCEPTED, axum::Json(DenoiseAccepted { series_uid, job_id, state: SeriesState::Queued })))
         }
         Enqueued::AlreadyActive(job_id) => {
             refuse(ApiError::Conflict(format!("a denoise job for this series is already queued or running: {job_id}")))

@@ -161,7 +161,7 @@ pub async fn start_inference(db: &Database, settings: &crate::inference::Inferen
     let mut inference = InferenceContext::start(settings).await;
     if let Some(model) = inference.base_model.clone() {
         let registered = crate::storage::models::register_base_model(db, &model, &settings.base_model).await;
-        inference.record_base_version(registered.map_err(|e| e.to_string()));
+        inference.record_base_version(registered);
     }
     inference
 }

@@ -3,5 +3,7 @@
 //! the API to and from JSON.
 
 mod role;
+mod states;
 
 pub use role::{Role, UnknownRole};
+pub use states::{JobState, RoundState, SeriesState, UnknownState};

@@ -105,7 +105,7 @@ impl InferenceContext {
 
     /// Notes the base model's registry id (or why it could not be registered, which makes
     /// the process not ready: its derived series would name no model version).
-    pub fn record_base_version(&mut self, registered: Result<i64, String>) {
+    pub fn record_base_version<E: std::fmt::Display>(&mut self, registered: Result<i64, E>) {
         match registered {
             Ok(id) => {
                 self.base_version = Some(id);

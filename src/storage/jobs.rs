@@ -10,6 +10,7 @@ use chrono::Utc;
 use sqlx::FromRow;
 
 use super::{Database, StorageError, with_pool};
+use crate::domain::JobState;
 
 /// Channel on which PostgreSQL announces new jobs (workers also poll).
 pub const NOTIFY_CHANNEL: &str = "petal_jobs";
@@ -52,7 +53,8 @@ pub struct Job {
     pub priority: i32,
     pub payload: String,
     pub dedupe_key: Option<String>,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: JobState,
     pub attempts: i32,
     pub max_attempts: i32,
     pub run_after_ms: i64,
@@ -225,14 +227,19 @@ pub async fn sweep_orphans(db: &Database) -> Result<u64, StorageError> {
 /// Jobs, newest first, optionally of one state and kind.
 pub async fn list(
     db: &Database,
-    state: Option<&str>,
+    state: Option<JobState>,
     kind: Option<&str>,
     limit: i64,
 ) -> Result<Vec<Job>, StorageError> {
     let sql = select_jobs!(
         "WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR kind = $2) ORDER BY created_ms DESC, id LIMIT $3"
     );
-    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(state).bind(kind).bind(limit).fetch_all(pool).await)?)
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql)
+        .bind(state.map(JobState::as_str))
+        .bind(kind)
+        .bind(limit)
+        .fetch_all(pool)
+        .await)?)
 }
 
 pub async fn get(db: &Database, id: &str) -> Result<Option<Job>, StorageError> {

@@ -54,6 +54,16 @@ pub enum StorageError {
     SqliteDirectory { path: String, source: std::io::Error },
     #[error("a stored value is not valid: {0}")]
     Corrupt(String),
+    /// A value could not be encoded to be written (nothing stored is wrong).
+    #[error("cannot encode {what} for the database: {source}")]
+    Encode { what: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
+}
+
+impl StorageError {
+    /// The error of encoding `what` for a write.
+    pub fn encode(what: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Encode { what, source: Box::new(source) }
+    }
 }
 
 /// A connection pool to petal's database, PostgreSQL or SQLite.

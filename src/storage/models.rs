@@ -157,8 +157,8 @@ pub async fn register_base_model(
     model: &crate::science::model::directory::StoredModel,
     dir: &std::path::Path,
 ) -> Result<i64, StorageError> {
-    let config = serde_json::to_string(&model.config).map_err(|e| StorageError::Corrupt(e.to_string()))?;
-    let weights = model.weights.to_safetensors().map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let config = serde_json::to_string(&model.config).map_err(|e| StorageError::encode("the model config", e))?;
+    let weights = model.weights.to_safetensors().map_err(|e| StorageError::encode("the model weights", e))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "base".to_owned());
     let report = std::fs::read_to_string(dir.join(crate::science::model::directory::REPORT_FILE)).ok();
     let new = NewModelVersion {

@@ -12,6 +12,7 @@ use sqlx::FromRow;
 use super::jobs::{INSERT_SQL, NewJob, bind_new_job, notify, now_ms};
 use super::models::{self, ACTIVATE_SQL, INSERT_VERSION_SQL, ModelVersion, NewModelVersion, bind_new_version};
 use super::{Database, StorageError, with_pool};
+use crate::domain::RoundState;
 
 /// Kind of the job that runs a round.
 pub const FINE_TUNE_JOB: &str = "fine_tune";
@@ -25,7 +26,8 @@ pub const FINE_TUNE_MAX_ATTEMPTS: i32 = 3;
 pub struct Round {
     pub id: i64,
     pub patient_key: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: RoundState,
     pub kind: String,
     pub pair_source: String,
     pub series_a: String,
@@ -57,7 +59,7 @@ pub struct Round {
 impl Round {
     /// Whether the round is over (nothing will change it again).
     pub fn is_finished(&self) -> bool {
-        !matches!(self.state.as_str(), "queued" | "running")
+        !self.state.is_active()
     }
 }
 
@@ -100,7 +102,7 @@ pub enum CancelOutcome {
     /// A running round: it stops at its next step.
     Requested,
     /// The round is already over, in this state.
-    Finished(String),
+    Finished(RoundState),
     NotFound,
 }
 
@@ -287,13 +289,18 @@ pub async fn request_cancel(db: &Database, id: i64, requested_by: &str) -> Resul
 }
 
 /// Ends a running round without a version: `cancelled` or `failed`, with the reason.
-pub async fn finish_without_version(db: &Database, id: i64, state: &str, reason: &str) -> Result<bool, StorageError> {
+pub async fn finish_without_version(
+    db: &Database,
+    id: i64,
+    state: RoundState,
+    reason: &str,
+) -> Result<bool, StorageError> {
     let sql = "UPDATE rounds SET state = $2, error = $3, finished_ms = $4, eta_seconds = NULL
                WHERE id = $1 AND state IN ('queued', 'running')";
     let now = now_ms();
     let updated = with_pool!(db, |pool| sqlx::query(sql)
         .bind(id)
-        .bind(state)
+        .bind(state.as_str())
         .bind(reason)
         .bind(now)
         .execute(pool)
@@ -313,7 +320,7 @@ pub async fn finish_with_version(
     let now = now_ms();
     let new = &verdict.version;
     let uid = models::round_device_uid(new.sha256, new.parent_id, new.patient_key.unwrap_or_default(), id);
-    let state = if verdict.passed { "activated" } else { "rejected" };
+    let state = if verdict.passed { RoundState::Activated } else { RoundState::Rejected };
     let round_sql = "UPDATE rounds SET state = $2, version_id = $3, gate = $4, validation_loss = $5,
                             finished_ms = $6, eta_seconds = NULL, step = total_steps
                      WHERE id = $1 AND state = 'running' AND cancel_requested_ms IS NULL";
@@ -324,7 +331,7 @@ pub async fn finish_with_version(
                 bind_new_version!(sqlx::query_scalar(INSERT_VERSION_SQL), &uid, new, now).fetch_one(&mut *tx).await?;
             let updated = sqlx::query(round_sql)
                 .bind(id)
-                .bind(state)
+                .bind(state.as_str())
                 .bind(version_id)
                 .bind(verdict.gate)
                 .bind(verdict.validation_loss)

@@ -7,6 +7,7 @@ use sqlx::FromRow;
 
 use super::jobs::{INSERT_SQL, NewJob, bind_new_job, notify, now_ms};
 use super::{Database, StorageError, with_pool};
+use crate::domain::SeriesState;
 
 /// A series' processing record, with what the index knows of it.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -14,7 +15,8 @@ pub struct SeriesProcessing {
     pub series_uid: String,
     pub study_uid: String,
     pub patient_key: String,
-    pub state: String,
+    #[sqlx(try_from = "String")]
+    pub state: SeriesState,
     pub reason: Option<String>,
     pub expected_instances: Option<i64>,
     pub received_instances: i64,
@@ -40,7 +42,7 @@ pub struct SeriesProcessing {
 #[derive(Debug, Clone)]
 pub struct FirstSight<'a> {
     /// `receiving` (to be denoised once complete) or `not_denoised`.
-    pub state: &'a str,
+    pub state: SeriesState,
     pub reason: Option<&'a str>,
     pub expected_instances: Option<i64>,
     /// The series is a Noise2Noise half (see [`SeriesProcessing::n2n_half`]).
@@ -84,7 +86,7 @@ pub async fn note_instance(db: &Database, series_uid: &str, first: &FirstSight<'
     with_pool!(db, |pool| {
         sqlx::query(sql)
             .bind(series_uid)
-            .bind(first.state)
+            .bind(first.state.as_str())
             .bind(first.reason)
             .bind(first.expected_instances)
             .bind(now)

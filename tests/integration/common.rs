@@ -174,6 +174,34 @@ impl TestApp {
         response.json().await.expect("JSON body")
     }
 
+    /// `method path` as the bearer of `token`, with an optional JSON body: the status and
+    /// the JSON answer (`Null` when the body is empty or not JSON).
+    pub async fn call(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        let mut request = self.client.request(method.clone(), self.url(path)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let status = response.status();
+        (status, response.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// [`Self::call`] as the bootstrap admin.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (reqwest::StatusCode, serde_json::Value) {
+        self.call(&self.admin_token, method, path, body).await
+    }
+
     /// A new token of `role`, made through the storage layer (not the API under test).
     pub async fn token(&self, role: Role) -> String {
         petal::auth::issue_token(&self.db, &format!("test-{role}"), role, None, "test").await.expect("token").secret

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use petal::domain::JobState;
 use petal::jobs::worker::{Handler, Worker, WorkerSettings};
 use petal::storage::Database;
 use petal::storage::jobs::{self, NewJob};
@@ -75,7 +76,7 @@ async fn two_workers_run_each_job_exactly_once(engine: Engine) {
     let mut seen = seen.lock().expect("lock").clone();
     seen.sort_unstable();
     assert_eq!(seen, (0..10).collect::<Vec<_>>(), "every job ran exactly once");
-    let done = jobs::list(&db, Some("succeeded"), None, 100).await.expect("list");
+    let done = jobs::list(&db, Some(JobState::Succeeded), None, 100).await.expect("list");
     assert_eq!(done.len(), 10);
 }
 on_both_engines!(two_workers_run_each_job_exactly_once);
@@ -98,7 +99,7 @@ async fn an_orphaned_job_runs_again_after_its_lease(engine: Engine) {
     assert!(survivor.run_once().await.expect("run"), "the sweep re-queued the orphan");
     assert_eq!(*seen.lock().expect("lock"), vec![7]);
     let finished = jobs::get(&db, &id).await.expect("get").expect("job");
-    assert_eq!((finished.state.as_str(), finished.attempts), ("succeeded", 2));
+    assert_eq!((finished.state, finished.attempts), (JobState::Succeeded, 2));
     assert!(!jobs::succeed(&db, &id, "dead-worker").await.expect("late"), "the dead worker's late result is refused");
 }
 on_both_engines!(an_orphaned_job_runs_again_after_its_lease);
@@ -119,12 +120,12 @@ async fn failures_retry_with_backoff_then_fail(engine: Engine) {
     let worker = Worker::new(db.clone(), fast()).register("denoise", flaky);
     assert!(worker.run_once().await.expect("run"));
     let after_failure = jobs::get(&db, &flaky_id).await.expect("get").expect("job");
-    assert_eq!(after_failure.state, "queued");
+    assert_eq!(after_failure.state, JobState::Queued);
     assert!(after_failure.run_after_ms > jobs::now_ms(), "retried after a backoff");
     assert!(!worker.run_once().await.expect("run"), "not before the backoff");
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert!(worker.run_once().await.expect("run"));
-    assert_eq!(jobs::get(&db, &flaky_id).await.expect("get").expect("job").state, "succeeded");
+    assert_eq!(jobs::get(&db, &flaky_id).await.expect("get").expect("job").state, JobState::Succeeded);
 
     let empty = json!({});
     let doomed = NewJob { max_attempts: 1, ..job("denoise", &empty, None) };
@@ -133,7 +134,7 @@ async fn failures_retry_with_backoff_then_fail(engine: Engine) {
     let worker = Worker::new(db.clone(), fast()).register("denoise", always);
     assert!(worker.run_once().await.expect("run"));
     let failed = jobs::get(&db, &doomed_id).await.expect("get").expect("job");
-    assert_eq!(failed.state, "failed");
+    assert_eq!(failed.state, JobState::Failed);
     assert_eq!(failed.last_error.as_deref(), Some("the series cannot be made into a volume"));
 }
 on_both_engines!(failures_retry_with_backoff_then_fail);

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use petal::dicom::simulated_study::{Silent, SimulationSettings, write_study};
+use petal::domain::{JobState, RoundState};
 use petal::science::model::directory::StoredModel;
 use petal::science::model::weights::ModelWeights;
 use petal::science::simulation::acquisition::ScannerModel;
@@ -71,9 +72,7 @@ async fn get(app: &TestApp, path: &str) -> Value {
 }
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> (StatusCode, Value) {
-    let response = app.client.post(app.url(path)).bearer_auth(&app.admin_token).json(body).send().await.expect("post");
-    let code = response.status();
-    (code, response.json().await.unwrap_or(Value::Null))
+    app.admin(reqwest::Method::POST, path, Some(body)).await
 }
 
 /// Waits for the patient's first round to appear.
@@ -347,17 +346,9 @@ async fn a_failing_gate_keeps_the_active_version_and_erasure_removes_everything(
     assert_eq!(code, StatusCode::NOT_FOUND);
 
     // Erasure: studies, blobs, rounds and versions go; the base model stays.
-    let response = app
-        .client
-        .delete(app.url(&format!("/api/v1/patients/{patient_key}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
-    let response =
-        app.client.get(app.url(&format!("/api/v1/patients/{patient_key}"))).bearer_auth(&app.admin_token).send().await;
-    assert_eq!(response.expect("get").status(), StatusCode::NOT_FOUND);
+    let patient = format!("/api/v1/patients/{patient_key}");
+    assert_eq!(app.admin(reqwest::Method::DELETE, &patient, None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(app.admin(reqwest::Method::GET, &patient, None).await.0, StatusCode::NOT_FOUND);
     let study_uid = manifest["study_uid"].as_str().expect("study uid");
     let response = app
         .client
@@ -461,10 +452,10 @@ async fn a_round_whose_job_failed_for_good_is_marked_failed(engine: Engine) {
             .expect("fail");
         let _ = petal::storage::jobs::claim(&db, "test-worker", &["fine_tune"], 60_000).await.expect("claim");
     }
-    assert_eq!(petal::storage::jobs::get(&db, &job).await.expect("job").expect("job").state, "failed");
+    assert_eq!(petal::storage::jobs::get(&db, &job).await.expect("job").expect("job").state, JobState::Failed);
     assert_eq!(rounds::fail_orphaned(&db).await.expect("sweep"), 1);
     let failed = rounds::get(&db, round.id).await.expect("query").expect("round");
-    assert_eq!(failed.state, "failed");
+    assert_eq!(failed.state, RoundState::Failed);
     assert!(failed.error.as_deref().is_some_and(|e| e.contains("renewing its lease")), "{:?}", failed.error);
     db.close().await;
 }

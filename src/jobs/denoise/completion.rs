@@ -13,6 +13,7 @@ use tokio::sync::watch;
 use crate::blobs::BlobStore;
 use crate::dicom::ParsedInstance;
 use crate::dicom::series_kind::{DescriptionRules, SeriesKind, classify_facts, is_n2n_half};
+use crate::domain::SeriesState;
 use crate::ingest::{self, IngestError, Origin, Receipt, Stored};
 use crate::storage::jobs::{self, NewJob, now_ms};
 use crate::storage::series_processing::{self, FirstSight, Queued};
@@ -86,7 +87,7 @@ pub async fn on_instance_stored(
     let series_uid = instance.series_uid.as_str();
     let first = match classify_facts(&instance.kind, rules) {
         SeriesKind::Denoisable { expected } => FirstSight {
-            state: "receiving",
+            state: SeriesState::Receiving,
             reason: None,
             expected_instances: expected.map(i64::from),
             n2n_half: false,
@@ -96,7 +97,7 @@ pub async fn on_instance_stored(
                 db,
                 series_uid,
                 &FirstSight {
-                    state: "not_denoised",
+                    state: SeriesState::NotDenoised,
                     reason: Some(&reason),
                     // An N2N half's count tells online learning when the half is complete.
                     expected_instances: instance.kind.slices.map(i64::from),
@@ -127,7 +128,7 @@ pub async fn enqueue_denoise(
         series_uid: series_uid.to_owned(),
         requested_by: requested_by.to_owned(),
     })
-    .map_err(|e| StorageError::Corrupt(format!("denoise payload: {e}")))?;
+    .map_err(|e| StorageError::encode("the denoise payload", e))?;
     let job = NewJob {
         kind: DENOISE_JOB,
         priority: DENOISE_PRIORITY,

@@ -22,6 +22,7 @@ use super::stored_series::read_series_files;
 use crate::blobs::BlobStore;
 use crate::dicom::Uid;
 use crate::dicom::series_kind::DescriptionRules;
+use crate::domain::SeriesState;
 use crate::inference::InferenceContext;
 use crate::ingest::{IngestError, Origin, Stored};
 use crate::jobs::worker::Handler;
@@ -65,7 +66,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
         tracing::info!("a newer denoise job replaced this one; nothing to do");
         return Ok(());
     }
-    if series.state == "done" {
+    if series.state == SeriesState::Done {
         tracing::info!("an earlier attempt of this job finished the series");
         return Ok(());
     }

@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::LearningSettings;
 use super::pairs::{CompletePair, complete_pairs};
-use crate::science::training::n2n_round::RoundSettings;
+use crate::science::training::n2n_round::{InvalidRoundSettings, RoundSettings};
 use crate::science::training::pair_source::PairSource;
 use crate::storage::rounds::{self, Created, NewRound};
 use crate::storage::series_processing::{self, SeriesProcessing};
@@ -40,25 +40,36 @@ pub enum RequestError {
     UnknownPatient,
     #[error("{0}")]
     Unusable(String),
-    #[error("{0}")]
-    Settings(String),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
     #[error(transparent)]
     Storage(#[from] StorageError),
+}
+
+/// Requested round settings that cannot be used; each says what to change.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Encode(#[source] serde_json::Error),
+    #[error("round settings: {0}")]
+    Invalid(#[source] serde_json::Error),
+    #[error(transparent)]
+    OutOfRange(#[from] InvalidRoundSettings),
 }
 
 /// `defaults` with the requested changes applied, validated.
 pub fn merged_settings(
     defaults: &RoundSettings,
     changes: Option<&Map<String, Value>>,
-) -> Result<RoundSettings, String> {
-    let mut merged = serde_json::to_value(defaults).map_err(|e| e.to_string())?;
+) -> Result<RoundSettings, SettingsError> {
+    let mut merged = serde_json::to_value(defaults).map_err(SettingsError::Encode)?;
     if let (Value::Object(target), Some(changes)) = (&mut merged, changes) {
         for (key, value) in changes {
             target.insert(key.clone(), value.clone());
         }
     }
-    let settings: RoundSettings = serde_json::from_value(merged).map_err(|e| format!("round settings: {e}"))?;
-    settings.validate().map_err(|e| e.to_string())?;
+    let settings: RoundSettings = serde_json::from_value(merged).map_err(SettingsError::Invalid)?;
+    settings.validate()?;
     Ok(settings)
 }
 
@@ -88,8 +99,7 @@ pub async fn request_round(
     if crate::storage::patients::get(db, patient_key).await?.is_none() {
         return Err(RequestError::UnknownPatient);
     }
-    let settings =
-        merged_settings(&learning.round_defaults, request.settings.as_ref()).map_err(RequestError::Settings)?;
+    let settings = merged_settings(&learning.round_defaults, request.settings.as_ref())?;
     let (source, series_a, series_b) = match request.pair.clone().unwrap_or(PairRequest::Detected) {
         PairRequest::Detected => {
             let pairs = complete_pairs(db, Some(patient_key), false, learning.quiet_period).await?;
@@ -140,7 +150,7 @@ pub(super) async fn create_round(
     settings: &RoundSettings,
     requested_by: &str,
 ) -> Result<Created, StorageError> {
-    let settings_json = serde_json::to_string(settings).map_err(|e| StorageError::Corrupt(e.to_string()))?;
+    let settings_json = serde_json::to_string(settings).map_err(|e| StorageError::encode("the round settings", e))?;
     let new = NewRound {
         patient_key,
         kind: settings.kind.as_str(),

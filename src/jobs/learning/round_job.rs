@@ -20,7 +20,8 @@ use tokio::sync::watch;
 
 use super::LearningSettings;
 use crate::blobs::BlobStore;
-use crate::dicom::series_image::{pair_of, series_image};
+use crate::dicom::series_image::{PairError, pair_of, series_image};
+use crate::domain::RoundState;
 use crate::inference::InferenceContext;
 use crate::jobs::denoise::active_model::{ActiveModel, active_model};
 use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
@@ -104,8 +105,8 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
     let pair = match load_pair(context, &round, settings.seed).await? {
         Ok(pair) => pair,
         Err(reason) => {
-            tracing::warn!(round = round.id, reason, "the round's pair cannot be used");
-            rounds::finish_without_version(db, round.id, "failed", &reason).await?;
+            tracing::warn!(round = round.id, reason = %reason, "the round's pair cannot be used");
+            rounds::finish_without_version(db, round.id, RoundState::Failed, &reason.to_string()).await?;
             return Ok(());
         }
     };
@@ -121,7 +122,7 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
         }
         Err(err @ (RoundError::Pair(_) | RoundError::Settings(_) | RoundError::Diverged(_))) => {
             tracing::warn!(round = round.id, error = %err, "the round failed");
-            rounds::finish_without_version(db, round.id, "failed", &err.to_string()).await?;
+            rounds::finish_without_version(db, round.id, RoundState::Failed, &err.to_string()).await?;
             Ok(())
         }
         Err(err) => Err(err).context("training the round"),
@@ -131,29 +132,44 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
 async fn cancelled(db: &Database, round: &Round, step: i64) -> anyhow::Result<()> {
     let who = rounds::get(db, round.id).await?.and_then(|r| r.cancel_requested_by).unwrap_or_else(|| "an admin".into());
     let reason = format!("cancelled by {who} at step {step}");
-    rounds::finish_without_version(db, round.id, "cancelled", &reason).await?;
+    rounds::finish_without_version(db, round.id, RoundState::Cancelled, &reason).await?;
     tracing::info!(round = round.id, step, "round cancelled");
     Ok(())
 }
 
+/// Why a round's pair can never be used (the round fails saying so).
+#[derive(Debug, thiserror::Error)]
+enum UnusablePair {
+    #[error("series {0} is no longer stored")]
+    Gone(String),
+    #[error("series {half}: {source}")]
+    Series { half: char, source: PairError },
+    #[error(transparent)]
+    Pair(PairError),
+}
+
 /// The pair as images; the inner error is a reason the pair can never be used.
-async fn load_pair(context: &RoundJobContext, round: &Round, seed: u64) -> anyhow::Result<Result<N2nPair, String>> {
+async fn load_pair(
+    context: &RoundJobContext,
+    round: &Round,
+    seed: u64,
+) -> anyhow::Result<Result<N2nPair, UnusablePair>> {
     let Some(files_a) = series_files(context, &round.series_a).await? else {
-        return Ok(Err(format!("series {} is no longer stored", round.series_a)));
+        return Ok(Err(UnusablePair::Gone(round.series_a.clone())));
     };
     let files_b = match &round.series_b {
         Some(uid) => match series_files(context, uid).await? {
             Some(files) => Some(files),
-            None => return Ok(Err(format!("series {uid} is no longer stored"))),
+            None => return Ok(Err(UnusablePair::Gone(uid.clone()))),
         },
         None => None,
     };
-    let pair = tokio::task::spawn_blocking(move || -> Result<N2nPair, String> {
-        let a = series_image(&files_a).map_err(|e| format!("series A: {e}"))?;
+    let pair = tokio::task::spawn_blocking(move || -> Result<N2nPair, UnusablePair> {
+        let a = series_image(&files_a).map_err(|source| UnusablePair::Series { half: 'A', source })?;
         match files_b {
             Some(files_b) => {
-                let b = series_image(&files_b).map_err(|e| format!("series B: {e}"))?;
-                pair_of(a, b).map_err(|e| e.to_string())
+                let b = series_image(&files_b).map_err(|source| UnusablePair::Series { half: 'B', source })?;
+                pair_of(a, b).map_err(UnusablePair::Pair)
             }
             None => Ok(neighbour_subsampled(&a.image, seed)),
         }
@@ -355,7 +371,10 @@ async fn conclude(
 
 /// After activation: denoise the patient's latest series again with the new version, once.
 async fn follow_up(context: &RoundJobContext, round: &Round) -> anyhow::Result<()> {
-    if round.state != "activated" || !context.learning.redenoise_after_round || round.redenoised_series_uid.is_some() {
+    if round.state != RoundState::Activated
+        || !context.learning.redenoise_after_round
+        || round.redenoised_series_uid.is_some()
+    {
         return Ok(());
     }
     let db = &context.db;
