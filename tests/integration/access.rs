@@ -171,14 +171,9 @@ async fn every_route_admits_exactly_its_roles(engine: Engine) {
         .expect("token")
         .secret;
     let revoked_token = issue_token(&app.db, "revoked", Role::Admin, None, "test").await.expect("token");
-    let revoke = app
-        .client
-        .delete(app.url(&format!("/api/v1/tokens/{}", revoked_token.record.id)))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(revoke.status(), StatusCode::NO_CONTENT);
+    let (revoke, _) =
+        app.admin(reqwest::Method::DELETE, &format!("/api/v1/tokens/{}", revoked_token.record.id), None).await;
+    assert_eq!(revoke, StatusCode::NO_CONTENT);
     let role_tokens: Vec<(Role, String)> = {
         let mut tokens = Vec::new();
         for role in Role::ALL {

@@ -44,16 +44,7 @@ async fn patient_reads_are_audited(engine: Engine) {
     assert_eq!(found["patients"].as_array().expect("list").len(), 1);
     assert_eq!(found["patients"][0]["patient_key"], other.as_str());
 
-    let page: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/audit?patient_key={key}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let page = app.admin_json(&format!("/api/v1/audit?patient_key={key}")).await;
     let events = page["events"].as_array().expect("events");
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["action"], "patient.read");
@@ -62,27 +53,9 @@ async fn patient_reads_are_audited(engine: Engine) {
     assert_eq!(events[0]["outcome"], "success");
 
     // Paging: newest first, `next_before` continues.
-    let first: Value = app
-        .client
-        .get(app.url("/api/v1/audit?limit=1"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let first = app.admin_json("/api/v1/audit?limit=1").await;
     let before = first["next_before"].as_i64().expect("more pages");
-    let second: Value = app
-        .client
-        .get(app.url(&format!("/api/v1/audit?limit=1&before={before}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let second = app.admin_json(&format!("/api/v1/audit?limit=1&before={before}")).await;
     assert!(second["events"][0]["id"].as_i64().expect("id") < before);
 
     let edit = match &app.db {

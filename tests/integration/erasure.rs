@@ -56,14 +56,8 @@ async fn a_derived_series_finishing_after_erasure_is_dropped(engine: Engine) {
     assert_eq!(receipt.result.expect("a derived instance joins its existing study"), Stored::New);
 
     let patient_key = study_patient(&app.db, &series.study_uid).await.expect("query").expect("the study's patient");
-    let response = app
-        .client
-        .delete(app.url(&format!("/api/v1/patients/{patient_key}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("erase");
-    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let (erased, _) = app.admin(reqwest::Method::DELETE, &format!("/api/v1/patients/{patient_key}"), None).await;
+    assert_eq!(erased, StatusCode::NO_CONTENT);
 
     let late = Bytes::from(derived.instance(1).expect("instance"));
     let receipt = store_and_note(&app.db, &blobs, late, Origin::Derived { study: &study }, &rules).await;

@@ -12,15 +12,11 @@ use crate::pipeline::{manifest, series_files, series_uid, simulated_study, statu
 use crate::stow::stow;
 
 async fn post(app: &TestApp, path: &str) -> (StatusCode, Value) {
-    let response = app.client.post(app.url(path)).bearer_auth(&app.admin_token).send().await.expect("post");
-    let code = response.status();
-    (code, response.json().await.unwrap_or(Value::Null))
+    app.admin(reqwest::Method::POST, path, None).await
 }
 
 async fn get(app: &TestApp, path: &str) -> Value {
-    let response = app.client.get(app.url(path)).bearer_auth(&app.admin_token).send().await.expect("get");
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    response.json().await.expect("json")
+    app.admin_json(path).await
 }
 
 /// Re-runs the series and waits for the new derived series; returns its status.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use petal::dicom::simulated_study::{Silent, SimulationSettings, write_study};
 use petal::science::simulation::acquisition::ScannerModel;
 use petal::science::simulation::{Grid, ReconVersion};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 use crate::common::{Engine, TestApp};
@@ -53,15 +53,7 @@ pub fn series_uid(manifest: &Value, folder: &str) -> String {
 }
 
 pub async fn status(app: &TestApp, series_uid: &str) -> Value {
-    let response = app
-        .client
-        .get(app.url(&format!("/api/v1/series/{series_uid}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("status");
-    assert_eq!(response.status(), StatusCode::OK, "status of {series_uid}");
-    response.json().await.expect("json")
+    app.admin_json(&format!("/api/v1/series/{series_uid}")).await
 }
 
 /// Polls the series until it reaches one of `states`.
@@ -78,9 +70,7 @@ pub async fn wait_for_state(app: &TestApp, series_uid: &str, states: &[&str]) ->
 }
 
 async fn get_json(app: &TestApp, path: &str) -> Value {
-    let response = app.client.get(app.url(path)).bearer_auth(&app.admin_token).send().await.expect("get");
-    assert_eq!(response.status(), StatusCode::OK, "GET {path}");
-    response.json().await.expect("json")
+    app.admin_json(path).await
 }
 
 async fn retrieve_series(app: &TestApp, study: &str, series: &str) -> usize {
@@ -156,14 +146,8 @@ async fn a_posted_study_gets_one_derived_series_without_further_requests(engine:
     assert_eq!(get_json(&app, "/api/v1/jobs?kind=denoise").await["jobs"].as_array().map(Vec::len), Some(1));
 
     // An admin re-run adds a new derived series and supersedes the first; both stay retrievable.
-    let rerun = app
-        .client
-        .post(app.url(&format!("/api/v1/series/{source}/denoise")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("rerun");
-    assert_eq!(rerun.status(), StatusCode::ACCEPTED);
+    let (rerun, _) = app.admin(Method::POST, &format!("/api/v1/series/{source}/denoise"), None).await;
+    assert_eq!(rerun, StatusCode::ACCEPTED);
     let again = loop {
         let current = wait_for_state(&app, &source, &["done", "failed"]).await;
         if current["derived_series_uid"] != derived.as_str() {
@@ -235,21 +219,13 @@ on_both_engines!(real_pet_slices_are_handled_sensibly);
 
 async fn series_status_errors_say_what_to_do(engine: Engine) {
     let app = TestApp::spawn_with(engine, &["--no-worker"]).await;
-    let missing =
-        app.client.get(app.url("/api/v1/series/1.2.3.4")).bearer_auth(&app.admin_token).send().await.expect("get");
-    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let (missing, _) = app.admin(Method::GET, "/api/v1/series/1.2.3.4", None).await;
+    assert_eq!(missing, StatusCode::NOT_FOUND);
     let arriving = SeriesSpec::new(2);
     let (code, _, _) = stow(&app, &app.admin_token, "/dicomweb/studies", &arriving.instances().expect("series")).await;
     assert_eq!(code, StatusCode::OK);
-    let early = app
-        .client
-        .post(app.url(&format!("/api/v1/series/{}/denoise", arriving.series_uid)))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("post");
-    assert_eq!(early.status(), StatusCode::CONFLICT);
-    let body: Value = early.json().await.expect("json");
+    let (early, body) = app.admin(Method::POST, &format!("/api/v1/series/{}/denoise", arriving.series_uid), None).await;
+    assert_eq!(early, StatusCode::CONFLICT);
     assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("still arriving")), "{body}");
     app.stop().await;
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::common::{Engine, TestApp, petal_binary};
@@ -10,17 +10,8 @@ use crate::on_both_engines;
 
 async fn tokens_are_created_listed_and_revoked_at_once(engine: Engine) {
     let app = TestApp::spawn(engine).await;
-    let created: Value = app
-        .client
-        .post(app.url("/api/v1/tokens"))
-        .bearer_auth(&app.admin_token)
-        .json(&json!({"name": "reading-room", "role": "radiologist", "expires_in_seconds": 3600}))
-        .send()
-        .await
-        .expect("create")
-        .json()
-        .await
-        .expect("json");
+    let body = json!({"name": "reading-room", "role": "radiologist", "expires_in_seconds": 3600});
+    let (_, created) = app.admin(Method::POST, "/api/v1/tokens", Some(&body)).await;
     let secret = created["secret"].as_str().expect("secret").to_owned();
     let id = created["token"]["id"].as_str().expect("id").to_owned();
     assert_eq!(created["token"]["role"], "radiologist");
@@ -38,50 +29,23 @@ async fn tokens_are_created_listed_and_revoked_at_once(engine: Engine) {
         .expect("json");
     assert_eq!(whoami["name"], "reading-room");
 
-    let listed: Value = app
-        .client
-        .get(app.url("/api/v1/tokens"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let listed = app.admin_json("/api/v1/tokens").await;
     let listed = listed.as_array().expect("array");
     let entry = listed.iter().find(|t| t["id"] == id.as_str()).expect("listed");
     assert!(entry.get("secret").is_none() && entry.get("token_hash").is_none(), "no secret material is listed");
     assert!(entry["last_used_at"].is_string(), "use is recorded");
 
-    let revoked = app
-        .client
-        .delete(app.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let (revoked, _) = app.admin(Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await;
+    assert_eq!(revoked, StatusCode::NO_CONTENT);
     let after = app.client.get(app.url("/api/v1/whoami")).bearer_auth(&secret).send().await.expect("whoami");
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED, "revocation works on the next request");
-    let again = app
-        .client
-        .delete(app.url(&format!("/api/v1/tokens/{id}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let (again, _) = app.admin(Method::DELETE, &format!("/api/v1/tokens/{id}"), None).await;
+    assert_eq!(again, StatusCode::NOT_FOUND);
 
     let own_id =
         listed.iter().find(|t| t["name"] == "bootstrap-admin").expect("bootstrap admin")["id"].as_str().expect("id");
-    let own = app
-        .client
-        .delete(app.url(&format!("/api/v1/tokens/{own_id}")))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(own.status(), StatusCode::CONFLICT, "a token cannot revoke itself");
+    let (own, _) = app.admin(Method::DELETE, &format!("/api/v1/tokens/{own_id}"), None).await;
+    assert_eq!(own, StatusCode::CONFLICT, "a token cannot revoke itself");
 
     let (hash,): (String,) = petal_hash_of(&app, &id).await;
     assert_eq!(hash, petal::auth::hash_secret(&secret), "only the hash is stored");
@@ -113,16 +77,8 @@ async fn bad_token_requests_get_reasons(engine: Engine) {
         json!({"name": "x", "role": "pacs", "colour": "blue"}),
         json!({"name": "tab\there", "role": "pacs"}),
     ] {
-        let response = app
-            .client
-            .post(app.url("/api/v1/tokens"))
-            .bearer_auth(&app.admin_token)
-            .json(&body)
-            .send()
-            .await
-            .expect("create");
-        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
-        let error: Value = response.json().await.expect("json");
+        let (code, error) = app.admin(Method::POST, "/api/v1/tokens", Some(&body)).await;
+        assert_eq!(code, StatusCode::BAD_REQUEST, "{body}");
         assert!(!error["error"]["message"].as_str().expect("message").is_empty());
     }
     app.stop().await;

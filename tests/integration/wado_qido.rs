@@ -78,22 +78,13 @@ async fn searches_and_retrieves_answer_per_ps3_18(engine: Engine) {
     // Deletion: admin only, removes rows and blobs, audited; the study is gone afterwards.
     let as_reader = app.client.delete(app.url(&study_path)).bearer_auth(&reader).send().await.expect("delete");
     assert_eq!(as_reader.status(), StatusCode::FORBIDDEN);
-    let deleted = app.client.delete(app.url(&study_path)).bearer_auth(&app.admin_token).send().await.expect("delete");
-    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    let (deleted, _) = app.admin(reqwest::Method::DELETE, &study_path, None).await;
+    assert_eq!(deleted, StatusCode::NO_CONTENT);
     assert!(indexed(&app.db).await.is_empty());
     assert_eq!(crate::stow::blob_count(&app.database.dir.path().join("blobs")), 0, "blobs removed");
     let again = get(study_path.clone(), "*/*").await.expect("WADO");
     assert_eq!(again.status(), StatusCode::NOT_FOUND);
-    let audit: Value = app
-        .client
-        .get(app.url("/api/v1/audit?action=dicom.delete"))
-        .bearer_auth(&app.admin_token)
-        .send()
-        .await
-        .expect("audit")
-        .json()
-        .await
-        .expect("json");
+    let audit = app.admin_json("/api/v1/audit?action=dicom.delete").await;
     assert_eq!(audit["events"][0]["outcome"], "success");
     assert!(audit["events"][0]["patient_key"].as_str().is_some_and(|k| k.starts_with("pk-")));
     app.stop().await;
