@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, execute, with_pool};
 
 /// Whether the audited action was carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -55,22 +55,18 @@ pub struct AuditEvent {
 }
 
 pub async fn append(db: &Database, event: &NewAuditEvent<'_>) -> Result<(), StorageError> {
-    with_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO audit_events (at, actor, action, resource, patient_key, outcome, request_id)
+    execute!(
+        db,
+        "INSERT INTO audit_events (at, actor, action, resource, patient_key, outcome, request_id)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(Utc::now())
-        .bind(event.actor)
-        .bind(event.action)
-        .bind(event.resource)
-        .bind(event.patient_key)
-        .bind(event.outcome.as_str())
-        .bind(event.request_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+        Utc::now(),
+        event.actor,
+        event.action,
+        event.resource,
+        event.patient_key,
+        event.outcome.as_str(),
+        event.request_id
+    )?;
     Ok(())
 }
 

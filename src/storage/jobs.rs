@@ -9,7 +9,7 @@
 use chrono::Utc;
 use sqlx::FromRow;
 
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, execute, with_pool};
 use crate::domain::JobState;
 
 /// Channel on which PostgreSQL announces new jobs (workers also poll).
@@ -173,9 +173,7 @@ pub async fn claim(db: &Database, owner: &str, kinds: &[&str], lease_ms: i64) ->
 /// Extends the lease of a job this owner still holds; false when the lease was lost.
 pub async fn heartbeat(db: &Database, id: &str, owner: &str, lease_ms: i64) -> Result<bool, StorageError> {
     let sql = "UPDATE jobs SET lease_expires_ms = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
-    let updated = with_pool!(db, |pool| {
-        sqlx::query(sql).bind(id).bind(owner).bind(now_ms() + lease_ms).execute(pool).await.map(|r| r.rows_affected())
-    })?;
+    let updated = execute!(db, sql, id, owner, now_ms() + lease_ms)?;
     Ok(updated == 1)
 }
 
@@ -183,9 +181,7 @@ pub async fn heartbeat(db: &Database, id: &str, owner: &str, lease_ms: i64) -> R
 pub async fn succeed(db: &Database, id: &str, owner: &str) -> Result<bool, StorageError> {
     let sql = "UPDATE jobs SET state = 'succeeded', finished_ms = $3, lease_owner = NULL, lease_expires_ms = NULL
                WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
-    let updated = with_pool!(db, |pool| {
-        sqlx::query(sql).bind(id).bind(owner).bind(now_ms()).execute(pool).await.map(|r| r.rows_affected())
-    })?;
+    let updated = execute!(db, sql, id, owner, now_ms())?;
     Ok(updated == 1)
 }
 
@@ -198,17 +194,7 @@ pub async fn fail(db: &Database, id: &str, owner: &str, error: &str, retry_in_ms
                  finished_ms = CASE WHEN attempts < max_attempts THEN NULL ELSE $3 END,
                  last_error = $5, lease_owner = NULL, lease_expires_ms = NULL
                WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
-    let updated = with_pool!(db, |pool| {
-        sqlx::query(sql)
-            .bind(id)
-            .bind(owner)
-            .bind(now)
-            .bind(retry_in_ms)
-            .bind(error)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    let updated = execute!(db, sql, id, owner, now, retry_in_ms, error)?;
     Ok(updated == 1)
 }
 
@@ -221,7 +207,7 @@ pub async fn sweep_orphans(db: &Database) -> Result<u64, StorageError> {
                  finished_ms = CASE WHEN attempts < max_attempts THEN NULL ELSE $1 END,
                  last_error = 'the worker stopped renewing its lease', lease_owner = NULL, lease_expires_ms = NULL
                WHERE state = 'running' AND lease_expires_ms < $1";
-    Ok(with_pool!(db, |pool| sqlx::query(sql).bind(now).execute(pool).await.map(|r| r.rows_affected()))?)
+    Ok(execute!(db, sql, now)?)
 }
 
 /// Jobs, newest first, optionally of one state and kind.

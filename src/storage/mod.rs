@@ -42,6 +42,15 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// Runs one statement with its binds, in order, on whichever pool is in use; evaluates to
+/// `Result<u64, sqlx::Error>`, the number of rows it changed.
+macro_rules! execute {
+    ($db:expr, $sql:expr $(, $bind:expr)* $(,)?) => {
+        $crate::storage::with_pool!($db, |pool| sqlx::query($sql)$(.bind($bind))*.execute(pool).await.map(|r| r.rows_affected()))
+    };
+}
+pub(crate) use execute;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("database error: {0}")]
@@ -150,7 +159,7 @@ impl Database {
 
     /// Whether the database answers a trivial query.
     pub async fn ping(&self) -> Result<(), StorageError> {
-        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(|r| r.rows_affected()))?;
+        execute!(self, "SELECT 1")?;
         Ok(())
     }
 

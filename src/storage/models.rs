@@ -5,7 +5,7 @@
 use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, execute, with_pool};
 
 /// Where a version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -220,16 +220,7 @@ pub async fn activate(
     activated_by: &str,
 ) -> Result<(), StorageError> {
     let now = chrono::Utc::now().timestamp_millis();
-    with_pool!(db, |pool| {
-        sqlx::query(ACTIVATE_SQL)
-            .bind(patient_key)
-            .bind(version_id)
-            .bind(activated_by)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    execute!(db, ACTIVATE_SQL, patient_key, version_id, activated_by, now)?;
     Ok(())
 }
 

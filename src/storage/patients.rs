@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::deletion::{StudiesOf, deletion_locks};
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, execute, with_pool};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Patient {
@@ -60,19 +60,17 @@ pub(super) fn new_key() -> String {
 /// Safe under concurrent ingest of the same patient.
 pub async fn upsert(db: &Database, identity: &PatientIdentity) -> Result<String, StorageError> {
     let candidate = new_key();
-    with_pool!(db, |pool| {
-        sqlx::query(INSERT_IF_NEW)
-            .bind(&candidate)
-            .bind(&identity.patient_id)
-            .bind(&identity.issuer)
-            .bind(&identity.patient_name)
-            .bind(&identity.birth_date)
-            .bind(&identity.sex)
-            .bind(Utc::now())
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    execute!(
+        db,
+        INSERT_IF_NEW,
+        &candidate,
+        &identity.patient_id,
+        &identity.issuer,
+        &identity.patient_name,
+        &identity.birth_date,
+        &identity.sex,
+        Utc::now()
+    )?;
     let key: String = with_pool!(db, |pool| {
         sqlx::query_scalar(KEY_OF).bind(&identity.patient_id).bind(&identity.issuer).fetch_one(pool).await
     })?;

@@ -11,7 +11,7 @@ use sqlx::FromRow;
 
 use super::jobs::{INSERT_SQL, NewJob, bind_new_job, notify, now_ms};
 use super::models::{self, ACTIVATE_SQL, INSERT_VERSION_SQL, ModelVersion, NewModelVersion, bind_new_version};
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, execute, with_pool};
 use crate::domain::RoundState;
 
 /// Kind of the job that runs a round.
@@ -221,13 +221,7 @@ pub async fn start(db: &Database, id: i64, parent_version_id: Option<i64>) -> Re
                       error = NULL
                WHERE id = $1 AND state IN ('queued', 'running') AND cancel_requested_ms IS NULL";
     let now = now_ms();
-    let updated = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(id)
-        .bind(now)
-        .bind(parent_version_id)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let updated = execute!(db, sql, id, now, parent_version_id)?;
     Ok(updated == 1)
 }
 
@@ -271,13 +265,7 @@ pub async fn request_cancel(db: &Database, id: i64, requested_by: &str) -> Resul
                               cancel_requested_by = COALESCE(cancel_requested_by, $3)
                        WHERE id = $1 AND state = 'running'";
     for (sql, outcome) in [(queued_sql, CancelOutcome::Cancelled), (running_sql, CancelOutcome::Requested)] {
-        let updated = with_pool!(db, |pool| sqlx::query(sql)
-            .bind(id)
-            .bind(now)
-            .bind(requested_by)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
+        let updated = execute!(db, sql, id, now, requested_by)?;
         if updated == 1 {
             return Ok(outcome);
         }
@@ -298,14 +286,7 @@ pub async fn finish_without_version(
     let sql = "UPDATE rounds SET state = $2, error = $3, finished_ms = $4, eta_seconds = NULL
                WHERE id = $1 AND state IN ('queued', 'running')";
     let now = now_ms();
-    let updated = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(id)
-        .bind(state.as_str())
-        .bind(reason)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let updated = execute!(db, sql, id, state.as_str(), reason, now)?;
     Ok(updated == 1)
 }
 
@@ -368,7 +349,7 @@ pub async fn finish_with_version(
 /// Notes the series re-denoised with the round's new version.
 pub async fn note_redenoised(db: &Database, id: i64, series_uid: &str) -> Result<(), StorageError> {
     let sql = "UPDATE rounds SET redenoised_series_uid = $2 WHERE id = $1";
-    with_pool!(db, |pool| sqlx::query(sql).bind(id).bind(series_uid).execute(pool).await.map(|r| r.rows_affected()))?;
+    execute!(db, sql, id, series_uid)?;
     Ok(())
 }
 
@@ -382,5 +363,5 @@ pub async fn fail_orphaned(db: &Database) -> Result<u64, StorageError> {
                WHERE state IN ('queued', 'running')
                  AND EXISTS (SELECT 1 FROM jobs j
                              WHERE j.id = rounds.job_id AND j.state IN ('failed', 'succeeded', 'cancelled'))";
-    Ok(with_pool!(db, |pool| sqlx::query(sql).bind(now_ms()).execute(pool).await.map(|r| r.rows_affected()))?)
+    Ok(execute!(db, sql, now_ms())?)
 }

@@ -6,7 +6,7 @@
 use sqlx::FromRow;
 
 use super::jobs::{INSERT_SQL, NewJob, bind_new_job, notify, now_ms};
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, execute, with_pool};
 use crate::domain::SeriesState;
 
 /// A series' processing record, with what the index knows of it.
@@ -83,18 +83,7 @@ pub async fn note_instance(db: &Database, series_uid: &str, first: &FirstSight<'
                    (series_uid, state, reason, expected_instances, first_instance_ms, last_instance_ms, n2n_half)
                VALUES ($1, $2, $3, $4, $5, $5, $6)
                ON CONFLICT (series_uid) DO UPDATE SET last_instance_ms = excluded.last_instance_ms";
-    with_pool!(db, |pool| {
-        sqlx::query(sql)
-            .bind(series_uid)
-            .bind(first.state.as_str())
-            .bind(first.reason)
-            .bind(first.expected_instances)
-            .bind(now)
-            .bind(first.n2n_half)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    execute!(db, sql, series_uid, first.state.as_str(), first.reason, first.expected_instances, now, first.n2n_half)?;
     Ok(())
 }
 
@@ -105,12 +94,7 @@ pub async fn complete_if_counted(db: &Database, series_uid: &str) -> Result<bool
                WHERE series_uid = $1 AND state = 'receiving' AND expected_instances IS NOT NULL
                  AND (SELECT COUNT(*) FROM instances i WHERE i.series_uid = $1) >= expected_instances";
     let now = now_ms();
-    let done = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(series_uid)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, sql, series_uid, now)?;
     Ok(done == 1)
 }
 
@@ -119,12 +103,7 @@ pub async fn complete_quiet(db: &Database, quiet_since_ms: i64) -> Result<u64, S
     let sql = "UPDATE series_processing SET state = 'complete', completed_ms = $2
                WHERE state = 'receiving' AND last_instance_ms <= $1";
     let now = now_ms();
-    let done = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(quiet_since_ms)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, sql, quiet_since_ms, now)?;
     Ok(done)
 }
 
@@ -183,13 +162,7 @@ pub async fn mark_denoising(db: &Database, series_uid: &str, job_id: &str) -> Re
     let sql = "UPDATE series_processing SET state = 'denoising', started_ms = $3, finished_ms = NULL
                WHERE series_uid = $1 AND job_id = $2 AND state IN ('queued', 'denoising', 'failed')";
     let now = now_ms();
-    let done = with_pool!(db, |pool| sqlx::query(sql)
-        .bind(series_uid)
-        .bind(job_id)
-        .bind(now)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    let done = execute!(db, sql, series_uid, job_id, now)?;
     Ok(done == 1)
 }
 
@@ -236,16 +209,7 @@ pub async fn mark_failed(db: &Database, series_uid: &str, job_id: &str, reason: 
     let sql = "UPDATE series_processing SET state = 'failed', reason = $3, finished_ms = $4
                WHERE series_uid = $1 AND job_id = $2";
     let now = now_ms();
-    with_pool!(db, |pool| {
-        sqlx::query(sql)
-            .bind(series_uid)
-            .bind(job_id)
-            .bind(reason)
-            .bind(now)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    execute!(db, sql, series_uid, job_id, reason, now)?;
     Ok(())
 }
 

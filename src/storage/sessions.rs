@@ -3,7 +3,7 @@
 
 use sqlx::FromRow;
 
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, execute, with_pool};
 
 /// A stored session.
 #[derive(Debug, Clone, FromRow)]
@@ -24,15 +24,7 @@ pub async fn insert(
 ) -> Result<(), StorageError> {
     let sql =
         "INSERT INTO sessions (id_hash, token_id, csrf_token, created_ms, expires_ms) VALUES ($1, $2, $3, $4, $5)";
-    with_pool!(db, |pool| sqlx::query(sql)
-        .bind(id_hash)
-        .bind(token_id)
-        .bind(csrf_token)
-        .bind(created_ms)
-        .bind(expires_ms)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected()))?;
+    execute!(db, sql, id_hash, token_id, csrf_token, created_ms, expires_ms)?;
     Ok(())
 }
 
@@ -44,6 +36,6 @@ pub async fn find(db: &Database, id_hash: &str) -> Result<Option<SessionRecord>,
 /// Ends a session; also removes every expired one.
 pub async fn delete(db: &Database, id_hash: &str, now_ms: i64) -> Result<(), StorageError> {
     let sql = "DELETE FROM sessions WHERE id_hash = $1 OR expires_ms <= $2";
-    with_pool!(db, |pool| sqlx::query(sql).bind(id_hash).bind(now_ms).execute(pool).await.map(|r| r.rows_affected()))?;
+    execute!(db, sql, id_hash, now_ms)?;
     Ok(())
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
-use super::{Database, StorageError, with_pool};
+use super::{Database, StorageError, execute, with_pool};
 use crate::domain::Role;
 
 /// A token as stored: never the secret, only facts about it.
@@ -80,22 +80,18 @@ pub async fn insert(db: &Database, token: &NewToken<'_>) -> Result<TokenRecord, 
         last_used_at: None,
         revoked_at: None,
     };
-    with_pool!(db, |pool| {
-        sqlx::query(
-            "INSERT INTO api_tokens (id, name, role, token_hash, created_by, created_at, expires_at)
+    execute!(
+        db,
+        "INSERT INTO api_tokens (id, name, role, token_hash, created_by, created_at, expires_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&record.id)
-        .bind(&record.name)
-        .bind(record.role.as_str())
-        .bind(token.token_hash)
-        .bind(&record.created_by)
-        .bind(record.created_at)
-        .bind(record.expires_at)
-        .execute(pool)
-        .await
-        .map(|r| r.rows_affected())
-    })?;
+        &record.id,
+        &record.name,
+        record.role.as_str(),
+        token.token_hash,
+        &record.created_by,
+        record.created_at,
+        record.expires_at
+    )?;
     Ok(record)
 }
 
@@ -126,26 +122,12 @@ pub async fn find_by_id_or_name(db: &Database, key: &str) -> Result<Vec<TokenRec
 
 /// Marks a token revoked. Returns false when no unrevoked token has this id.
 pub async fn revoke(db: &Database, id: &str, at: DateTime<Utc>) -> Result<bool, StorageError> {
-    let result = with_pool!(db, |pool| {
-        sqlx::query("UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-            .bind(id)
-            .bind(at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    let result = execute!(db, "UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL", id, at)?;
     Ok(result == 1)
 }
 
 pub async fn touch(db: &Database, id: &str, at: DateTime<Utc>) -> Result<(), StorageError> {
-    with_pool!(db, |pool| {
-        sqlx::query("UPDATE api_tokens SET last_used_at = $2 WHERE id = $1")
-            .bind(id)
-            .bind(at)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected())
-    })?;
+    execute!(db, "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", id, at)?;
     Ok(())
 }
 
