@@ -142,7 +142,7 @@ fn average_retrained_statistics(
         return Ok(trained);
     }
     let averaged = precise_batch_norm(&trained, sampler, settings.batch_norm_batches, settings.seed)
-        .map_err(|e| RoundError::Statistics(format!("{e:#}")))?;
+        .map_err(RoundError::Statistics)?;
     let device = Default::default();
     let steps_only = DnCnn::<CpuBackend>::from_weights(&trained.config, &trained.weights, &device)?;
     let mut network = DnCnn::<CpuBackend>::from_weights(&averaged.config, &averaged.weights, &device)?;

@@ -41,5 +41,5 @@ pub enum RoundError {
     #[error("validation: {0}")]
     Validation(#[source] BurnDenoiseError),
     #[error("averaging BatchNorm statistics: {0}")]
-    Statistics(String),
+    Statistics(#[source] WeightsError),
 }

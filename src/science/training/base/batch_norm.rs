@@ -14,6 +14,7 @@ use super::patches::PatchSampler;
 use crate::science::model::backend::CpuBackend;
 use crate::science::model::directory::StoredModel;
 use crate::science::model::network::DnCnn;
+use crate::science::model::weights::WeightsError;
 
 /// `model` with every BatchNorm's running statistics replaced by the mean over `batches`
 /// batches from `sampler` of the batch statistics (each batch normalised by its own, as in
@@ -23,7 +24,7 @@ pub fn precise_batch_norm(
     sampler: &PatchSampler<'_>,
     batches: usize,
     seed: u64,
-) -> anyhow::Result<StoredModel> {
+) -> Result<StoredModel, WeightsError> {
     if batches == 0 {
         return Ok(model.clone());
     }
@@ -48,7 +49,7 @@ pub fn precise_batch_norm(
         let n = batches as f32;
         network.set_running_statistics(layer, mean_sum.div_scalar(n), var_sum.div_scalar(n));
     }
-    Ok(StoredModel::new(model.config.clone(), network.to_weights())?)
+    StoredModel::new(model.config.clone(), network.to_weights())
 }
 
 #[cfg(test)]
