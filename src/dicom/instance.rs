@@ -16,12 +16,23 @@ use super::uid::{Uid, UidError};
 pub enum InstanceError {
     #[error("not a readable DICOM instance: {0}")]
     Unreadable(String),
+    /// A DICOM reader's or converter's error, kept as the source; `context` says what was
+    /// being read (empty for the file itself).
+    #[error("not a readable DICOM instance: {context}{source}")]
+    Undecodable { context: &'static str, source: Box<dyn std::error::Error + Send + Sync> },
     #[error("required attribute {name} {tag} is missing or empty")]
     MissingAttribute { name: &'static str, tag: Tag },
     #[error("attribute {name} is not a valid UID: {source}")]
     BadUid { name: &'static str, source: UidError },
     #[error("SOP class {0} is not PET: petal stores PET images only")]
     NotPet(String),
+}
+
+impl InstanceError {
+    /// Wraps a reader's error, with what was being read.
+    pub fn undecodable(context: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Undecodable { context, source: Box::new(source) }
+    }
 }
 
 /// The identity and index facts of one instance, plus its metadata as DICOM JSON.
@@ -86,9 +97,8 @@ impl ParsedInstance {
     /// Parses a DICOM Part 10 stream (with or without the 128-byte preamble) and checks
     /// what petal requires of an instance it stores.
     pub fn parse(bytes: &[u8]) -> Result<Self, InstanceError> {
-        let object = OpenFileOptions::new()
-            .from_reader(strip_preamble(bytes))
-            .map_err(|e| InstanceError::Unreadable(e.to_string()))?;
+        let object =
+            OpenFileOptions::new().from_reader(strip_preamble(bytes)).map_err(|e| InstanceError::undecodable("", e))?;
         Self::from_object(&object)
     }
 
@@ -148,7 +158,7 @@ impl ParsedInstance {
             slice_thickness: text(tags::SLICE_THICKNESS).and_then(|v| v.trim().parse().ok()),
         };
         let metadata = json::dataset_without_pixel_data(object)
-            .map_err(|e| InstanceError::Unreadable(format!("cannot express the data set as DICOM JSON: {e}")))?;
+            .map_err(|e| InstanceError::undecodable("cannot express the data set as DICOM JSON: ", e))?;
         Ok(ParsedInstance {
             study_uid,
             series_uid,

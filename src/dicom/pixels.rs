@@ -28,8 +28,8 @@ impl Frames {
     pub fn decode(part10: &[u8]) -> Result<(Self, DefaultDicomObject), InstanceError> {
         let object = OpenFileOptions::new()
             .from_reader(super::header::strip_preamble(part10))
-            .map_err(|e| InstanceError::Unreadable(e.to_string()))?;
-        let decoded = object.decode_pixel_data().map_err(|e| InstanceError::Unreadable(format!("pixel data: {e}")))?;
+            .map_err(|e| InstanceError::undecodable("", e))?;
+        let decoded = object.decode_pixel_data().map_err(|e| InstanceError::undecodable("pixel data: ", e))?;
         let number = |tag| {
             object.get(tag).and_then(|e| e.to_str().ok()).and_then(|v| v.trim().split('\\').next()?.trim().parse().ok())
         };

@@ -108,7 +108,7 @@ pub async fn store_instance(
     let parse_input = bytes.clone();
     let parsed = match tokio::task::spawn_blocking(move || ParsedInstance::parse(&parse_input)).await {
         Ok(parsed) => parsed,
-        Err(join) => Err(InstanceError::Unreadable(format!("the parser stopped: {join}"))),
+        Err(join) => Err(InstanceError::undecodable("the parser stopped: ", join)),
     };
     let parsed = match parsed {
         Ok(parsed) => parsed,

@@ -217,7 +217,9 @@ async fn audit_studies(state: &AppState, actor: &Actor, receipts: &[Receipt]) ->
 fn failure_reason(err: &IngestError) -> u16 {
     match err {
         IngestError::Instance(InstanceError::NotPet(_)) => reason::SOP_CLASS_NOT_SUPPORTED,
-        IngestError::Instance(InstanceError::Unreadable(_)) => reason::CANNOT_UNDERSTAND,
+        IngestError::Instance(InstanceError::Unreadable(_) | InstanceError::Undecodable { .. }) => {
+            reason::CANNOT_UNDERSTAND
+        }
         IngestError::Instance(InstanceError::MissingAttribute { .. } | InstanceError::BadUid { .. }) => {
             reason::DOES_NOT_MATCH_SOP_CLASS
         }
