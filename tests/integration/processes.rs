@@ -83,12 +83,12 @@ async fn three_replicas_on_a_fresh_postgres_migrate_once_and_make_one_admin_toke
     let on_disk =
         std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/postgres")).expect("dir").count() as i64;
     assert_eq!((migrations, failed), (on_disk, 0), "each migration applied exactly once");
-    let admins: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM api_tokens WHERE role = 'admin'")
-        .fetch_one(&pool)
-        .await
-        .expect("count");
-    assert_eq!(admins, 1, "replicas starting together create one admin token");
     pool.close().await;
+    let db = petal::storage::Database::connect(&database.url, 2).await.expect("connect");
+    let tokens = petal::storage::tokens::list(&db).await.expect("tokens");
+    let admins = tokens.iter().filter(|t| t.role == petal::domain::Role::Admin).count();
+    assert_eq!(admins, 1, "replicas starting together create one admin token");
+    db.close().await;
 
     let written: Vec<String> = (0..3)
         .filter_map(|i| std::fs::read_to_string(database.dir.path().join(format!("replica{i}-admin-token"))).ok())
