@@ -143,14 +143,14 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     let petal_output = petal_output.context("no timed pass ran")?;
 
     // 2. and 3. need the Python environment.
-    if !args.python.is_file() {
+    let Some(interpreter) = find_program(&args.python) else {
         crate::report!(
             "python onnxruntime: skipped: {} not found; run scripts/setup to create .venv (numpy, onnxruntime) \
              for the Python comparison and the GEMM roofline",
             args.python.display()
         );
         return Ok(());
-    }
+    };
     let folder = TempFolder(std::env::temp_dir().join(format!("petal-bench-{}", uuid::Uuid::new_v4().simple())));
     std::fs::create_dir_all(&folder.0).context("creating the bench folder")?;
     let script = folder.0.join("ort_reference.py");
@@ -162,7 +162,7 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     let output = folder.0.join("output.f32");
 
     // 2. The same graph and windows through Python onnxruntime.
-    let mut command = tokio::process::Command::new(&args.python);
+    let mut command = tokio::process::Command::new(&interpreter);
     command.arg(&script).arg("ort").arg(&graph).arg(&input).arg(&output);
     for (flag, value) in [
         ("--depth", args.slices),
@@ -204,7 +204,7 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     );
 
     // 3. The machine's GEMM rate, with OpenBLAS's own kernel choice.
-    let mut command = tokio::process::Command::new(&args.python);
+    let mut command = tokio::process::Command::new(&interpreter);
     command
         .arg(&script)
         .args(["gemm", "--size", &GEMM_SIZE.to_string(), "--repeats", &GEMM_REPEATS.to_string()])
@@ -258,6 +258,18 @@ impl Agreement {
     fn holds(&self) -> bool {
         self.max_difference <= AGREEMENT * self.max_magnitude
     }
+}
+
+/// `program` itself when it names a file, else the first match on `PATH` for a bare name
+/// (`python3` on a machine without the project's `.venv`).
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.is_file() {
+        return Some(program.to_owned());
+    }
+    if program.components().count() != 1 {
+        return None;
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|dir| dir.join(program)).find(|path| path.is_file())
 }
 
 fn compare(petal: &[f32], python: &[f32]) -> anyhow::Result<Agreement> {
