@@ -46,7 +46,7 @@ pub enum ApiError {
     UnsupportedMediaType(String),
     #[error("{0}")]
     NotAcceptable(String),
-    #[error("storage failure")]
+    #[error("{}", storage_message(.0))]
     Storage(#[from] StorageError),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
@@ -75,6 +75,7 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ApiError::Storage(error) if error.is_unavailable() => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -93,10 +94,19 @@ impl ApiError {
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
             ApiError::NotAcceptable(_) => "not_acceptable",
+            ApiError::Storage(error) if error.is_unavailable() => "unavailable",
             ApiError::Storage(_) | ApiError::Internal(_) => "internal",
         }
     }
 }
+
+/// What a client is told of a storage error: retry, or nothing more (the cause is logged).
+fn storage_message(error: &StorageError) -> &'static str {
+    if error.is_unavailable() { "the database is unreachable; retry later" } else { "storage failure" }
+}
+
+/// Seconds a sender is asked to wait before retrying while the database is unreachable.
+const RETRY_AFTER_SECONDS: &str = "10";
 
 /// Code and message of an error response, handed from `IntoResponse` to [`render_errors`],
 /// which knows the request id.
@@ -116,6 +126,10 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %error_chain(&self), "request failed");
         }
         let mut response = status.into_response();
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            // The database is unreachable: senders (a PACS, a modality) retry after this.
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
         if matches!(self, ApiError::MissingToken | ApiError::InvalidToken(_)) {
             response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"petal\""));
         }

@@ -69,6 +69,25 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    /// Whether the database could not be reached (stopped, restarting, out of connections),
+    /// so the same request may succeed when repeated later; engine codes stay in here.
+    pub fn is_unavailable(&self) -> bool {
+        let StorageError::Database(error) = self else { return false };
+        match error {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => true,
+            // PostgreSQL: connection exceptions (08…) and operator intervention (57P…, e.g.
+            // the server shutting down or starting up).
+            sqlx::Error::Database(database) => {
+                database.code().is_some_and(|code| code.starts_with("08") || code.starts_with("57P"))
+            }
+            _ => false,
+        }
+    }
+
     /// The error of encoding `what` for a write.
     pub fn encode(what: &'static str, source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Self::Encode { what, source: Box::new(source) }

@@ -116,6 +116,13 @@ impl TestApp {
     /// base model and one inference thread.
     pub async fn spawn_with(engine: Engine, extra_args: &[&str]) -> Self {
         let database = TestDatabase::create(engine).await;
+        let url = database.url.clone();
+        Self::spawn_on(database, &url, extra_args).await
+    }
+
+    /// Starts a server on `database`, reached at `server_url` (the same database through a
+    /// proxy, say); the test's own connection (`db`) goes to the database directly.
+    pub async fn spawn_on(database: TestDatabase, server_url: &str, extra_args: &[&str]) -> Self {
         let data = database.dir.path();
         let token_file: PathBuf = data.join("admin-token");
         let mut args: Vec<String> = vec![
@@ -124,7 +131,7 @@ impl TestApp {
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--database-url".into(),
-            database.url.clone(),
+            server_url.to_owned(),
             "--blob-store".into(),
             data.join("blobs").display().to_string(),
             "--admin-token-file".into(),

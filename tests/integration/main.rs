@@ -3,6 +3,7 @@
 //! processes matter. One test binary, so the suite links once.
 
 mod common;
+mod database_outage;
 mod denoise_cli;
 mod denoise_series;
 mod derived_series;

@@ -131,16 +131,15 @@ async fn stow(
     match payload {
         Payload::Single => {
             let bytes = read_whole(body, limit).await?;
-            receipts.push(
-                crate::jobs::denoise::completion::store_and_note(
-                    &state.db,
-                    &state.blobs,
-                    bytes,
-                    received,
-                    &state.series_rules,
-                )
-                .await,
-            );
+            let receipt = crate::jobs::denoise::completion::store_and_note(
+                &state.db,
+                &state.blobs,
+                bytes,
+                received,
+                &state.series_rules,
+            )
+            .await;
+            receipts.push(retry_later(receipt)?);
         }
         Payload::Multipart(boundary) => {
             let mut reader = MultipartReader::new(body.into_data_stream(), &boundary, limit);
@@ -167,7 +166,7 @@ async fn stow(
                         .await
                     }
                 };
-                receipts.push(receipt);
+                receipts.push(retry_later(receipt)?);
             }
         }
     }
@@ -176,6 +175,17 @@ async fn stow(
     }
     audit_studies(state, actor, &receipts).await?;
     Ok(respond(&receipts, &base_url(headers), study.as_ref(), xml))
+}
+
+/// An instance that could not be stored because the database is unreachable ends the
+/// request with 503 and Retry-After, so the sender retries it; re-sending what was already
+/// stored is harmless (STOW-RS is idempotent by SOP Instance UID).
+fn retry_later(receipt: Receipt) -> Result<Receipt, ApiError> {
+    let unavailable = matches!(&receipt.result, Err(IngestError::Index(error)) if error.is_unavailable());
+    match receipt.result {
+        Err(IngestError::Index(error)) if unavailable => Err(ApiError::Storage(error)),
+        result => Ok(Receipt { result, ..receipt }),
+    }
 }
 
 async fn read_whole(body: Body, limit: u64) -> Result<Bytes, ApiError> {
