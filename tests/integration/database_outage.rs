@@ -16,7 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
 use crate::common::{Engine, TestApp, TestDatabase, postgres_admin_url};
-use crate::fixtures::{SeriesSpec, multipart, multipart_type};
+use crate::fixtures::SeriesSpec;
+use crate::stow::post_instances;
 
 /// A TCP proxy to PostgreSQL that can be cut and restored.
 struct Proxy {
@@ -80,16 +81,7 @@ fn through_proxy(url: &str, port: u16) -> String {
 }
 
 async fn post(app: &TestApp, token: &str, parts: &[Vec<u8>]) -> (StatusCode, Option<String>, Value) {
-    let response = app
-        .client
-        .post(app.url("/dicomweb/studies"))
-        .bearer_auth(token)
-        .header("content-type", multipart_type())
-        .header("accept", "application/dicom+json")
-        .body(multipart(parts))
-        .send()
-        .await
-        .expect("STOW request");
+    let response = post_instances(app, token, "/dicomweb/studies", parts).await;
     let status = response.status();
     let retry_after = response.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
     (status, retry_after, response.json().await.unwrap_or(Value::Null))

@@ -10,9 +10,9 @@ use crate::fixtures::{SeriesSpec, multipart, multipart_type, real_pet_files};
 use crate::on_both_engines;
 
 /// Posts parts to `path` as a pacs token; returns status, DICOM JSON body and Warning headers.
-pub async fn stow(app: &TestApp, token: &str, path: &str, parts: &[Vec<u8>]) -> (StatusCode, Value, Vec<String>) {
-    let response = app
-        .client
+/// Posts `parts` as one multipart STOW-RS request, as the bearer of `token`.
+pub async fn post_instances(app: &TestApp, token: &str, path: &str, parts: &[Vec<u8>]) -> reqwest::Response {
+    app.client
         .post(app.url(path))
         .bearer_auth(token)
         .header("content-type", multipart_type())
@@ -20,7 +20,11 @@ pub async fn stow(app: &TestApp, token: &str, path: &str, parts: &[Vec<u8>]) -> 
         .body(multipart(parts))
         .send()
         .await
-        .expect("STOW request");
+        .expect("STOW request")
+}
+
+pub async fn stow(app: &TestApp, token: &str, path: &str, parts: &[Vec<u8>]) -> (StatusCode, Value, Vec<String>) {
+    let response = post_instances(app, token, path, parts).await;
     let status = response.status();
     let warnings =
         response.headers().get_all("warning").iter().map(|v| v.to_str().unwrap_or_default().to_owned()).collect();
