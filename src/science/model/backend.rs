@@ -47,6 +47,24 @@ impl TrainingDevice {
     }
 }
 
+/// Training work that runs on any autodiff backend; [`on_best_device`] picks the backend.
+/// (A trait because a closure cannot be generic over the backend.)
+pub trait TrainingWork {
+    type Output;
+
+    fn run<B: burn::tensor::backend::AutodiffBackend>(self, device: TrainingDevice) -> Self::Output;
+}
+
+/// Runs `work` where [`TrainingDevice::choose`] says: CUDA when built with it and a driver is
+/// present, else the CPU. Returns the output and where it ran.
+pub fn on_best_device<W: TrainingWork>(work: W) -> (W::Output, TrainingDevice) {
+    match TrainingDevice::choose() {
+        #[cfg(feature = "cuda")]
+        TrainingDevice::Cuda => (work.run::<CudaTrainingBackend>(TrainingDevice::Cuda), TrainingDevice::Cuda),
+        _ => (work.run::<CpuTrainingBackend>(TrainingDevice::Cpu), TrainingDevice::Cpu),
+    }
+}
+
 /// Whether an NVIDIA driver is installed: its kernel module's proc entry or its user-space
 /// library in one of the usual places.
 pub fn gpu_driver_present() -> bool {

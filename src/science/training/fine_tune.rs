@@ -18,7 +18,7 @@ use super::round_settings::{RoundKind, RoundSettings};
 use super::tgd_passes::{PassError, run_tgd_passes};
 use super::trainer::{OptimizerSettings, Trainer};
 use super::update_plan::{RunningStatistics, UpdatePlan, UpdateRule};
-use crate::science::model::backend::{CpuBackend, TrainingDevice};
+use crate::science::model::backend::{CpuBackend, TrainingDevice, TrainingWork, on_best_device};
 use crate::science::model::config::DnCnnConfig;
 use crate::science::model::directory::StoredModel;
 use crate::science::model::network::DnCnn;
@@ -43,17 +43,21 @@ pub fn fine_tune_on_best_device(
     settings: &RoundSettings,
     observer: &mut dyn RoundObserver,
 ) -> Result<(FineTuned, TrainingDevice), RoundError> {
-    match TrainingDevice::choose() {
-        #[cfg(feature = "cuda")]
-        TrainingDevice::Cuda => Ok((
-            fine_tune::<crate::science::model::backend::CudaTrainingBackend>(parent, pairs, settings, observer)?,
-            TrainingDevice::Cuda,
-        )),
-        _ => Ok((
-            fine_tune::<crate::science::model::backend::CpuTrainingBackend>(parent, pairs, settings, observer)?,
-            TrainingDevice::Cpu,
-        )),
+    struct Work<'a> {
+        parent: &'a StoredModel,
+        pairs: &'a [TrainingPair],
+        settings: &'a RoundSettings,
+        observer: &'a mut dyn RoundObserver,
     }
+    impl TrainingWork for Work<'_> {
+        type Output = Result<FineTuned, RoundError>;
+
+        fn run<B: AutodiffBackend>(self, _device: TrainingDevice) -> Self::Output {
+            fine_tune::<B>(self.parent, self.pairs, self.settings, self.observer)
+        }
+    }
+    let (tuned, device) = on_best_device(Work { parent, pairs, settings, observer });
+    Ok((tuned?, device))
 }
 
 /// Fine-tunes `parent` on `pairs` on backend `B`; the observer sees every step and may

@@ -17,7 +17,7 @@ use super::fine_tune::fine_tune;
 pub use super::round_control::{Flow, RoundError, RoundObserver};
 pub use super::round_settings::{InvalidRoundSettings, RoundKind, RoundSettings};
 use crate::science::image::Image3;
-use crate::science::model::backend::TrainingDevice;
+use crate::science::model::backend::{TrainingDevice, TrainingWork, on_best_device};
 use crate::science::model::burn_denoise::denoise_with_burn;
 use crate::science::model::directory::StoredModel;
 use crate::science::model::tgd_mask::NetworkMask;
@@ -95,17 +95,21 @@ pub fn run_round_on_best_device(
     settings: &RoundSettings,
     observer: &mut dyn RoundObserver,
 ) -> Result<(RoundOutcome, TrainingDevice), RoundError> {
-    match TrainingDevice::choose() {
-        #[cfg(feature = "cuda")]
-        TrainingDevice::Cuda => Ok((
-            run_round::<crate::science::model::backend::CudaTrainingBackend>(parent, pair, settings, observer)?,
-            TrainingDevice::Cuda,
-        )),
-        _ => Ok((
-            run_round::<crate::science::model::backend::CpuTrainingBackend>(parent, pair, settings, observer)?,
-            TrainingDevice::Cpu,
-        )),
+    struct Work<'a> {
+        parent: &'a StoredModel,
+        pair: &'a N2nPair,
+        settings: &'a RoundSettings,
+        observer: &'a mut dyn RoundObserver,
     }
+    impl TrainingWork for Work<'_> {
+        type Output = Result<RoundOutcome, RoundError>;
+
+        fn run<B: AutodiffBackend>(self, _device: TrainingDevice) -> Self::Output {
+            run_round::<B>(self.parent, self.pair, self.settings, self.observer)
+        }
+    }
+    let (outcome, device) = on_best_device(Work { parent, pair, settings, observer });
+    Ok((outcome?, device))
 }
 
 /// Runs the round on `B` (the CPU backend, or CUDA where built and present).

@@ -16,7 +16,7 @@ use super::batch_norm::precise_batch_norm;
 use super::checkpoint::{self, CheckpointState, LossPoint};
 use super::data::TrainingPair;
 use super::patches::{PatchSampler, PatchSampling};
-use crate::science::model::backend::TrainingDevice;
+use crate::science::model::backend::{TrainingDevice, TrainingWork, on_best_device};
 use crate::science::model::config::DnCnnConfig;
 use crate::science::model::directory::StoredModel;
 use crate::science::model::network::DnCnn;
@@ -98,27 +98,21 @@ pub fn train_base(
     let smallest = pairs.iter().map(|p| p.target.grid.size).min().unwrap_or(0);
     anyhow::ensure!(smallest >= settings.patch, "patches of {} pixels do not fit slices of {smallest}", settings.patch);
     settings.config.validate()?;
-    match TrainingDevice::choose() {
-        TrainingDevice::Cpu => train_on::<crate::science::model::backend::CpuTrainingBackend>(
-            pairs,
-            settings,
-            checkpoint_dir,
-            fingerprint,
-            on_step,
-            TrainingDevice::Cpu,
-        ),
-        #[cfg(feature = "cuda")]
-        TrainingDevice::Cuda => train_on::<crate::science::model::backend::CudaTrainingBackend>(
-            pairs,
-            settings,
-            checkpoint_dir,
-            fingerprint,
-            on_step,
-            TrainingDevice::Cuda,
-        ),
-        #[cfg(not(feature = "cuda"))]
-        TrainingDevice::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),
+    struct Work<'a> {
+        pairs: &'a [TrainingPair],
+        settings: &'a BaseTrainingSettings,
+        checkpoint_dir: &'a Path,
+        fingerprint: &'a str,
+        on_step: &'a mut dyn FnMut(usize, f64),
     }
+    impl TrainingWork for Work<'_> {
+        type Output = anyhow::Result<TrainingOutcome>;
+
+        fn run<B: AutodiffBackend>(self, device: TrainingDevice) -> Self::Output {
+            train_on::<B>(self.pairs, self.settings, self.checkpoint_dir, self.fingerprint, self.on_step, device)
+        }
+    }
+    on_best_device(Work { pairs, settings, checkpoint_dir, fingerprint, on_step }).0
 }
 
 fn train_on<B: AutodiffBackend>(
