@@ -73,7 +73,8 @@ def main():
         seen["series_rows"] = len(driver.find_elements(By.CSS_SELECTOR, "#series tr"))
         view.send_keys(Keys.ENTER)
         wait.until(EC.visibility_of_element_located((By.ID, "view-viewer")))
-        slider = wait.until(EC.visibility_of_element_located((By.ID, "slice")))
+        # The slider is enabled once the viewer knows the series' slices.
+        slider = wait.until(EC.element_to_be_clickable((By.ID, "slice")))
         start = int(slider.get_attribute("value"))
         slider.send_keys(Keys.ARROW_RIGHT)
         seen["slice_moved"] = int(slider.get_attribute("value")) == start + 1

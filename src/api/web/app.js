@@ -138,14 +138,19 @@ async function instancesOf(studyUid, seriesUid) {
 
 async function viewer(studyUid, seriesUid) {
   show('viewer');
+  // The slider stays disabled until it knows the series' slices: a key pressed earlier
+  // would move a range that is about to be replaced.
+  const slider = $('slice');
+  slider.disabled = true;
+  $('slice-number').textContent = '';
   const status = await api(`/api/v1/series/${seriesUid}`);
   const derived = status.derived_series_uid;
   const [original, denoised] = await Promise.all([instancesOf(studyUid, seriesUid), instancesOf(studyUid, derived)]);
   const version = status.model_version ? `${status.model_version.name} (version ${status.model_version.id})` : 'unknown';
   $('viewer-info').textContent = `${original.length} slices; denoised by ${version}.`;
-  const slider = $('slice');
   slider.max = String(original.length);
   slider.value = String(Math.ceil(original.length / 2));
+  slider.disabled = false;
   const draw = () => {
     const n = Number(slider.value);
     const max = Math.max(0.5, Number($('suv-max').value) || 6);
