@@ -11,6 +11,10 @@ impl LearningArgs {
             body_mean_percent: self.gate_body_mean_percent,
             uniform_mean_percent: self.gate_uniform_mean_percent,
             hot_spot_max_percent: self.gate_hot_spot_max_percent,
+            max_error_change_percent: self.gate_max_error_change_percent,
+            confidence: self.gate_confidence,
+            hot_spot_peak_points: self.gate_hot_spot_peak_points,
+            noise_share_percent: self.gate_noise_share_percent,
         }
     }
 }

@@ -50,25 +50,35 @@ pub fn series_image(files: &[Vec<u8>]) -> Result<SeriesImage, PairError> {
 
 /// The pair of two series, which must share size, spacing, orientation and slice positions.
 pub fn pair_of(a: SeriesImage, b: SeriesImage) -> Result<N2nPair, PairError> {
-    let (ga, gb) = (a.image.grid, b.image.grid);
-    if ga.size != gb.size || ga.slices != gb.slices {
-        return Err(PairError::Geometry(format!(
-            "{}×{}×{} against {}×{}×{}",
-            ga.size, ga.size, ga.slices, gb.size, gb.size, gb.slices
-        )));
-    }
-    let close = |x: f64, y: f64| (x - y).abs() <= 1e-3 * x.abs().max(y.abs()).max(1.0);
-    if !close(ga.pixel_mm, gb.pixel_mm) || !close(ga.slice_mm, gb.slice_mm) {
-        return Err(PairError::Geometry(format!(
-            "voxels of {:.3}×{:.3} mm against {:.3}×{:.3} mm",
-            ga.pixel_mm, ga.slice_mm, gb.pixel_mm, gb.slice_mm
-        )));
-    }
-    if a.orientation.iter().zip(&b.orientation).any(|(x, y)| (x - y).abs() > 1e-4) {
-        return Err(PairError::Geometry("the slices are oriented differently".into()));
-    }
-    if a.positions.iter().zip(&b.positions).any(|(p, q)| p.iter().zip(q).any(|(x, y)| (x - y).abs() > 0.01)) {
-        return Err(PairError::Geometry("the slices lie at different positions".into()));
-    }
+    a.check_same_geometry(&b)?;
     Ok(N2nPair { a: a.image, b: b.image })
+}
+
+impl SeriesImage {
+    /// Whether `other` lies on the same voxels: size, spacing, orientation and slice
+    /// positions; the error says what differs.
+    pub fn check_same_geometry(&self, other: &SeriesImage) -> Result<(), PairError> {
+        let (ga, gb) = (self.image.grid, other.image.grid);
+        if ga.size != gb.size || ga.slices != gb.slices {
+            return Err(PairError::Geometry(format!(
+                "{}×{}×{} against {}×{}×{}",
+                ga.size, ga.size, ga.slices, gb.size, gb.size, gb.slices
+            )));
+        }
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-3 * x.abs().max(y.abs()).max(1.0);
+        if !close(ga.pixel_mm, gb.pixel_mm) || !close(ga.slice_mm, gb.slice_mm) {
+            return Err(PairError::Geometry(format!(
+                "voxels of {:.3}×{:.3} mm against {:.3}×{:.3} mm",
+                ga.pixel_mm, ga.slice_mm, gb.pixel_mm, gb.slice_mm
+            )));
+        }
+        if self.orientation.iter().zip(&other.orientation).any(|(x, y)| (x - y).abs() > 1e-4) {
+            return Err(PairError::Geometry("the slices are oriented differently".into()));
+        }
+        if self.positions.iter().zip(&other.positions).any(|(p, q)| p.iter().zip(q).any(|(x, y)| (x - y).abs() > 0.01))
+        {
+            return Err(PairError::Geometry("the slices lie at different positions".into()));
+        }
+        Ok(())
+    }
 }

@@ -5,7 +5,8 @@
 //!
 //! From the bottom up:
 //! - [`image`]: the voxel grid and a volume on it; [`window`]: whole volumes as 3-slice
-//!   windows and back; [`metrics`]: PSNR and SSIM; [`canvas`]: plots for reports.
+//!   windows and back; [`metrics`]: PSNR and SSIM; [`regions`]: hot spots and SUVpeak;
+//!   [`canvas`]: plots for reports.
 //! - [`model`]: the paper's 2.5D DnCNN, its weights and files, KSE, TGD masks, ONNX graphs.
 //! - [`simulation`]: the PET simulator (phantom, projection, counts, OSEM).
 //! - [`training`]: base-model training, Noise2Noise rounds under TGD, the gate's measures.
@@ -16,6 +17,7 @@ pub mod evaluation;
 pub mod image;
 pub mod metrics;
 pub mod model;
+pub mod regions;
 pub mod simulation;
 pub mod training;
 pub mod window;

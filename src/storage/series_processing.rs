@@ -241,6 +241,17 @@ pub async fn n2n_halves(
     Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(patient_key).bind(unused_only).fetch_all(pool).await)?)
 }
 
+/// The series of a study that a reader reads: neither Noise2Noise halves nor petal's own
+/// derived series, oldest first (where a round finds the full-count series its halves were
+/// split from).
+pub async fn full_count_series(db: &Database, study_uid: &str) -> Result<Vec<SeriesProcessing>, StorageError> {
+    let sql = select_processing!(
+        "WHERE se.study_uid = $1 AND NOT p.n2n_half AND p.source_series_uid IS NULL
+         ORDER BY p.first_instance_ms, p.series_uid"
+    );
+    Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(study_uid).fetch_all(pool).await)?)
+}
+
 /// The patient's most recent series that petal denoised (its own derived series excluded):
 /// what a new model version is shown on first.
 pub async fn latest_denoised(db: &Database, patient_key: &str) -> Result<Option<SeriesProcessing>, StorageError> {

@@ -10,18 +10,15 @@ use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::common::Engine;
-use crate::learning::{learning_app, post_series, study, wait_round};
+use crate::learning::{LIVE_ROUND, learning_app, post_series, study, wait_round};
 use crate::pipeline::{manifest, series_uid, wait_for_state};
-
-/// Round settings that move the base model on a v2 patient (see below).
-const LEARNING_ROUND: &str = r#"{"steps_per_pass": 100, "batch": 8, "patch": 16, "learning_rate": 0.002}"#;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
     // A round that learns: the patient's scans are reconstructed with v2, which the base model
     // never saw (the paper's setting), and the steps are as many and as large as in the round
     // of learning.rs that measures the gain. The page needs it to go live.
-    let app = learning_app(Engine::Sqlite, &["--round-defaults", LEARNING_ROUND]).await;
+    let app = learning_app(Engine::Sqlite, &["--round-defaults", LIVE_ROUND]).await;
     let page = app.client.get(app.url("/")).send().await.expect("page");
     assert_eq!(page.status(), StatusCode::OK);
     let policy = page.headers()["content-security-policy"].to_str().expect("ascii").to_owned();
@@ -74,7 +71,11 @@ async fn a_radiologist_and_an_admin_use_the_page_in_chromium() {
         "the page shows SUVmax {shown}, the source file's header gives {source_suv}"
     );
     assert_eq!(seen["rounds"], serde_json::json!(["activated"]), "{seen}");
-    assert!(seen["report"].as_str().is_some_and(|r| r.contains("Parameters retrained")), "{seen}");
+    let report = seen["report"].as_str().unwrap_or_default();
+    assert!(report.contains("Parameters retrained"), "{seen}");
+    assert!(report.contains("Estimated error against the clean image"), "the gate's estimate is shown: {seen}");
+    // The study holds the full-count series the halves were split from: the gate checked it.
+    assert!(report.contains("Noise in uniform regions, on the full-count series"), "{seen}");
     assert!(seen["active_after"].as_str().is_some_and(|a| a.contains("version 0")), "{seen}");
     let after = seen["rounds_after_trigger"].as_array().expect("rounds after the trigger");
     assert_eq!(after.len(), 2, "the page started a second round: {seen}");

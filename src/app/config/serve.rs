@@ -170,9 +170,25 @@ pub struct LearningArgs {
     /// Gate: largest change of mean SUV in large uniform regions, percent.
     #[arg(long, env = "PETAL_GATE_UNIFORM_MEAN_PERCENT", default_value_t = 3.0)]
     pub gate_uniform_mean_percent: f64,
-    /// Gate: largest change of a hot spot's SUVmax, percent.
+    /// Gate: how far a hot spot's SUVmax may leave the range between the parent's output and
+    /// the input, percent of the parent's.
     #[arg(long, env = "PETAL_GATE_HOT_SPOT_MAX_PERCENT", default_value_t = 10.0)]
     pub gate_hot_spot_max_percent: f64,
+    /// Gate: the upper end of the interval of the estimated change of the error against the
+    /// clean image (noise floor removed) must be below this, percent (0: a sure improvement).
+    #[arg(long, env = "PETAL_GATE_MAX_ERROR_CHANGE_PERCENT", default_value_t = 0.0, allow_negative_numbers = true)]
+    pub gate_max_error_change_percent: f64,
+    /// Gate: confidence of that interval (two-sided, between 0.5 and 0.999).
+    #[arg(long, env = "PETAL_GATE_CONFIDENCE", default_value_t = 0.9, value_parser = super::values::parse_confidence)]
+    pub gate_confidence: f64,
+    /// Gate, on the full-count series: how many percentage points further from the input's
+    /// SUVpeak a hot spot of the input may move than the parent moved it.
+    #[arg(long, env = "PETAL_GATE_HOT_SPOT_PEAK_POINTS", default_value_t = 5.0)]
+    pub gate_hot_spot_peak_points: f64,
+    /// Gate, on the full-count series: the share of the input's noise in uniform regions
+    /// (percent) above which the new output may not be noisier than the parent's.
+    #[arg(long, env = "PETAL_GATE_NOISE_SHARE_PERCENT", default_value_t = 50.0)]
+    pub gate_noise_share_percent: f64,
 }
 
 #[derive(Debug, Clone, Args)]

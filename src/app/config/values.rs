@@ -19,6 +19,14 @@ pub(super) fn parse_round_defaults(text: &str) -> Result<crate::science::trainin
     Ok(settings)
 }
 
+/// A confidence level between 0.5 and 0.999.
+pub(super) fn parse_confidence(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(c) if (0.5..=0.999).contains(&c) => Ok(c),
+        _ => Err(format!("`{text}` is not a confidence between 0.5 and 0.999")),
+    }
+}
+
 /// Parses a whole number of at least 1.
 pub(super) fn parse_positive(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {

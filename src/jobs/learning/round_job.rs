@@ -3,7 +3,8 @@
 //! The job fixes the parent (the patient's active version, else the base model), reads the
 //! pair from the blob store, and trains on a blocking thread, which writes progress every
 //! few seconds and looks for a cancel request at every step. The gate then compares the new
-//! network with its parent on the pair's held-out slices, and the version, the verdict and
+//! network with its parent on the pair's held-out slices and on the study's full-count
+//! series (what gets denoised; half A when the study has none), and the version, the verdict and
 //! (when it passed) the activation are stored in one transaction. An activated version is
 //! shown on the patient's latest series at once: that series is denoised again.
 //!
@@ -27,8 +28,11 @@ use crate::jobs::denoise::active_model::{ActiveModel, active_model};
 use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
 use crate::jobs::denoise::stored_series::read_series_files;
 use crate::jobs::worker::Handler;
+use crate::science::image::Image3;
 use crate::science::model::backend::TrainingDevice;
-use crate::science::training::gate::{self, GateVerdict};
+use crate::science::model::burn_denoise::denoise_with_burn;
+use crate::science::training::gate::as_used::{AsUsedEvidence, AsUsedSeries};
+use crate::science::training::gate::{self, GateVerdict, RoundEvidence};
 use crate::science::training::n2n_round::{
     Flow, N2nPair, RoundError, RoundObserver, RoundOutcome, RoundReport, RoundSettings, run_round_on_best_device,
 };
@@ -102,20 +106,23 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
         return Ok(());
     }
     let settings: RoundSettings = serde_json::from_str(&round.settings).context("reading the round's settings")?;
-    let pair = match load_pair(context, &round, settings.seed).await? {
-        Ok(pair) => pair,
+    let LoadedPair { pair, full_count } = match load_pair(context, &round, settings.seed).await? {
+        Ok(loaded) => loaded,
         Err(reason) => {
             tracing::warn!(round = round.id, reason = %reason, "the round's pair cannot be used");
             rounds::finish_without_version(db, round.id, RoundState::Failed, &reason.to_string()).await?;
             return Ok(());
         }
     };
-    let (trained, interrupted) = train(context, &round, &parent, pair, settings).await?;
+    let (trained, interrupted, pair) = train(context, &round, &parent, pair, settings).await?;
     if interrupted {
         anyhow::bail!("the worker stopped mid-round; the round starts again from its parent");
     }
     match trained {
-        Ok((outcome, device)) => conclude(context, &round, &parent, outcome, device).await,
+        Ok((outcome, device)) => {
+            let as_used = as_used_outputs(&parent, &outcome, &pair, full_count).await?;
+            conclude(context, &round, &parent, &pair, &as_used, outcome, device).await
+        }
         Err(RoundError::Cancelled) => {
             let step = rounds::get(db, round.id).await?.map(|r| r.step).unwrap_or(0);
             cancelled(db, &round, step).await
@@ -148,14 +155,26 @@ enum UnusablePair {
     Pair(PairError),
 }
 
+/// A round's pair, and the series the patient's images are denoised from.
+struct LoadedPair {
+    pair: N2nPair,
+    /// The full-count series of the pair's study on the pair's voxels: for halves, the
+    /// study's first such series (if any); for a single series split in two, that series.
+    full_count: Option<Image3>,
+}
+
 /// The pair as images; the inner error is a reason the pair can never be used.
 async fn load_pair(
     context: &RoundJobContext,
     round: &Round,
     seed: u64,
-) -> anyhow::Result<Result<N2nPair, UnusablePair>> {
+) -> anyhow::Result<Result<LoadedPair, UnusablePair>> {
     let Some(files_a) = series_files(context, &round.series_a).await? else {
         return Ok(Err(UnusablePair::Gone(round.series_a.clone())));
+    };
+    let candidates = match round.series_b {
+        Some(_) => full_count_candidates(context, &round.series_a, files_a.len()).await?,
+        None => Vec::new(),
     };
     let files_b = match &round.series_b {
         Some(uid) => match series_files(context, uid).await? {
@@ -164,19 +183,84 @@ async fn load_pair(
         },
         None => None,
     };
-    let pair = tokio::task::spawn_blocking(move || -> Result<N2nPair, UnusablePair> {
+    let pair = tokio::task::spawn_blocking(move || -> Result<LoadedPair, UnusablePair> {
         let a = series_image(&files_a).map_err(|source| UnusablePair::Series { half: 'A', source })?;
         match files_b {
             Some(files_b) => {
+                let full_count = candidates.iter().find_map(|files| {
+                    series_image(files).ok().filter(|full| full.check_same_geometry(&a).is_ok()).map(|full| full.image)
+                });
                 let b = series_image(&files_b).map_err(|source| UnusablePair::Series { half: 'B', source })?;
-                pair_of(a, b).map_err(UnusablePair::Pair)
+                let pair = pair_of(a, b).map_err(UnusablePair::Pair)?;
+                Ok(LoadedPair { pair, full_count })
             }
-            None => Ok(neighbour_subsampled(&a.image, seed)),
+            None => Ok(LoadedPair { pair: neighbour_subsampled(&a.image, seed), full_count: Some(a.image) }),
         }
     })
     .await
     .context("reading the pair")?;
     Ok(pair)
+}
+
+/// The files of the full-count series of `half_a`'s study with as many instances as it has
+/// (at most [`MAX_FULL_COUNT_CANDIDATES`], oldest first).
+async fn full_count_candidates(
+    context: &RoundJobContext,
+    half_a: &str,
+    instances: usize,
+) -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
+    let Some(half) = series_processing::get(&context.db, half_a).await? else { return Ok(Vec::new()) };
+    let mut candidates = Vec::new();
+    for series in series_processing::full_count_series(&context.db, &half.study_uid).await? {
+        if usize::try_from(series.received_instances).ok() != Some(instances) {
+            continue;
+        }
+        if let Some(files) = series_files(context, &series.series_uid).await? {
+            candidates.push(files);
+        }
+        if candidates.len() == MAX_FULL_COUNT_CANDIDATES {
+            break;
+        }
+    }
+    Ok(candidates)
+}
+
+/// A study rarely holds more than one PET series like its halves; reading more costs time.
+const MAX_FULL_COUNT_CANDIDATES: usize = 3;
+
+/// The series the gate checks as used, and both networks' outputs for it: the full-count
+/// series where there is one (denoised here by both), else half A (denoised in validation).
+struct AsUsedImages {
+    series: AsUsedSeries,
+    input: Image3,
+    parent: Image3,
+    new: Image3,
+}
+
+async fn as_used_outputs(
+    parent: &ActiveModel,
+    outcome: &RoundOutcome,
+    pair: &N2nPair,
+    full_count: Option<Image3>,
+) -> anyhow::Result<AsUsedImages> {
+    let Some(input) = full_count else {
+        return Ok(AsUsedImages {
+            series: AsUsedSeries::HalfA,
+            input: pair.a.clone(),
+            parent: outcome.parent_outputs.a.clone(),
+            new: outcome.outputs.a.clone(),
+        });
+    };
+    let (parent_model, new_model) = (parent.model.clone(), outcome.model.clone());
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
+        let parent = denoise_with_burn(&parent_model, &input).context("denoising the full-count series (parent)")?;
+        let new = denoise_with_burn(&new_model, &input).context("denoising the full-count series (new version)")?;
+        Ok(AsUsedImages { series: AsUsedSeries::FullCount, input, parent, new })
+    })
+    .await
+    .context("the gate's denoising thread stopped unexpectedly")?
 }
 
 async fn series_files(context: &RoundJobContext, series_uid: &str) -> anyhow::Result<Option<Vec<Vec<u8>>>> {
@@ -252,14 +336,14 @@ impl RoundObserver for DatabaseProgress {
 type Trained = Result<(RoundOutcome, TrainingDevice), RoundError>;
 
 /// Runs the round's training on a blocking thread, carrying the job's span; also says
-/// whether the process's shutdown interrupted it.
+/// whether the process's shutdown interrupted it, and gives the pair back for the gate.
 async fn train(
     context: &RoundJobContext,
     round: &Round,
     parent: &ActiveModel,
     pair: N2nPair,
     settings: RoundSettings,
-) -> anyhow::Result<(Trained, bool)> {
+) -> anyhow::Result<(Trained, bool, N2nPair)> {
     let mut observer = DatabaseProgress {
         runtime: Handle::current(),
         db: context.db.clone(),
@@ -276,7 +360,7 @@ async fn train(
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let trained = run_round_on_best_device(&model, &pair, &settings, &mut observer);
-        (trained, observer.interrupted)
+        (trained, observer.interrupted, pair)
     })
     .await
     .context("the training thread stopped unexpectedly")
@@ -288,19 +372,28 @@ async fn conclude(
     context: &RoundJobContext,
     round: &Round,
     parent: &ActiveModel,
+    pair: &N2nPair,
+    as_used: &AsUsedImages,
     outcome: RoundOutcome,
     device: TrainingDevice,
 ) -> anyhow::Result<()> {
     let db = &context.db;
     let report = &outcome.report;
-    let verdict = gate::judge(
-        &outcome.parent_output_a,
-        &outcome.output_a,
-        &report.held_out,
-        report.validation_loss_parent,
-        report.validation_loss,
-        &context.learning.gate,
-    );
+    let evidence = RoundEvidence {
+        as_used: AsUsedEvidence {
+            series: as_used.series,
+            input: &as_used.input,
+            parent: &as_used.parent,
+            new: &as_used.new,
+        },
+        pair,
+        parent: &outcome.parent_outputs,
+        new: &outcome.outputs,
+        held_out: &report.held_out,
+        validation_loss_parent: report.validation_loss_parent,
+        validation_loss: report.validation_loss,
+    };
+    let verdict = gate::judge(&evidence, &context.learning.gate);
     let version_report = VersionReport {
         round_id: round.id,
         pair_source: &round.pair_source,

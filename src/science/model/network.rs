@@ -201,6 +201,21 @@ impl<B: Backend> DnCnn<B> {
         input.sub(noise)
     }
 
+    /// The forward pass with TGD gates, every BatchNorm normalising with its running
+    /// statistics as inference does, also while training: the steps then optimise exactly
+    /// the function that will denoise, and no batch's statistics leak into it.
+    pub fn forward_gated_frozen_statistics(&self, input: Tensor<B, 4>, gates: &TgdGates<B>) -> Tensor<B, 4> {
+        let noise = self.predicted_noise(input.clone(), gates, |norm, x| {
+            let channels = x.dims()[1];
+            let as_image = |t: Tensor<B, 1>| t.reshape([1, channels, 1, 1]);
+            let mean = as_image(norm.running_mean.value());
+            let scale =
+                as_image(norm.gamma.val()).div(as_image(norm.running_var.value().add_scalar(norm.epsilon)).sqrt());
+            x.sub(mean).mul(scale).add(as_image(norm.beta.val()))
+        });
+        input.sub(noise)
+    }
+
     /// conv8's output (the predicted noise), each BatchNorm applied by `normalise`.
     fn predicted_noise(
         &self,

@@ -16,7 +16,7 @@ use super::base::patches::{PatchSampler, PatchSampling};
 use super::round_control::{Flow, RoundError, RoundObserver};
 use super::round_settings::{RoundKind, RoundSettings};
 use super::tgd_passes::{PassError, run_tgd_passes};
-use super::trainer::{OptimizerSettings, Trainer};
+use super::trainer::{BatchStatistics, OptimizerSettings, Trainer};
 use super::update_plan::{RunningStatistics, UpdatePlan, UpdateRule};
 use crate::science::model::backend::{CpuBackend, TrainingDevice, TrainingWork, on_best_device};
 use crate::science::model::config::DnCnnConfig;
@@ -74,7 +74,11 @@ pub fn fine_tune<B: AutodiffBackend>(
     }
     let device = B::Device::default();
     let network = DnCnn::<B>::from_weights(&parent.config, &parent.weights, &device)?;
-    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, weight_decay: 0.0 };
+    let optimizer = OptimizerSettings {
+        learning_rate: settings.learning_rate,
+        weight_decay: 0.0,
+        batch_statistics: settings.batch_statistics,
+    };
     let total = settings.total_steps();
     let mut losses = Vec::with_capacity(total);
     let mut step = 0usize;
@@ -142,7 +146,7 @@ fn average_retrained_statistics(
     settings: &RoundSettings,
     plan: &UpdatePlan,
 ) -> Result<StoredModel, RoundError> {
-    if settings.batch_norm_batches == 0 {
+    if settings.batch_norm_batches == 0 || settings.batch_statistics == BatchStatistics::Frozen {
         return Ok(trained);
     }
     let averaged = precise_batch_norm(&trained, sampler, settings.batch_norm_batches, settings.seed)

@@ -8,6 +8,7 @@ pub const DEFAULT_BATCH: usize = 16;
 pub const DEFAULT_PATCH: usize = 32;
 
 pub mod base;
+pub mod error_estimate;
 pub mod fine_tune;
 pub mod gate;
 pub mod n2n_round;

@@ -2,18 +2,23 @@
 //! with Noise2Noise on two independent reconstructions A and B of one scan (f(A) → B and
 //! f(B) → A), restricted by TGD so that only kernels KSE finds meaningless change.
 //!
-//! A contiguous block of slices is held out: patches never come from it, and the N2N loss
-//! on it, for the parent and for the new network, is what the gate compares. Knows nothing
+//! Slices spread through the volume are held out (one in every few): patches are never
+//! centred on them, and the N2N losses on them, for the parent and for the new network, are
+//! what the gate compares. Spread rather than one block, because what a round learns is
+//! the patient's own anatomy, which a held-out slice shares with its neighbours: a block in
+//! the middle of the volume holds anatomy the round never trained on, and could not show
+//! what it buys (docs/learning.md, "Why rounds were judged worse"). Knows nothing
 //! of the database or the queue: callers observe progress and may cancel between steps.
 
-use std::ops::Range;
 use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 
 use super::base::TrainingPair;
 use super::base::checkpoint::LossPoint;
+use super::error_estimate::HalfOutputs;
 use super::fine_tune::fine_tune;
+pub use super::pair_source::N2nPair;
 pub use super::round_control::{Flow, RoundError, RoundObserver};
 pub use super::round_settings::{InvalidRoundSettings, RoundKind, RoundSettings};
 use crate::science::image::Image3;
@@ -21,13 +26,6 @@ use crate::science::model::backend::{TrainingDevice, TrainingWork, on_best_devic
 use crate::science::model::burn_denoise::denoise_with_burn;
 use crate::science::model::directory::StoredModel;
 use crate::science::model::tgd_mask::NetworkMask;
-
-/// Two independent reconstructions of one scan, normalised, on one grid.
-#[derive(Debug, Clone)]
-pub struct N2nPair {
-    pub a: Image3,
-    pub b: Image3,
-}
 
 /// What a round did, for the model version's report.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -38,8 +36,8 @@ pub struct RoundReport {
     /// Share of all parameters any pass could change.
     pub fraction_retrained: f64,
     pub losses: Vec<LossPoint>,
-    /// Held-out slices (z indices).
-    pub held_out: Range<usize>,
+    /// Held-out slices (z indices, ascending).
+    pub held_out: Vec<usize>,
     /// N2N loss on the held-out slices: parent, then the new network.
     pub validation_loss_parent: f64,
     pub validation_loss: f64,
@@ -51,40 +49,63 @@ pub struct RoundReport {
 pub struct RoundOutcome {
     pub model: StoredModel,
     pub report: RoundReport,
-    /// The parent's and the new network's outputs for half A, from validation: the gate
+    /// The parent's and the new network's outputs for both halves, from validation: the gate
     /// compares them on the held-out slices without running either network again.
-    pub parent_output_a: Image3,
-    pub output_a: Image3,
+    pub parent_outputs: HalfOutputs,
+    pub outputs: HalfOutputs,
 }
 
-/// The held-out block: `fraction` of the slices in the middle of the volume (at least one).
-pub fn held_out_slices(slices: usize, fraction: f64) -> Range<usize> {
-    let count = ((slices as f64 * fraction).round() as usize).clamp(1, slices.saturating_sub(1).max(1));
-    let start = (slices - count) / 2;
-    start..start + count
+/// The held-out slices: one in every `round(1 / fraction)` (0.25: every fourth), starting
+/// half a stride in, so about `fraction` of the slices spread evenly through the volume; at
+/// least one, and never all.
+///
+/// ```
+/// use petal::science::training::n2n_round::held_out_slices;
+/// assert_eq!(held_out_slices(12, 0.25), vec![2, 6, 10]);
+/// assert_eq!(held_out_slices(2, 0.5), vec![1]);
+/// ```
+pub fn held_out_slices(slices: usize, fraction: f64) -> Vec<usize> {
+    let stride = ((1.0 / fraction).round() as usize).max(2);
+    let held: Vec<usize> = (stride / 2..slices).step_by(stride).collect();
+    if held.is_empty() { vec![slices / 2] } else { held }
 }
 
 /// The N2N loss of `model` on the held-out slices (mean of |f(A) − B|² and |f(B) − A|²),
-/// and f(A).
+/// and f(A) and f(B).
 pub fn validation_loss(
     model: &StoredModel,
     pair: &N2nPair,
-    held_out: &Range<usize>,
-) -> Result<(f64, Image3), RoundError> {
+    held_out: &[usize],
+) -> Result<(f64, HalfOutputs), RoundError> {
     let plane = pair.a.grid.pixels_per_slice();
-    let range = held_out.start * plane..held_out.end * plane;
     let denoise = |input: &Image3| denoise_with_burn(model, input).map_err(RoundError::Validation);
     let squared_error = |output: &Image3, target: &Image3| {
-        let sum: f64 = output.data[range.clone()]
+        let sum: f64 = held_out
             .iter()
-            .zip(&target.data[range.clone()])
-            .map(|(o, t)| (f64::from(*o) - f64::from(*t)).powi(2))
+            .flat_map(|z| z * plane..(z + 1) * plane)
+            .map(|i| (f64::from(output.data[i]) - f64::from(target.data[i])).powi(2))
             .sum();
-        sum / range.len() as f64
+        sum / (held_out.len() * plane).max(1) as f64
     };
     let (output_a, output_b) = (denoise(&pair.a)?, denoise(&pair.b)?);
     let loss = (squared_error(&output_a, &pair.b) + squared_error(&output_b, &pair.a)) / 2.0;
-    Ok((loss, output_a))
+    Ok((loss, HalfOutputs { a: output_a, b: output_b }))
+}
+
+/// Training pairs of each (input, target), with patches centred only on slices that are
+/// not held out. A round passes both N2N directions; a truth-trained oracle passes each half
+/// with the noiseless image.
+pub fn outside_held_out(directions: &[(&Image3, &Image3)], held_out: &[usize]) -> Vec<TrainingPair> {
+    directions
+        .iter()
+        .map(|(input, target)| TrainingPair {
+            name: "n2n".into(),
+            inputs: vec![(1.0, (*input).clone())],
+            target: (*target).clone(),
+            regions: None,
+            train_slices: Some((0..input.grid.slices).filter(|z| !held_out.contains(z)).collect()),
+        })
+        .collect()
 }
 
 /// Runs the round where [`TrainingDevice::choose`] says (CUDA when built with it and a
@@ -132,30 +153,14 @@ pub fn run_round<B: AutodiffBackend>(
     }
     let started = Instant::now();
     let held_out = held_out_slices(grid.slices, settings.validation_fraction);
-    let (validation_loss_parent, parent_output_a) = validation_loss(parent, pair, &held_out)?;
+    let (validation_loss_parent, parent_outputs) = validation_loss(parent, pair, &held_out)?;
     observer.parent_validated(validation_loss_parent);
 
-    // Both directions, patches only from the slices outside the held-out block (the block
-    // sits in the middle, so training takes the part below it and the part above it).
-    let mut pairs = Vec::new();
-    for (input, target) in [(&pair.a, &pair.b), (&pair.b, &pair.a)] {
-        for part in [0..held_out.start, held_out.end..grid.slices] {
-            if !part.is_empty() {
-                pairs.push(TrainingPair {
-                    name: "n2n".into(),
-                    inputs: vec![(1.0, input.clone())],
-                    target: target.clone(),
-                    regions: None,
-                    train_slices: Some(part),
-                });
-            }
-        }
-    }
-
+    let pairs = outside_held_out(&[(&pair.a, &pair.b), (&pair.b, &pair.a)], &held_out);
     let tuned = fine_tune::<B>(parent, &pairs, settings, observer)?;
     let model = tuned.model;
     let (passes, fraction_retrained, losses) = (tuned.passes, tuned.fraction_retrained, tuned.losses);
-    let (validation_loss, output_a) = validation_loss(&model, pair, &held_out)?;
+    let (validation_loss, outputs) = validation_loss(&model, pair, &held_out)?;
     let report = RoundReport {
         settings: settings.clone(),
         passes,
@@ -166,5 +171,5 @@ pub fn run_round<B: AutodiffBackend>(
         validation_loss,
         seconds: started.elapsed().as_secs_f64(),
     };
-    Ok(RoundOutcome { model, report, parent_output_a, output_a })
+    Ok(RoundOutcome { model, report, parent_outputs, outputs })
 }

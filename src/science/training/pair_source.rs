@@ -7,8 +7,14 @@
 
 use rand::{Rng, SeedableRng};
 
-use super::n2n_round::N2nPair;
 use crate::science::image::{Grid, Image3};
+
+/// Two independent reconstructions of one scan, normalised, on one grid.
+#[derive(Debug, Clone)]
+pub struct N2nPair {
+    pub a: Image3,
+    pub b: Image3,
+}
 
 /// How the pair was found, as the round records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -1,6 +1,7 @@
 //! What a round is asked to do: which parameters it may change ([`RoundKind`]) and its
 //! settings, each with a default a physicist can start from.
 
+pub use super::trainer::BatchStatistics;
 use super::{DEFAULT_BATCH, DEFAULT_PATCH};
 
 /// What a round may change.
@@ -37,12 +38,17 @@ pub struct RoundSettings {
     /// TGD^n: KSE is recomputed before each pass.
     pub tgd_passes: usize,
     pub learning_rate: f64,
+    /// What BatchNorm normalises with during the steps: each batch's own statistics, or the
+    /// parent's running statistics as inference uses them (`frozen`).
+    pub batch_statistics: BatchStatistics,
     /// After the steps, the running statistics of retrained BatchNorm channels become the
-    /// mean of this many batches' statistics (0 keeps the steps' exponential average).
+    /// mean of this many batches' statistics (0 keeps the steps' exponential average). Not
+    /// used with frozen statistics, which the steps never change.
     pub batch_norm_batches: usize,
     pub batch: usize,
     pub patch: usize,
-    /// Share of the slices (a contiguous block in the middle) held out for validation.
+    /// Share of the slices held out for validation and the gate: one in every
+    /// round(1 / fraction), spread through the volume.
     pub validation_fraction: f64,
     /// Seeds the patch draws.
     pub seed: u64,
@@ -56,6 +62,7 @@ impl Default for RoundSettings {
             steps_per_pass: 200,
             tgd_passes: 1,
             learning_rate: 5e-4,
+            batch_statistics: BatchStatistics::PerBatch,
             batch_norm_batches: 50,
             batch: DEFAULT_BATCH,
             patch: DEFAULT_PATCH,

@@ -20,12 +20,25 @@ pub struct OptimizerSettings {
     pub learning_rate: f64,
     /// Coefficient of the L2 regulariser, masked like the gradients (0 disables it).
     pub weight_decay: f64,
+    /// How BatchNorm normalises during the steps.
+    pub batch_statistics: BatchStatistics,
 }
 
 impl Default for OptimizerSettings {
     fn default() -> Self {
-        Self { learning_rate: 1e-3, weight_decay: 0.0 }
+        Self { learning_rate: 1e-3, weight_decay: 0.0, batch_statistics: BatchStatistics::PerBatch }
     }
+}
+
+/// What BatchNorm normalises with while a network trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatistics {
+    /// Each batch's own statistics, the running ones following them (training from scratch).
+    #[default]
+    PerBatch,
+    /// The running statistics, as inference does; they do not change.
+    Frozen,
 }
 
 /// A network, its optimiser state and the plan restricting what changes.
@@ -79,7 +92,10 @@ impl<B: AutodiffBackend> Trainer<B> {
         weight: Option<Tensor<B, 4>>,
     ) -> (f64, GradientsParams) {
         let network = self.network();
-        let output = network.forward_gated(input, &self.gates);
+        let output = match self.settings.batch_statistics {
+            BatchStatistics::PerBatch => network.forward_gated(input, &self.gates),
+            BatchStatistics::Frozen => network.forward_gated_frozen_statistics(input, &self.gates),
+        };
         let loss = match weight {
             Some(weight) => weighted_mse(output, target, weight),
             None => mse(output, target),

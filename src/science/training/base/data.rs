@@ -37,7 +37,7 @@ pub struct TrainingPair {
     /// Known only for simulated data.
     pub regions: Option<TrainingRegions>,
     /// Slices patches may be centred on (all when `None`); the rest is held out.
-    pub train_slices: Option<std::ops::Range<usize>>,
+    pub train_slices: Option<Vec<usize>>,
 }
 
 /// How simulated training data are made.

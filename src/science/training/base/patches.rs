@@ -55,7 +55,7 @@ impl<'a> PatchSampler<'a> {
             let mut by_label: std::collections::BTreeMap<u8, Vec<(usize, usize, usize)>> = Default::default();
             for (voxel, label) in regions.lesions.iter().enumerate() {
                 let z = voxel / grid.pixels_per_slice();
-                if *label > 0 && slices.contains(&z) {
+                if *label > 0 && slices.is_none_or(|s| s.contains(&z)) {
                     let in_slice = voxel % grid.pixels_per_slice();
                     by_label.entry(*label).or_default().push((z, in_slice / grid.size, in_slice % grid.size));
                 }
@@ -110,7 +110,11 @@ impl<'a> PatchSampler<'a> {
         let slices = training_slices(pair);
         let mut choice = (0, 0, 0);
         for _ in 0..20 {
-            choice = (rng.random_range(slices.clone()), rng.random_range(0..span), rng.random_range(0..span));
+            let z = match slices {
+                Some(allowed) => allowed[rng.random_range(0..allowed.len())],
+                None => rng.random_range(0..grid.slices),
+            };
+            choice = (z, rng.random_range(0..span), rng.random_range(0..span));
             let (z, x0, y0) = choice;
             let centre = pair.target.slice(z);
             let active = (y0..y0 + patch)
@@ -140,9 +144,9 @@ impl<'a> PatchSampler<'a> {
     }
 }
 
-/// Slices patches may be centred on.
-fn training_slices(pair: &TrainingPair) -> std::ops::Range<usize> {
-    pair.train_slices.clone().filter(|r| !r.is_empty()).unwrap_or(0..pair.target.grid.slices)
+/// Slices patches may be centred on; `None` for every slice.
+fn training_slices(pair: &TrainingPair) -> Option<&[usize]> {
+    pair.train_slices.as_deref().filter(|slices| !slices.is_empty())
 }
 
 /// Where a patch lies: `window` slices centred on slice `z`, corner (`x0`, `y0`), side `patch`.

@@ -146,7 +146,7 @@ fn train_on<B: AutodiffBackend>(
         }
     };
     let plan = UpdatePlan::everything(&network);
-    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, weight_decay: 0.0 };
+    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, ..OptimizerSettings::default() };
     let mut trainer = Trainer::new(network, plan, optimizer, &device);
     let sampling = PatchSampling {
         batch: settings.batch,
