@@ -25,6 +25,7 @@ mod bench_inference;
 mod bench_stow;
 mod errors;
 mod eval_paper;
+mod eval_rounds;
 mod health;
 mod inference;
 mod openapi_drift;

@@ -5,6 +5,7 @@ mod database;
 mod demo;
 mod denoise;
 mod eval_paper;
+mod eval_rounds;
 mod healthcheck;
 mod model;
 mod progress;
@@ -75,6 +76,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::run(&args).await?,
         Command::TrainBase(args) => {
             tokio::task::spawn_blocking(move || train_base::run(&args)).await.context("the training stopped")??
+        }
+        Command::Eval(EvalCommand::Rounds(args)) => {
+            tokio::task::spawn_blocking(move || eval_rounds::run(&args)).await.context("the evaluation stopped")??
         }
         Command::Eval(EvalCommand::Paper(args)) => {
             tokio::task::spawn_blocking(move || eval_paper::run(&args)).await.context("the evaluation stopped")??

@@ -21,7 +21,9 @@ use clap::{Parser, Subcommand};
 pub use admin::{HealthcheckArgs, ModelCommand, TokenAction, TokenArgs};
 pub use bench::{BenchArgs, BenchCommand};
 pub use common::{BlobArgs, DEFAULT_DATABASE_URL, DatabaseArgs, LogArgs, LogFormat};
-pub use offline::{DemoArgs, DenoiseArgs, EvalCommand, EvalPaperArgs, SimulateArgs, TrainBaseArgs};
+pub use offline::{
+    DemoArgs, DenoiseArgs, EvalCommand, EvalPaperArgs, EvalRoundsArgs, RoundCase, SimulateArgs, TrainBaseArgs,
+};
 pub use serve::{
     DerivedSeriesArgs, HttpArgs, InferenceArgs, JobArgs, LearningArgs, MigrateArgs, PipelineArgs, ServeArgs,
     SessionArgs, WorkerArgs,

@@ -12,6 +12,47 @@ pub enum EvalCommand {
     /// Reproduce the TGD paper's Table 1 (v1-net, v2-net, FT-net, TGD-net, TGD_N2N-net; lesion
     /// bias and liver CoV) and its KSE sweep on simulated data; resumable.
     Paper(EvalPaperArgs),
+    /// Judge online learning against the truth: rounds on simulated patients whose noiseless
+    /// reconstruction is known (domain shift and same domain), an oracle round, a follow-up
+    /// scan and a second round; writes rounds.md and rounds.json; resumable.
+    Rounds(EvalRoundsArgs),
+}
+
+/// A case of `petal eval rounds`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoundCase {
+    DomainShift,
+    SameDomain,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalRoundsArgs {
+    /// A smoke run of a few minutes at a tiny scale (its numbers mean nothing).
+    #[arg(long)]
+    pub quick: bool,
+    /// Patient seeds, `A..B` (B excluded); each gives a domain-shift and a same-domain case.
+    /// The pinned acceptance seeds by default (`sweep` names the sweep's seeds).
+    #[arg(long, value_parser = super::values::seed_range_parser)]
+    pub seeds: Option<std::ops::Range<u64>>,
+    /// Round settings to change from the defaults, as JSON (the API's RoundSettings).
+    #[arg(long, default_value = "{}", value_parser = super::values::parse_round_defaults)]
+    pub settings: crate::science::training::n2n_round::RoundSettings,
+    /// Only the first round of each patient (no oracle, follow-up scan or second round):
+    /// what a sweep of the settings needs.
+    #[arg(long)]
+    pub first_rounds_only: bool,
+    /// Only one case of each patient (both by default).
+    #[arg(long, value_enum)]
+    pub case: Option<RoundCase>,
+    /// The parent of every first round (the shipped base model, trained on v1).
+    #[arg(long, env = "PETAL_BASE_MODEL", default_value = "models/base")]
+    pub model: PathBuf,
+    /// Folder of the cached cases (reused when run again with the same model, settings and scale).
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// Where rounds.md and rounds.json go: docs/results, or WORK/results with --quick.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]

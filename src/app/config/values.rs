@@ -19,6 +19,23 @@ pub(super) fn parse_round_defaults(text: &str) -> Result<crate::science::trainin
     Ok(settings)
 }
 
+/// Patient seeds as `A..B` (B excluded), or `acceptance` / `sweep` for the pinned sets of
+/// `petal eval rounds`.
+pub(super) fn seed_range_parser(text: &str) -> Result<std::ops::Range<u64>, String> {
+    use crate::science::evaluation::rounds::{ACCEPTANCE_SEEDS, SWEEP_SEEDS};
+    match text.trim() {
+        "acceptance" => return Ok(ACCEPTANCE_SEEDS),
+        "sweep" => return Ok(SWEEP_SEEDS),
+        _ => {}
+    }
+    let bounds =
+        text.split_once("..").and_then(|(a, b)| Some((a.trim().parse::<u64>().ok()?, b.trim().parse::<u64>().ok()?)));
+    match bounds {
+        Some((start, end)) if start < end => Ok(start..end),
+        _ => Err(format!("`{text}` is not A..B with A < B (or `acceptance`, `sweep`)")),
+    }
+}
+
 /// A confidence level between 0.5 and 0.999.
 pub(super) fn parse_confidence(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {

@@ -4,3 +4,4 @@
 
 pub mod paper;
 pub mod paper_metrics;
+pub mod rounds;

@@ -10,6 +10,8 @@ const STREAM_FULL: u64 = 1;
 const STREAM_HALVES: u64 = 2;
 const STREAM_REALIZATIONS: u64 = 3;
 const STREAM_THINNED: u64 = 100;
+/// Seeds of follow-up visits: far from any patient seed, so no visit repeats another draw.
+const FOLLOW_UP_SEED_STEP: u64 = 0x9E37_79B9;
 
 /// A phantom scanned for `duration_s` seconds.
 #[derive(Debug, Clone)]
@@ -28,6 +30,15 @@ impl Scan {
         let system = SystemModel::new(&phantom.activity, &phantom.attenuation, scanner, duration_s);
         let counts = poisson(&system.expected(&phantom.activity), seed, STREAM_FULL);
         Self { seed, phantom, system, counts }
+    }
+
+    /// A later scan of the same patient with the same scanner and duration: the same phantom
+    /// counted again with independent noise (`visit` 1, 2, … picks the draw). Its halves and
+    /// realizations are independent of this scan's too.
+    pub fn follow_up(&self, visit: u64) -> Self {
+        let seed = self.seed.wrapping_add(visit.wrapping_mul(FOLLOW_UP_SEED_STEP));
+        let counts = poisson(&self.system.expected(&self.phantom.activity), seed, STREAM_FULL);
+        Self { seed, phantom: self.phantom.clone(), system: self.system.clone(), counts }
     }
 
     /// The data with no noise (the limit of infinite counts), for training targets.
