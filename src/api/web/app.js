@@ -210,17 +210,21 @@ async function showReport(versionId) {
   add('Held-out N2N loss', `${round.validation_loss_parent.toFixed(5)} (parent), ${round.validation_loss.toFixed(5)} (this version)`);
   add('Gate', report.gate.passed ? 'passed' : `failed: ${report.gate.reasons.join('; ')}`);
   const m = report.gate.measures;
+  const num = (v, unit) => (v === null || v === undefined ? 'n/a' : `${v.toFixed(2)}${unit}`);
+  const pair = (parent, mine, unit) => `${num(parent, unit)} (parent), ${num(mine, unit)} (this version)`;
   if (m.error_change) {
     const e = m.error_change;
     const pct = (v) => `${v >= 0 ? '+' : ''}${v.toFixed(2)} %`;
     add('Estimated error against the clean image', `${pct(e.change_percent)} (${Math.round(100 * e.confidence)} % interval ${pct(e.low_percent)} to ${pct(e.high_percent)}, ${e.blocks} held-out blocks; noise is ${e.noise_share_percent.toFixed(0)} % of the N2N loss)`);
   }
+  if (m.drift) {
+    const d = m.drift;
+    add('Mean SUV against the input, on the held-out slices', `body ${pair(d.body_parent_percent, d.body_percent, ' %')}, uniform regions ${pair(d.uniform_parent_percent, d.uniform_percent, ' %')}`);
+  }
   add('SUV changes against the parent', `body ${m.body_mean_change_percent.toFixed(2)} %, uniform regions ${m.uniform_mean_change_percent === null ? 'n/a' : m.uniform_mean_change_percent.toFixed(2) + ' %'}, hot spots ${m.hot_spot_max_change_percent === null ? 'n/a' : m.hot_spot_max_change_percent.toFixed(2) + ' %'}`);
   if (m.as_used) {
     const u = m.as_used;
     const on = u.series === 'full_count' ? 'the full-count series' : 'half A';
-    const num = (v, unit) => (v === null || v === undefined ? 'n/a' : `${v.toFixed(2)}${unit}`);
-    const pair = (parent, mine, unit) => `${num(parent, unit)} (parent), ${num(mine, unit)} (this version)`;
     add(`Mean SUV against the input, on ${on}`, `body ${pair(u.body_mean_drift_parent_percent, u.body_mean_drift_percent, ' %')}; uniform regions ${pair(u.uniform_mean_drift_parent_percent, u.uniform_mean_drift_percent, ' %')}`);
     add(`Hot spots of the input, on ${on}`, `${u.input_hot_spots} found; SUVpeak ${num(u.hot_spot_peak_further_points, ' points')} further from the input than the parent's; SUVmax ${num(u.hot_spot_max_beyond_percent, ' %')} beyond the range between the parent's and the input's`);
     add(`Noise in uniform regions, on ${on}`, `${num(u.noise_input_percent, ' %')} (input), ${pair(u.noise_parent_percent, u.noise_percent, ' %')}`);

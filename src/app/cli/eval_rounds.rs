@@ -20,8 +20,9 @@ use crate::science::training::n2n_round::Flow;
 /// The OSEM version the shipped base model was trained on (models/base/report.md).
 const BASE_RECON: ReconVersion = ReconVersion::V1;
 
-/// Bumped when what a case measures changes, so older cached cases are made again.
-const CASE_FORMAT: u32 = 2;
+/// Bumped when what a case measures or how the gate judges changes, so older cached cases
+/// are made again.
+const CASE_FORMAT: u32 = 4;
 
 /// A cached case and what it was made from.
 #[derive(serde::Serialize, serde::Deserialize)]

@@ -161,13 +161,15 @@ pub struct LearningArgs {
     /// How often a running round writes its progress (and looks for a cancel request).
     #[arg(long, env = "PETAL_ROUND_PROGRESS_INTERVAL", default_value = "2s", value_parser = parse_duration)]
     pub round_progress_interval: Duration,
-    /// Gate: the new version's held-out N2N loss may be at most this multiple of the parent's.
-    #[arg(long, env = "PETAL_GATE_MAX_VALIDATION_LOSS_RATIO", default_value_t = 1.0)]
-    pub gate_max_validation_loss_ratio: f64,
-    /// Gate: largest change of mean SUV over the body against the parent's output, percent.
+    /// Gate: when set, the new version's held-out N2N loss may be at most this multiple of
+    /// the parent's (unset: the error estimate decides).
+    #[arg(long, env = "PETAL_GATE_MAX_VALIDATION_LOSS_RATIO")]
+    pub gate_max_validation_loss_ratio: Option<f64>,
+    /// Gate: largest drift of mean SUV over the body from the input's (unless the parent's
+    /// output drifted as far), percent.
     #[arg(long, env = "PETAL_GATE_BODY_MEAN_PERCENT", default_value_t = 2.0)]
     pub gate_body_mean_percent: f64,
-    /// Gate: largest change of mean SUV in large uniform regions, percent.
+    /// Gate: the same for mean SUV in large uniform regions, percent.
     #[arg(long, env = "PETAL_GATE_UNIFORM_MEAN_PERCENT", default_value_t = 3.0)]
     pub gate_uniform_mean_percent: f64,
     /// Gate: how far a hot spot's SUVmax may leave the range between the parent's output and

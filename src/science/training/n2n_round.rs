@@ -7,7 +7,7 @@
 //! what the gate compares. Spread rather than one block, because what a round learns is
 //! the patient's own anatomy, which a held-out slice shares with its neighbours: a block in
 //! the middle of the volume holds anatomy the round never trained on, and could not show
-//! what it buys (docs/learning.md, "Why rounds were judged worse"). Knows nothing
+//! what it buys (docs/learning.md, "A round, step by step"). Knows nothing
 //! of the database or the queue: callers observe progress and may cancel between steps.
 
 use std::time::Instant;

@@ -62,7 +62,7 @@ impl Default for RoundSettings {
             steps_per_pass: 200,
             tgd_passes: 1,
             learning_rate: 5e-4,
-            batch_statistics: BatchStatistics::PerBatch,
+            batch_statistics: BatchStatistics::Frozen,
             batch_norm_batches: 50,
             batch: DEFAULT_BATCH,
             patch: DEFAULT_PATCH,

@@ -446,8 +446,14 @@ mod rounds {
     #[test]
     fn averaged_batch_norm_statistics_leave_kept_channels_bit_identical() {
         let (parent, pair) = (parent(), pair());
-        let settings =
-            RoundSettings { steps_per_pass: 3, batch: 4, patch: 16, batch_norm_batches: 4, ..Default::default() };
+        let settings = RoundSettings {
+            steps_per_pass: 3,
+            batch: 4,
+            patch: 16,
+            batch_statistics: crate::science::training::trainer::BatchStatistics::PerBatch,
+            batch_norm_batches: 4,
+            ..Default::default()
+        };
         let mut go_on = |_: usize, _: usize, _: f64| Flow::Continue;
         let outcome = run_round::<Ad>(&parent, &pair, &settings, &mut go_on).expect("round");
         let plan = UpdatePlan::from_mask(&outcome.report.passes[0], UpdateRule::TgdLayer);

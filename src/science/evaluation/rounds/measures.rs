@@ -4,6 +4,8 @@
 //!   on the round's held-out slices;
 //! - **lesions**: each lesion's SUVmean and SUVmax, and how far its SUVmean is from the
 //!   truth's, in percent of the truth;
+//! - **body mean**: the output's mean over the body against the truth's, percent (what the
+//!   gate's body-mean checks, which only see the input, stand in for);
 //! - **liver noise**: the standard deviation of output − truth over the liver (lesions
 //!   excluded), in percent of the truth's liver mean;
 //! - **new hot spots**: connected groups of at least two voxels that are hot in the output
@@ -45,6 +47,8 @@ pub struct Measures {
     /// The same on the round's held-out slices.
     pub error_held_out: f64,
     pub lesions: Vec<LesionMeasure>,
+    /// (mean over the body − the truth's) / the truth's, percent.
+    pub body_mean_bias_percent: f64,
     pub liver_noise_percent: f64,
     pub new_hot_spots: usize,
 }
@@ -93,6 +97,8 @@ impl Measures {
                 })
             })
             .collect();
+        let body_mean_bias_percent =
+            (mean_and_max(output, &patient.body).0 / mean_and_max(truth, &patient.body).0 - 1.0) * 100.0;
         let (liver_mean, _) = mean_and_max(truth, &patient.liver);
         let liver_deviation = deviation(output, truth, &patient.liver);
         let threshold = 1.5 * liver_mean + 2.0 * liver_deviation;
@@ -100,6 +106,7 @@ impl Measures {
             error,
             error_held_out,
             lesions,
+            body_mean_bias_percent,
             liver_noise_percent: liver_deviation / liver_mean * 100.0,
             new_hot_spots: new_hot_spots(output, truth, &patient.body, threshold),
         }

@@ -62,10 +62,10 @@ pub fn markdown(results: &RoundsResults) -> String {
     let _ = writeln!(
         out,
         "| patient | case | OSEM error | base error | after | change | oracle | gate | truth | agrees | \
-         held-out change: truth | held-out change: gate's estimate | N2N loss change | liver noise | new hot spots | \
-         lesion SUVmean bias |"
+         held-out change: truth | held-out change: gate's estimate | N2N loss change | body mean bias | liver noise | \
+         new hot spots | lesion SUVmean bias |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for case in &results.cases {
         first_round_row(&mut out, case);
     }
@@ -124,7 +124,7 @@ fn first_round_row(out: &mut String, case: &CaseResult) {
     let _ = writeln!(
         out,
         "| {} | {} | {:.4} | {:.4} | {:.4} | {:+.2} % | {} | {} | {} | {} | {:+.2} % | {:+.2} % [{:+.2}, {:+.2}] | \
-         {:+.2} % | {:.1} → {:.1} % | {} → {} | {} → {} |",
+         {:+.2} % | {:+.2} → {:+.2} % | {:.1} → {:.1} % | {} → {} | {} → {} |",
         case.seed,
         case.kind.as_str(),
         case.osem.error,
@@ -140,6 +140,8 @@ fn first_round_row(out: &mut String, case: &CaseResult) {
         estimate.low_percent,
         estimate.high_percent,
         (r.validation_loss / r.validation_loss_parent - 1.0) * 100.0,
+        r.before.body_mean_bias_percent,
+        r.after.body_mean_bias_percent,
         r.before.liver_noise_percent,
         r.after.liver_noise_percent,
         r.before.new_hot_spots,

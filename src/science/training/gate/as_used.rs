@@ -21,7 +21,7 @@
 //! Every check compares the new network with the parent on the same input, so a limit is
 //! broken only by what the round changed.
 
-use super::limits::{GateLimits, at_most, beyond_range_percent, change_percent, within};
+use super::limits::{GateLimits, at_most, beyond_range_percent, change_percent, drifted, within};
 use crate::science::image::Image3;
 use crate::science::regions::{
     MIN_REGION_VOXELS, body_mask, connected_groups, hot_groups, hottest, local_noise_percent, max_over, peak_mean,
@@ -171,7 +171,6 @@ pub fn measure(evidence: &AsUsedEvidence<'_>) -> AsUsedMeasures {
 pub fn reasons(m: &AsUsedMeasures, limits: &GateLimits) -> Vec<String> {
     let on = m.series.describe();
     let mut reasons = Vec::new();
-    let drifted = |new: f64, parent: f64, limit: f64| !(new.abs() <= limit || new.abs() <= parent.abs());
     if m.body_voxels == 0 {
         reasons.push(format!("{on} shows no body to measure SUV in"));
     } else if drifted(m.body_mean_drift_percent, m.body_mean_drift_parent_percent, limits.body_mean_percent) {

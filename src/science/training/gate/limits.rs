@@ -6,8 +6,11 @@
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub struct GateLimits {
-    /// The new validation loss may be at most this multiple of the parent's (1 = not worse).
-    pub max_validation_loss_ratio: f64,
+    /// When set, the new validation loss may be at most this multiple of the parent's. Unset
+    /// by default: the error estimate below is the same N2N loss difference, restricted to
+    /// the body and with an interval, and the plain ratio (air included, no interval)
+    /// vetoed rounds the truth calls better (docs/learning.md, "Why rounds made the network worse").
+    pub max_validation_loss_ratio: Option<f64>,
     /// Largest change of mean SUV over the body, percent.
     pub body_mean_percent: f64,
     /// Largest change of mean SUV over the large uniform regions, percent.
@@ -33,7 +36,7 @@ pub struct GateLimits {
 impl Default for GateLimits {
     fn default() -> Self {
         Self {
-            max_validation_loss_ratio: 1.0,
+            max_validation_loss_ratio: None,
             body_mean_percent: 2.0,
             uniform_mean_percent: 3.0,
             hot_spot_max_percent: 10.0,
@@ -88,4 +91,11 @@ pub fn beyond_range_percent(new: f64, parent: f64, input: f64) -> f64 {
     } else {
         0.0
     }
+}
+
+/// Whether an output's drift from the input (percent) breaks `limit`: only when it is beyond
+/// the limit and larger than the parent's own drift, so a round is never held to account
+/// for a bias it inherited, nor for correcting one.
+pub(super) fn drifted(new: f64, parent: f64, limit: f64) -> bool {
+    !(new.abs() <= limit || new.abs() <= parent.abs())
 }
