@@ -21,7 +21,9 @@
 //! Every check compares the new network with the parent on the same input, so a limit is
 //! broken only by what the round changed.
 
-use super::limits::{GateLimits, at_most, beyond_range_percent, change_percent, drifted, within};
+use super::limits::{
+    GateLimits, HOT_FACTOR, MAX_HOT_SPOTS, at_most, beyond_range_percent, change_percent, drifted, within,
+};
 use crate::science::image::Image3;
 use crate::science::regions::{
     MIN_REGION_VOXELS, body_mask, connected_groups, hot_groups, hottest, local_noise_percent, max_over, peak_mean,
@@ -87,15 +89,11 @@ pub struct AsUsedMeasures {
     pub new_hot_spots: usize,
 }
 
-/// Hot: above this multiple of the body's mean (as in the checks on the halves).
-const HOT_FACTOR: f64 = 3.0;
 /// An input hot spot's SUVpeak must reach this multiple of the body's mean: single noisy
 /// voxels above [`HOT_FACTOR`] do not.
 const INPUT_PEAK_FACTOR: f64 = 2.0;
 /// An output's hot group is new where the input's SUVpeak stays below this multiple.
 const NEW_SPOT_INPUT_PEAK_FACTOR: f64 = 1.5;
-/// At most this many input hot spots are compared.
-const MAX_HOT_SPOTS: usize = 10;
 
 /// Measures the new output and the parent's against the input on the whole series.
 pub fn measure(evidence: &AsUsedEvidence<'_>) -> AsUsedMeasures {
@@ -225,13 +223,13 @@ pub fn reasons(m: &AsUsedMeasures, limits: &GateLimits) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::science::image::Grid;
 
     /// A 32×32×4 body of SUV 1 (4 mm voxels) with a 3×3×2 lesion of SUV 6; `noise` adds a
     /// seeded ±`noise` uniform deviation inside the body.
-    fn patient(noise: f32, seed: u64) -> Image3 {
+    pub(in super::super) fn patient(noise: f32, seed: u64) -> Image3 {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
         let mut grid = Grid::new(32, 4);

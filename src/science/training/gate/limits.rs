@@ -1,5 +1,12 @@
-//! The limits a round's new version must respect, and the comparisons the gate's checks
-//! share (NaN never passes, so a measure that cannot be taken fails its check).
+//! The limits a round's new version must respect, what the gate's checks call a hot spot,
+//! and the comparisons they share (NaN never passes, so a measure that cannot be taken
+//! fails its check).
+
+/// Hot spots: voxels above this multiple of the body's mean, on the halves and on the
+/// series as used alike.
+pub(super) const HOT_FACTOR: f64 = 3.0;
+/// At most this many hot spots (the hottest) are compared.
+pub(super) const MAX_HOT_SPOTS: usize = 10;
 
 /// Limits a new version must respect; an admin may set them per deployment. A verdict
 /// stored before a limit existed reads it as its default.

@@ -19,7 +19,7 @@ pub mod limits;
 
 use self::as_used::{AsUsedEvidence, AsUsedMeasures};
 pub use self::limits::GateLimits;
-use self::limits::{beyond_range_percent, change_percent, within};
+use self::limits::{HOT_FACTOR, MAX_HOT_SPOTS, beyond_range_percent, change_percent, within};
 use super::error_estimate::{self, ErrorChange, HalfOutputs};
 use super::pair_source::N2nPair;
 use crate::science::image::Image3;
@@ -89,10 +89,6 @@ pub struct GateVerdict {
     pub limits: GateLimits,
 }
 
-/// Hot spots: voxels above this multiple of the body's mean.
-const HOT_FACTOR: f64 = 3.0;
-/// At most this many hot spots (the hottest) are compared.
-const MAX_HOT_SPOTS: usize = 10;
 /// Seeds the bootstrap, so a round's verdict is the same every time it is judged.
 const ERROR_BOOTSTRAP_SEED: u64 = 0x6a7e;
 
@@ -218,30 +214,11 @@ fn reasons(m: &GateMeasures, limits: &GateLimits) -> Vec<String> {
 mod tests {
     use super::as_used::AsUsedSeries;
     use super::*;
-    use crate::science::image::{Grid, Image3};
+    use crate::science::image::Image3;
 
     /// A 32×32×4 "patient": body of SUV 1 in a disc, a 3×3×2 lesion of SUV 6.
     fn patient() -> Image3 {
-        let grid = Grid::new(32, 4);
-        let mut image = Image3::zeros(grid);
-        for z in 0..4 {
-            for y in 0..32 {
-                for x in 0..32 {
-                    let (dx, dy) = (x as f64 - 15.5, y as f64 - 15.5);
-                    if dx * dx + dy * dy < 13.0 * 13.0 {
-                        image.data[(z * 32 + y) * 32 + x] = 1.0;
-                    }
-                }
-            }
-        }
-        for z in 1..3 {
-            for y in 10..13 {
-                for x in 10..13 {
-                    image.data[(z * 32 + y) * 32 + x] = 6.0;
-                }
-            }
-        }
-        image
+        super::as_used::tests::patient(0.0, 0)
     }
 
     /// Two noisy halves of `clean` (uniform noise of ±0.3, seeded).
