@@ -33,7 +33,7 @@ COPY --from=build /src/target/release/petal /usr/local/bin/petal
 COPY --from=build /src/runtime/onnxruntime/ /usr/local/lib/petal/onnxruntime/
 COPY --from=build /src/models/base/ /usr/local/share/petal/models/base/
 USER 10001
-EXPOSE 8080
+EXPOSE 8080 11112
 ENV PETAL_LISTEN=0.0.0.0:8080 PETAL_LOG_FORMAT=json \
     ORT_DYLIB_PATH=/usr/local/lib/petal/onnxruntime/libonnxruntime.so.1.31.1 \
     PETAL_BASE_MODEL=/usr/local/share/petal/models/base

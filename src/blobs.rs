@@ -26,12 +26,15 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     /// Human-readable location for logs (no credentials).
     location: String,
+    /// The directory of a local store, whose free space bounds what may still be received.
+    local_root: Option<std::path::PathBuf>,
 }
 
 impl BlobStore {
     /// Opens `location`: `s3://bucket/prefix` (AWS_* variables give region, endpoint and
     /// credentials) or a local directory, created when missing.
     pub fn open(location: &str) -> Result<Self, BlobError> {
+        let mut local_root = None;
         let store: Arc<dyn ObjectStore> = if location.starts_with("s3://") {
             let url = url::Url::parse(location).map_err(|_| BlobError::BadLocation(location.to_owned()))?;
             let bucket = url.host_str().ok_or_else(|| BlobError::BadLocation(location.to_owned()))?;
@@ -43,13 +46,21 @@ impl BlobStore {
         } else {
             std::fs::create_dir_all(location)
                 .map_err(|source| BlobError::Directory { path: location.to_owned(), source })?;
+            local_root = Some(std::path::PathBuf::from(location));
             Arc::new(LocalFileSystem::new_with_prefix(location)?)
         };
-        Ok(BlobStore { store, location: location.to_owned() })
+        Ok(BlobStore { store, location: location.to_owned(), local_root })
     }
 
     pub fn location(&self) -> &str {
         &self.location
+    }
+
+    /// Bytes an unprivileged writer may still use on the local store's file system; `None`
+    /// for an object store (a bucket has no floor) or when the file system cannot say.
+    pub fn free_bytes(&self) -> Option<u64> {
+        let stats = rustix::fs::statvfs(self.local_root.as_deref()?).ok()?;
+        Some(stats.f_bavail.saturating_mul(stats.f_frsize))
     }
 
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), BlobError> {

@@ -55,11 +55,17 @@ const LAYERS: &[Layer] = &[
         modules: &["crate::dicom"],
         forbidden_crates: &["sqlx", "axum", "tower", "tower_http", "ort", "reqwest", "object_store", "clap"],
     },
+    Layer {
+        name: "dimse",
+        modules: &["crate::dimse"],
+        forbidden_crates: &["sqlx", "axum", "tower", "tower_http", "ort", "reqwest", "object_store", "clap"],
+    },
     Layer { name: "inference", modules: &["crate::inference"], forbidden_crates: &["sqlx", "axum", "clap"] },
     Layer { name: "storage", modules: &["crate::storage", "crate::blobs"], forbidden_crates: &["axum", "clap", "ort"] },
     Layer { name: "auth", modules: &["crate::auth"], forbidden_crates: &["axum", "clap", "ort"] },
     Layer { name: "ingest", modules: &["crate::ingest"], forbidden_crates: &["sqlx", "axum", "clap", "ort"] },
     Layer { name: "jobs", modules: &["crate::jobs"], forbidden_crates: &["sqlx", "axum", "clap", "ort"] },
+    Layer { name: "scp", modules: &["crate::scp"], forbidden_crates: &["sqlx", "axum", "clap", "ort"] },
     Layer { name: "api", modules: &["crate::api"], forbidden_crates: &["sqlx", "clap", "ort"] },
     Layer { name: "app", modules: &["crate::app", "crate"], forbidden_crates: &[] },
 ];

@@ -1,7 +1,9 @@
 //! Program assembly in one place: from the parsed flags ([`super::config`]) to the settings
 //! each part is built with (inference, the worker, the pipeline, learning, the gate).
 
-use super::config::{HttpArgs, InferenceArgs, JobArgs, LearningArgs, PipelineArgs, SessionArgs};
+use super::config::{
+    DimseArgs, HttpArgs, InferenceArgs, JobArgs, LearningArgs, OtherObjectsArg, PipelineArgs, SessionArgs,
+};
 use crate::api::{HttpLimits, SessionSettings};
 
 impl LearningArgs {
@@ -91,5 +93,33 @@ impl HttpArgs {
 impl SessionArgs {
     pub fn settings(&self) -> SessionSettings {
         SessionSettings { lifetime: self.session_lifetime, secure_cookies: self.secure_cookies }
+    }
+}
+
+impl DimseArgs {
+    /// The DIMSE listener's settings; `None` when DIMSE is off. Refuses a listener without
+    /// an allow-list: a hospital network must name who may send.
+    pub fn settings(&self) -> anyhow::Result<Option<crate::scp::ScpSettings>> {
+        let Some(listen) = self.dimse_listen else { return Ok(None) };
+        let Some(calling) = self.dimse_calling_aes.clone() else {
+            anyhow::bail!(
+                "DIMSE is on (PETAL_DIMSE_LISTEN={listen}) but no calling AE titles are allowed: set \
+                 PETAL_DIMSE_CALLING_AES to the AE titles of your scanners and PACS (e.g. `ORTHANC,SCANNER1@10.0.0.7`), \
+                 or `*` to accept any node"
+            );
+        };
+        Ok(Some(crate::scp::ScpSettings {
+            listen,
+            ae_title: self.dimse_ae_title.clone(),
+            calling: std::sync::Arc::new(calling),
+            max_associations: self.dimse_max_associations,
+            max_pdu_length: self.dimse_max_pdu,
+            timeout: self.dimse_timeout,
+            max_data_set_bytes: self.dimse_max_instance_size,
+            other_objects: match self.dimse_other_objects {
+                OtherObjectsArg::Drop => crate::scp::OtherObjects::Drop,
+                OtherObjectsArg::Refuse => crate::scp::OtherObjects::Refuse,
+            },
+        }))
     }
 }

@@ -16,6 +16,7 @@ use crate::auth::{self, AdminBootstrap};
 use crate::blobs::BlobStore;
 use crate::inference::InferenceContext;
 use crate::jobs::worker::{Worker, WorkerSettings};
+use crate::scp::{DimseServer, ScpContext};
 use crate::storage::Database;
 
 /// A bound, ready-to-run petal server (with its embedded worker unless `--no-worker`).
@@ -25,10 +26,14 @@ pub struct Application {
     state: AppState,
     worker_settings: WorkerSettings,
     pipeline: PipelineArgs,
+    /// The DIMSE C-STORE listener, when `--dimse-listen` is set.
+    dimse: Option<DimseServer>,
 }
 
 impl Application {
     pub async fn build(config: ServeArgs) -> anyhow::Result<Self> {
+        // Settings errors come before any side effect.
+        let dimse_settings = config.dimse.settings()?;
         let db = Database::connect(&config.database.url(), config.database.db_max_connections)
             .await
             .context("connecting to the database")?;
@@ -66,12 +71,40 @@ impl Application {
         let router = api::router(state.clone(), &limits);
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
-        Ok(Application { listener, router, state, worker_settings: config.jobs.settings(), pipeline: config.pipeline })
+        let dimse = match dimse_settings {
+            Some(settings) => {
+                let listen = settings.listen;
+                let context = ScpContext {
+                    db: state.db.clone(),
+                    blobs: state.blobs.clone(),
+                    rules: state.series_rules.clone(),
+                    min_free_disk_bytes: config.dimse.dimse_min_free_disk,
+                };
+                let server = DimseServer::bind(settings, context)
+                    .await
+                    .with_context(|| format!("listening for DIMSE on {listen}"))?;
+                Some(server)
+            }
+            None => None,
+        };
+        Ok(Application {
+            listener,
+            router,
+            state,
+            worker_settings: config.jobs.settings(),
+            pipeline: config.pipeline,
+            dimse,
+        })
     }
 
     /// The port actually bound (useful with port 0).
     pub fn port(&self) -> u16 {
         self.listener.local_addr().map(|a| a.port()).unwrap_or_default()
+    }
+
+    /// The DIMSE port actually bound, when DIMSE is on.
+    pub fn dimse_port(&self) -> Option<u16> {
+        self.dimse.as_ref().map(DimseServer::port)
     }
 
     /// Serves until SIGTERM or Ctrl-C, then finishes in-flight requests and exits.
@@ -81,7 +114,7 @@ impl Application {
 
     /// Serves until `shutdown` completes, then drains in-flight requests and jobs.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, router, state, worker_settings, pipeline } = self;
+        let Application { listener, router, state, worker_settings, pipeline, dimse } = self;
         tracing::info!(
             address = %listener.local_addr().context("reading the bound address")?,
             database = state.db.engine(),
@@ -98,8 +131,9 @@ impl Application {
                 pipeline: pipeline.clone(),
                 worker: worker_settings.clone(),
             };
-            jobs.spawn(stop_rx)
+            jobs.spawn(stop_rx.clone())
         });
+        let dimse = dimse.map(|server| tokio::spawn(server.run(stop_rx)));
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
                 shutdown.await;
@@ -108,6 +142,9 @@ impl Application {
             .await
             .context("serving HTTP")?;
         let _ = stop_tx.send(true);
+        if let Some(dimse) = dimse {
+            dimse.await.context("joining the DIMSE listener")?;
+        }
         if let Some(worker) = worker {
             worker.await.context("joining the embedded worker")??;
         }

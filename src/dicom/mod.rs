@@ -16,6 +16,7 @@ pub mod simulated_study;
 pub mod sop_class;
 pub mod suv;
 pub mod synthetic;
+pub mod transfer_syntax;
 pub mod uid;
 pub mod volume;
 pub mod xml;

@@ -48,6 +48,75 @@ pub fn normalize(bytes: Bytes) -> Result<Bytes, InstanceError> {
     Ok(out.freeze())
 }
 
+/// What a file meta group says of the data set after it: the identity and encoding that a
+/// DIMSE command and presentation context carry on the network.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataSetIdentity {
+    pub sop_class_uid: String,
+    pub sop_instance_uid: String,
+    pub transfer_syntax_uid: String,
+}
+
+/// A Part 10 file around a data set received over the network (C-STORE): preamble, `DICM`
+/// and a file meta group naming `identity` and the sending node; the data set's bytes
+/// follow untouched, in the transfer syntax they came in (deflated ones stay deflated, as
+/// PS3.10 stores them).
+///
+/// ```
+/// use petal::dicom::part10::{DataSetIdentity, from_data_set, split};
+/// let identity = DataSetIdentity {
+///     sop_class_uid: "1.2.840.10008.5.1.4.1.1.128".into(),
+///     sop_instance_uid: "1.2.3.4".into(),
+///     transfer_syntax_uid: "1.2.840.10008.1.2".into(),
+/// };
+/// let data_set = b"\x08\x00\x18\x00\x08\x00\x00\x001.2.3.4\0";
+/// let file = from_data_set(&identity, data_set, Some("SCANNER")).unwrap();
+/// let (read, rest) = split(&file).unwrap();
+/// assert_eq!(read, identity);
+/// assert_eq!(rest, data_set);
+/// ```
+pub fn from_data_set(
+    identity: &DataSetIdentity,
+    data_set: &[u8],
+    source_ae_title: Option<&str>,
+) -> Result<Bytes, InstanceError> {
+    let mut builder = dicom_object::FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(identity.sop_class_uid.as_str())
+        .media_storage_sop_instance_uid(identity.sop_instance_uid.as_str())
+        .transfer_syntax(identity.transfer_syntax_uid.as_str());
+    if let Some(ae) = source_ae_title {
+        builder = builder.source_application_entity_title(ae);
+    }
+    let meta = builder.build().map_err(|e| InstanceError::undecodable("building the file meta group: ", e))?;
+    let mut out = vec![0u8; PREAMBLE];
+    out.extend_from_slice(MAGIC);
+    meta.write(&mut out).map_err(|e| InstanceError::undecodable("writing the file meta group: ", e))?;
+    out.extend_from_slice(data_set);
+    Ok(Bytes::from(out))
+}
+
+/// The identity a complete Part 10 file's meta group gives, and the data set after it, as
+/// a DIMSE sender needs them.
+pub fn split(file: &[u8]) -> Result<(DataSetIdentity, &[u8]), InstanceError> {
+    if file.len() < PREAMBLE + 4 || &file[PREAMBLE..PREAMBLE + 4] != MAGIC {
+        return Err(InstanceError::Unreadable("not a Part 10 file (no `DICM` after the preamble)".to_owned()));
+    }
+    let meta = &file[PREAMBLE + 4..];
+    let length = meta_group_length(meta)? as usize;
+    let table = dicom_object::FileMetaTable::from_reader(&file[PREAMBLE..PREAMBLE + 4 + length])
+        .map_err(|e| InstanceError::undecodable("the file meta group: ", e))?;
+    let identity = DataSetIdentity {
+        sop_class_uid: trim_uid(table.media_storage_sop_class_uid()),
+        sop_instance_uid: trim_uid(table.media_storage_sop_instance_uid()),
+        transfer_syntax_uid: trim_uid(table.transfer_syntax()),
+    };
+    Ok((identity, &meta[length..]))
+}
+
+fn trim_uid(uid: &str) -> String {
+    uid.trim_end_matches(['\0', ' ']).to_owned()
+}
+
 fn starts_with_meta_element(bytes: &[u8]) -> bool {
     bytes.len() >= 8 && bytes[0..2] == [0x02, 0x00] && bytes[4..6].iter().all(u8::is_ascii_uppercase)
 }

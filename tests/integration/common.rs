@@ -102,6 +102,8 @@ pub struct TestApp {
     pub admin_token: String,
     pub db: Database,
     pub database: TestDatabase,
+    /// The DIMSE listener's port, when the server was started with `--dimse-listen`.
+    pub dimse_port: Option<u16>,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -153,6 +155,7 @@ impl TestApp {
         };
         let app = Application::build(serve).await.expect("server builds");
         let base_url = format!("http://127.0.0.1:{}", app.port());
+        let dimse_port = app.dimse_port();
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.run_until(async move {
             let _ = stopped.await;
@@ -165,6 +168,7 @@ impl TestApp {
             admin_token,
             db,
             database,
+            dimse_port,
             stop: Some(stop),
             server: Some(server),
         }

@@ -1,6 +1,6 @@
 //! A sender is told to retry while the database is unreachable: STOW-RS answers 503 with
-//! Retry-After (not 500), and once the database is back the same request stores every
-//! instance. The outage is real: petal reaches PostgreSQL through a TCP proxy that the
+//! Retry-After (not 500), C-STORE answers out of resources (0xA700), and once the database
+//! is back the same request stores every instance. The outage is real: petal reaches PostgreSQL through a TCP proxy that the
 //! test cuts (every open connection dropped, new ones refused) and restores, so the server
 //! under test loses its database exactly as it would when PostgreSQL stops and starts.
 
@@ -99,7 +99,8 @@ async fn an_instance_that_cannot_be_indexed_asks_the_sender_to_retry() {
     outage_during_stow(&["--no-worker", "--auth", "disabled"]).await;
 }
 
-async fn outage_during_stow(flags: &[&str]) {
+/// A server on a fresh PostgreSQL database that it reaches through a proxy the test can cut.
+async fn app_behind_proxy(flags: &[&str]) -> (TestApp, Proxy) {
     let admin = url::Url::parse(&postgres_admin_url()).expect("PostgreSQL URL");
     let upstream: SocketAddr = format!("{}:{}", admin.host_str().expect("host"), admin.port().unwrap_or(5432))
         .parse()
@@ -107,7 +108,11 @@ async fn outage_during_stow(flags: &[&str]) {
     let proxy = Proxy::start(upstream).await;
     let database = TestDatabase::create(Engine::Postgres).await;
     let server_url = through_proxy(&database.url, proxy.port);
-    let app = TestApp::spawn_on(database, &server_url, flags).await;
+    (TestApp::spawn_on(database, &server_url, flags).await, proxy)
+}
+
+async fn outage_during_stow(flags: &[&str]) {
+    let (app, proxy) = app_behind_proxy(flags).await;
     let pacs = app.token(Role::Pacs).await;
     let instances = SeriesSpec::new(3).instances().expect("series");
 
@@ -130,5 +135,40 @@ async fn outage_during_stow(flags: &[&str]) {
         let stored = petal::storage::index::find_instance(&app.db, &uid).await.expect("query");
         assert!(stored.is_some(), "instance {uid} is stored once the database is back");
     }
+    app.stop().await;
+}
+
+/// C-STORE during the outage answers out of resources (0xA700), the DIMSE way of saying
+/// "retry later", and the same instance is stored once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cstore_asks_senders_to_retry_while_postgres_is_unreachable() {
+    use petal::dicom::part10;
+    use petal::dimse::command::status;
+    let flags = ["--no-worker", "--dimse-listen", "127.0.0.1:0", "--dimse-calling-aes", "PETAL-TEST"];
+    let (app, proxy) = app_behind_proxy(&flags).await;
+    let scu = petal::dimse::scu::PeerNode {
+        host: "127.0.0.1".into(),
+        port: app.dimse_port.expect("DIMSE is on"),
+        ae_title: "PETAL".into(),
+        calling_ae_title: "PETAL-TEST".into(),
+        timeout: Duration::from_secs(90),
+        max_pdu_length: 16384,
+    };
+    let instances = SeriesSpec::new(2).instances().expect("series");
+    let (first, first_data) = part10::split(&instances[0]).expect("split");
+    assert_eq!(scu.store(&first, first_data).await.expect("answered").status, status::SUCCESS);
+
+    proxy.cut();
+    let (second, second_data) = part10::split(&instances[1]).expect("split");
+    let started = Instant::now();
+    let answer = scu.store(&second, second_data).await.expect("answered");
+    assert_eq!(answer.status, status::OUT_OF_RESOURCES, "{answer:?}");
+    assert!(started.elapsed() < Duration::from_secs(60), "the answer comes within the pool's wait");
+
+    proxy.restore();
+    let answer = scu.store(&second, second_data).await.expect("answered");
+    assert_eq!(answer.status, status::SUCCESS, "stored once the database is back: {answer:?}");
+    let stored = petal::storage::index::find_instance(&app.db, &second.sop_instance_uid).await.expect("query");
+    assert!(stored.is_some(), "the retried instance is indexed");
     app.stop().await;
 }

@@ -21,7 +21,9 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// An Orthanc on loopback whose DICOMweb plugin knows petal as server `petal`.
+/// An Orthanc on loopback whose DICOMweb plugin knows petal as server `petal`, and, when
+/// petal listens for DIMSE, whose modality `petal` is petal's C-STORE SCP (Orthanc calls
+/// as `ORTHANC`).
 struct Orthanc {
     child: Child,
     url: String,
@@ -29,6 +31,10 @@ struct Orthanc {
 
 impl Orthanc {
     async fn start(dir: &Path, petal_url: &str, token: &str) -> Self {
+        Self::start_with_dimse(dir, petal_url, token, None).await
+    }
+
+    async fn start_with_dimse(dir: &Path, petal_url: &str, token: &str, petal_dimse_port: Option<u16>) -> Self {
         assert!(
             Path::new(ORTHANC).exists() && Path::new(DICOMWEB_PLUGIN).exists(),
             "run scripts/setup: Orthanc is missing"
@@ -40,7 +46,9 @@ impl Orthanc {
             "IndexDirectory": dir.join("orthanc-db"),
             "HttpPort": http_port,
             "DicomPort": free_port(),
-            "DicomServerEnabled": false,
+            "DicomServerEnabled": petal_dimse_port.is_some(),
+            "DicomAet": "ORTHANC",
+            "DicomModalities": petal_dimse_port.map(|port| json!({ "petal": ["PETAL", "127.0.0.1", port] })).unwrap_or(json!({})),
             "RemoteAccessAllowed": false,
             "AuthenticationEnabled": false,
             "Plugins": [DICOMWEB_PLUGIN],
@@ -68,6 +76,27 @@ impl Orthanc {
     }
 }
 
+impl Orthanc {
+    /// Uploads every slice of `series` through Orthanc's REST API; Orthanc's id of its study.
+    async fn upload(&self, series: &SeriesSpec) -> String {
+        let client = reqwest::Client::new();
+        let mut study_id = String::new();
+        for instance in series.instances().expect("synthetic series") {
+            let stored: Value = client
+                .post(format!("{}/instances", self.url))
+                .body(instance)
+                .send()
+                .await
+                .expect("upload to Orthanc")
+                .json()
+                .await
+                .expect("json");
+            study_id = stored["ParentStudy"].as_str().expect("study id").to_owned();
+        }
+        study_id
+    }
+}
+
 impl Drop for Orthanc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -83,19 +112,7 @@ async fn orthanc_pushes_a_series_over_stow(engine: Engine) {
     let orthanc = Orthanc::start(app.database.dir.path(), &app.base_url, &pacs).await;
     let client = reqwest::Client::new();
     let series = SeriesSpec::new(6);
-    let mut study_id = String::new();
-    for instance in series.instances().expect("synthetic series") {
-        let stored: Value = client
-            .post(format!("{}/instances", orthanc.url))
-            .body(instance)
-            .send()
-            .await
-            .expect("upload to Orthanc")
-            .json()
-            .await
-            .expect("json");
-        study_id = stored["ParentStudy"].as_str().expect("study id").to_owned();
-    }
+    let study_id = orthanc.upload(&series).await;
     let push = client
         .post(format!("{}/dicom-web/servers/petal/stow", orthanc.url))
         .json(&json!({ "Resources": [study_id], "Synchronous": true }))
@@ -163,3 +180,32 @@ async fn dcmdump_reads_every_returned_file(engine: Engine) {
     app.stop().await;
 }
 on_both_engines!(dcmdump_reads_every_returned_file);
+
+/// Orthanc, as the hospital PACS, sends a study to petal by C-STORE
+/// (`POST /modalities/petal/store`): Orthanc reports success only when petal answered
+/// success for every instance, and petal denoises the series as if it came by STOW-RS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orthanc_sends_a_study_by_cstore() {
+    let flags =
+        ["--dimse-listen", "127.0.0.1:0", "--dimse-calling-aes", "ORTHANC@127.0.0.1", "--series-quiet-period", "2s"];
+    let app = TestApp::spawn_with(crate::common::Engine::Sqlite, &flags).await;
+    let dimse_port = app.dimse_port.expect("DIMSE is on");
+    let orthanc = Orthanc::start_with_dimse(app.database.dir.path(), &app.base_url, "unused", Some(dimse_port)).await;
+    let client = reqwest::Client::new();
+    let series = SeriesSpec::new(4);
+    let study_id = orthanc.upload(&series).await;
+    let push = client
+        .post(format!("{}/modalities/petal/store", orthanc.url))
+        .json(&json!({ "Resources": [study_id], "Synchronous": true }))
+        .send()
+        .await
+        .expect("Orthanc C-STORE");
+    let status = push.status();
+    let text = push.text().await.unwrap_or_default();
+    assert!(status.is_success(), "Orthanc reports the C-STORE failed ({status}): {text}");
+    let stored = indexed(&app.db).await;
+    assert_eq!(stored.len(), 4, "every instance Orthanc sent is indexed");
+    let state = crate::pipeline::wait_for_state(&app, &series.series_uid, &["done", "failed"]).await;
+    assert_eq!(state["state"], "done", "{state}");
+    app.stop().await;
+}

@@ -8,6 +8,7 @@ mod denoise_cli;
 mod denoise_series;
 mod derived_series;
 mod dicomweb_client;
+mod dimse;
 mod erasure;
 mod fixtures;
 mod interop;

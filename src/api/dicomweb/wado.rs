@@ -1,8 +1,12 @@
 //! WADO-RS: retrieve studies, series and instances as stored (PS3.18 §10.4), their
 //! metadata as DICOM JSON, and study deletion for retention and patient requests.
 //!
-//! Instances are streamed from the blob store one part at a time, in the transfer syntax
-//! they were received in: petal never re-encodes what a PACS sent it.
+//! Instances are streamed from the blob store one part at a time. A client that names no
+//! transfer syntax gets explicit VR little endian, PS3.18's default, where the instance is
+//! uncompressed (one a scanner sent by DIMSE in implicit VR or deflated is re-encoded);
+//! `transfer-syntax=*` gets every instance exactly as stored, and a named uncompressed
+//! syntax is served by re-encoding between uncompressed syntaxes. Compressed instances are
+//! never re-encoded.
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -16,6 +20,7 @@ use super::media::{MediaType, parse_accept};
 use super::{base_url, path_uid};
 use crate::api::extract::Actor;
 use crate::api::{ApiError, AppState};
+use crate::dicom::transfer_syntax::{EXPLICIT_VR_LITTLE_ENDIAN, can_transcode, transcode};
 use crate::storage::audit::Outcome;
 use crate::storage::index::{self, StoredInstance};
 
@@ -26,6 +31,47 @@ enum Packaging {
     Multipart,
     /// A bare `application/dicom` body (one instance only).
     Single,
+}
+
+/// Which transfer syntax the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Syntax {
+    /// No `transfer-syntax` parameter: explicit VR little endian where the instance is
+    /// uncompressed, else as stored.
+    Default,
+    /// `transfer-syntax=*`: as stored.
+    AsStored,
+    /// One named syntax, which every instance is stored in or can be re-encoded to.
+    Named(String),
+}
+
+impl Syntax {
+    /// The syntax `stored` is served in.
+    fn served<'a>(&'a self, stored: &'a str) -> &'a str {
+        match self {
+            Syntax::Default if can_transcode(stored, EXPLICIT_VR_LITTLE_ENDIAN) => EXPLICIT_VR_LITTLE_ENDIAN,
+            Syntax::Default | Syntax::AsStored => stored,
+            Syntax::Named(wanted) => wanted,
+        }
+    }
+}
+
+/// An instance's bytes in the syntax the client asked for.
+async fn served_bytes(
+    blobs: &crate::blobs::BlobStore,
+    instance: &StoredInstance,
+    syntax: &Syntax,
+) -> Result<Bytes, ApiError> {
+    let bytes = blobs.get(&instance.blob_key).await.map_err(|e| ApiError::Internal(e.into()))?;
+    let target = syntax.served(&instance.transfer_syntax_uid);
+    if target == instance.transfer_syntax_uid {
+        return Ok(bytes);
+    }
+    let target = target.to_owned();
+    tokio::task::spawn_blocking(move || transcode(bytes, &target))
+        .await
+        .map_err(|e| ApiError::Internal(e.into()))?
+        .map_err(|e| ApiError::Internal(e.into()))
 }
 
 /// The UIDs of a retrieve request, validated.
@@ -145,11 +191,11 @@ async fn retrieve(
 ) -> Result<Response, ApiError> {
     let instances = located(&state, &actor, &target, "dicom.retrieve").await?;
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let packaging = negotiate(accept, &instances, target.instance.is_some())?;
+    let (packaging, syntax) = negotiate(accept, &instances, target.instance.is_some())?;
     if packaging == Packaging::Single {
         let only = &instances[0];
-        let bytes = state.blobs.get(&only.blob_key).await.map_err(|e| ApiError::Internal(e.into()))?;
-        let content_type = format!("application/dicom; transfer-syntax={}", only.transfer_syntax_uid);
+        let bytes = served_bytes(&state.blobs, only, &syntax).await?;
+        let content_type = format!("application/dicom; transfer-syntax={}", syntax.served(&only.transfer_syntax_uid));
         return Ok(([(header::CONTENT_TYPE, content_type)], bytes).into_response());
     }
     let boundary = format!("petal-{}", uuid::Uuid::new_v4().simple());
@@ -160,14 +206,15 @@ async fn retrieve(
         .then(move |instance| {
             let blobs = blobs.clone();
             let boundary = boundary.clone();
+            let syntax = syntax.clone();
             async move {
-                let bytes = blobs.get(&instance.blob_key).await.map_err(|e| {
+                let bytes = served_bytes(&blobs, &instance, &syntax).await.map_err(|e| {
                     tracing::error!(error = %e, "a stored instance could not be read during a retrieve");
                     std::io::Error::other(e.to_string())
                 })?;
                 let head = format!(
                     "--{boundary}\r\nContent-Type: application/dicom; transfer-syntax={}\r\nContent-Length: {}\r\n\r\n",
-                    instance.transfer_syntax_uid,
+                    syntax.served(&instance.transfer_syntax_uid),
                     bytes.len()
                 );
                 let mut part = BytesMut::with_capacity(head.len() + bytes.len() + 2);
@@ -181,32 +228,40 @@ async fn retrieve(
     Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(parts)).into_response())
 }
 
-/// Chooses how to package a retrieve from the `Accept` header, or 406.
-fn negotiate(accept: Option<&str>, instances: &[StoredInstance], single_allowed: bool) -> Result<Packaging, ApiError> {
-    let syntax_ok = |media: &MediaType| match media.param("transfer-syntax") {
-        None | Some("*") => true,
-        Some(wanted) => instances.iter().all(|i| i.transfer_syntax_uid == wanted),
+/// Chooses how to package a retrieve, and in which syntax, from the `Accept` header, or 406.
+fn negotiate(
+    accept: Option<&str>,
+    instances: &[StoredInstance],
+    single_allowed: bool,
+) -> Result<(Packaging, Syntax), ApiError> {
+    let syntax_of = |media: &MediaType| match media.param("transfer-syntax") {
+        None => Some(Syntax::Default),
+        Some("*") => Some(Syntax::AsStored),
+        Some(wanted) => instances
+            .iter()
+            .all(|i| can_transcode(&i.transfer_syntax_uid, wanted))
+            .then(|| Syntax::Named(wanted.to_owned())),
     };
     for media in parse_accept(accept) {
         let found = match media.essence.as_str() {
-            "*/*" | "multipart/*" => Some(Packaging::Multipart),
+            "*/*" | "multipart/*" => Some((Packaging::Multipart, Syntax::Default)),
             "multipart/related" => {
                 let part = media.part_type();
                 let dicom = part.as_deref().is_none_or(|t| t == "application/dicom" || t == "*/*");
-                (dicom && syntax_ok(&media)).then_some(Packaging::Multipart)
+                if dicom { syntax_of(&media).map(|s| (Packaging::Multipart, s)) } else { None }
             }
-            "application/dicom" if single_allowed => syntax_ok(&media).then_some(Packaging::Single),
-            "application/*" if single_allowed => Some(Packaging::Single),
+            "application/dicom" if single_allowed => syntax_of(&media).map(|s| (Packaging::Single, s)),
+            "application/*" if single_allowed => Some((Packaging::Single, Syntax::Default)),
             _ => None,
         };
-        if let Some(packaging) = found {
-            return Ok(packaging);
+        if let Some(found) = found {
+            return Ok(found);
         }
     }
     let stored: Vec<&str> = instances.iter().map(|i| i.transfer_syntax_uid.as_str()).collect();
     Err(ApiError::NotAcceptable(format!(
-        "petal returns instances as stored (transfer syntax {}), as multipart/related; type=\"application/dicom\"{}; \
-         ask for one of those or transfer-syntax=*",
+        "petal returns instances as stored (transfer syntax {}) or re-encoded between uncompressed syntaxes, as \
+         multipart/related; type=\"application/dicom\"{}; ask for one of those or transfer-syntax=*",
         stored.first().copied().unwrap_or_default(),
         if single_allowed { " or application/dicom" } else { "" }
     )))

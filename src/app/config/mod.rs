@@ -5,6 +5,7 @@
 //! The database URL additionally falls back to plain `DATABASE_URL`, as the ecosystem expects.
 //!
 //! One file per group of commands: [`common`] flags, [`serve`] (and `worker`, `migrate`),
+//! [`dimse`] (the DIMSE listener of `serve`),
 //! [`offline`] commands, [`admin`] commands, [`bench`]; [`values`] parses what is more than
 //! a string or a number. This module only parses: turning flags into the parts' settings
 //! is [`crate::app::assembly`]'s job.
@@ -12,6 +13,7 @@
 mod admin;
 mod bench;
 mod common;
+mod dimse;
 mod offline;
 mod serve;
 mod values;
@@ -21,6 +23,7 @@ use clap::{Parser, Subcommand};
 pub use admin::{HealthcheckArgs, ModelCommand, TokenAction, TokenArgs};
 pub use bench::{BenchArgs, BenchCommand};
 pub use common::{BlobArgs, DEFAULT_DATABASE_URL, DatabaseArgs, LogArgs, LogFormat};
+pub use dimse::{DimseArgs, OtherObjectsArg};
 pub use offline::{
     DemoArgs, DenoiseArgs, EvalCommand, EvalPaperArgs, EvalRoundsArgs, RoundCase, SimulateArgs, TrainBaseArgs,
 };
@@ -39,6 +42,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (`serve`'s flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the HTTP API (DICOMweb, admin API, health, metrics), with an embedded worker unless `--no-worker`.
@@ -85,6 +90,15 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("7 weeks").is_err());
         assert!(parse_duration("h").is_err());
+    }
+
+    #[test]
+    fn byte_sizes_parse_with_binary_units() {
+        assert_eq!(values::parse_byte_size("1GiB"), Ok(1 << 30));
+        assert_eq!(values::parse_byte_size("512 MiB"), Ok(512 << 20));
+        assert_eq!(values::parse_byte_size("4096"), Ok(4096));
+        assert!(values::parse_byte_size("1 TB").is_err());
+        assert!(values::parse_byte_size("GiB").is_err());
     }
 
     #[test]

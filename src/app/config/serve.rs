@@ -38,6 +38,8 @@ pub struct ServeArgs {
     pub inference: InferenceArgs,
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+    #[command(flatten)]
+    pub dimse: super::DimseArgs,
 }
 
 #[derive(Debug, Clone, Args)]

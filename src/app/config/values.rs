@@ -36,6 +36,36 @@ pub(super) fn seed_range_parser(text: &str) -> Result<std::ops::Range<u64>, Stri
     }
 }
 
+/// An AE title (1 to 16 characters, no backslash or control characters).
+pub(super) fn parse_ae_title(text: &str) -> Result<String, String> {
+    crate::dimse::allow_list::parse_ae_title(text).map_err(|e| e.to_string())
+}
+
+/// The calling nodes allowed to open DIMSE associations.
+pub(super) fn parse_allow_list(text: &str) -> Result<crate::dimse::allow_list::AllowList, String> {
+    crate::dimse::allow_list::AllowList::parse(text).map_err(|e| e.to_string())
+}
+
+/// A size in bytes: a whole number, optionally followed by KiB, MiB or GiB (or K, M, G,
+/// also powers of 1024).
+pub(super) fn parse_byte_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed.find(|c: char| !c.is_ascii_digit()).unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" | "kb" => 1 << 10,
+        "m" | "mib" | "mb" => 1 << 20,
+        "g" | "gib" | "gb" => 1 << 30,
+        _ => return Err(format!("`{text}` is not a size: write bytes, or a number with KiB, MiB or GiB")),
+    };
+    number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(|| format!("`{text}` is not a size: write bytes, or a number with KiB, MiB or GiB"))
+}
+
 /// A confidence level between 0.5 and 0.999.
 pub(super) fn parse_confidence(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
