@@ -11,6 +11,9 @@ pub struct JobMetrics {
     pub series_seconds: prometheus::Histogram,
     /// Seconds per inference call (one slab of 3-slice windows).
     pub slab_seconds: prometheus::Histogram,
+    /// Forward attempts by destination kind (`dimse`, `dicomweb`) and outcome (`sent`,
+    /// `retry`, `failed`).
+    pub forwards: prometheus::IntCounterVec,
 }
 
 /// The process's job metrics (registered on first use).
@@ -38,21 +41,26 @@ pub fn job_metrics() -> &'static JobMetrics {
             )
             .buckets(buckets),
         );
+        let forwards = prometheus::IntCounterVec::new(
+            prometheus::Opts::new("petal_forward_total", "Forward attempts, by destination kind and outcome."),
+            &["kind", "outcome"],
+        );
         // The options are constant and valid, so construction cannot fail; registering twice
         // cannot happen behind the OnceLock.
-        let (queue_wait, series, slab) = match (queue_wait, series, slab) {
-            (Ok(q), Ok(s), Ok(b)) => (q, s, b),
+        let (queue_wait, series, slab, forwards) = match (queue_wait, series, slab, forwards) {
+            (Ok(q), Ok(s), Ok(b), Ok(f)) => (q, s, b, f),
             _ => unreachable!("constant metric options are valid"),
         };
         for collector in [
             Box::new(queue_wait.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(series.clone()),
             Box::new(slab.clone()),
+            Box::new(forwards.clone()),
         ] {
             if let Err(err) = prometheus::default_registry().register(collector) {
                 tracing::warn!(error = %err, "registering a job metric");
             }
         }
-        JobMetrics { queue_wait, series_seconds: series, slab_seconds: slab }
+        JobMetrics { queue_wait, series_seconds: series, slab_seconds: slab, forwards }
     })
 }

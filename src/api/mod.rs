@@ -7,6 +7,7 @@
 
 mod access;
 mod audit;
+mod destinations;
 mod dicomweb;
 mod error;
 mod extract;

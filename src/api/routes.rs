@@ -7,7 +7,9 @@ use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{MethodRouter, delete, get, post};
 
-use super::{AppState, audit, dicomweb, health, jobs, models, patients, rounds, series, session, tokens, web};
+use super::{
+    AppState, audit, destinations, dicomweb, health, jobs, models, patients, rounds, series, session, tokens, web,
+};
 use crate::domain::Role;
 
 /// Who may call an endpoint.
@@ -86,6 +88,11 @@ pub fn endpoints() -> Vec<Endpoint> {
         Endpoint::get("/api/v1/jobs/{job_id}", Roles(ADMIN), Json, jobs::get),
         Endpoint::get("/api/v1/series/{series_uid}", Roles(READERS), Json, series::get),
         Endpoint::post("/api/v1/series/{series_uid}/denoise", Roles(ADMIN), Json, series::denoise),
+        Endpoint::post("/api/v1/series/{series_uid}/forward", Roles(ADMIN), Json, series::forward),
+        Endpoint::get("/api/v1/destinations", Roles(ADMIN), Json, destinations::list),
+        Endpoint::post("/api/v1/destinations", Roles(ADMIN), Json, destinations::create),
+        Endpoint::delete("/api/v1/destinations/{name}", Roles(ADMIN), Json, destinations::delete),
+        Endpoint::post("/api/v1/destinations/{name}/echo", Roles(ADMIN), Json, destinations::echo),
         Endpoint::get("/api/v1/instances/{sop_instance_uid}/suv", Roles(READERS), Json, series::instance_suv),
         Endpoint::get("/api/v1/patients", Roles(READERS), Json, patients::list),
         Endpoint::get("/api/v1/patients/{patient_key}", Roles(READERS), Json, patients::get),

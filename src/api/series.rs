@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use super::extract::Actor;
 use super::{ApiError, AppState};
-use crate::domain::SeriesState;
+use crate::domain::{ForwardState, Forwarded, SeriesState};
 use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
 use crate::storage::audit::Outcome;
-use crate::storage::models;
 use crate::storage::series_processing::{self, SeriesProcessing};
+use crate::storage::{destinations, forwards, models};
 
 /// The model version a series was denoised with.
 #[derive(Debug, Serialize)]
@@ -41,6 +41,38 @@ pub struct SeriesStatus {
     pub derived_series: Vec<DerivedSeries>,
     /// Seconds from completion to the job's start, when both are known.
     pub queue_wait_seconds: Option<f64>,
+    /// Where this series and its derived series stand with each destination.
+    pub forwards: Vec<Forward>,
+}
+
+/// One series' delivery to one destination.
+#[derive(Debug, Serialize)]
+pub struct Forward {
+    pub destination: String,
+    /// The series sent: this one's current derived series, or this one (a source).
+    pub series_uid: String,
+    pub state: ForwardState,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub sent_ms: Option<i64>,
+}
+
+/// The forward states of a series and of its derived series.
+async fn forwards_of(state: &AppState, series_uid: &str, derived: &[DerivedSeries]) -> Result<Vec<Forward>, ApiError> {
+    let mut uids = vec![series_uid];
+    uids.extend(derived.iter().map(|d| d.series_uid.as_str()));
+    Ok(forwards::of_series(&state.db, &uids)
+        .await?
+        .into_iter()
+        .map(|f| Forward {
+            destination: f.destination,
+            series_uid: f.series_uid,
+            state: f.state,
+            attempts: f.attempts,
+            last_error: f.last_error,
+            sent_ms: f.sent_ms,
+        })
+        .collect())
 }
 
 async fn find(state: &AppState, actor: &Actor, action: &str, series_uid: &str) -> Result<SeriesProcessing, ApiError> {
@@ -66,7 +98,7 @@ pub async fn get(
         }
         None => None,
     };
-    let derived_series = series_processing::derived_from(&state.db, &series_uid)
+    let derived_series: Vec<DerivedSeries> = series_processing::derived_from(&state.db, &series_uid)
         .await?
         .into_iter()
         .map(|d| DerivedSeries {
@@ -75,6 +107,7 @@ pub async fn get(
             created_ms: d.first_instance_ms,
         })
         .collect();
+    let forwards = forwards_of(&state, &series_uid, &derived_series).await?;
     let queue_wait_seconds = match (processing.completed_ms, processing.started_ms) {
         (Some(completed), Some(started)) if started >= completed => Some((started - completed) as f64 / 1000.0),
         _ => None,
@@ -89,7 +122,14 @@ pub async fn get(
             Outcome::Success,
         )
         .await?;
-    Ok(axum::Json(SeriesStatus { processing, normalisation_used, model_version, derived_series, queue_wait_seconds }))
+    Ok(axum::Json(SeriesStatus {
+        processing,
+        normalisation_used,
+        model_version,
+        derived_series,
+        queue_wait_seconds,
+        forwards,
+    }))
 }
 
 #[derive(Debug, Serialize)]
@@ -143,6 +183,48 @@ pub async fn denoise(
             .await
         }
     }
+}
+
+/// What `POST …/forward` queued.
+#[derive(Debug, Serialize)]
+pub struct ForwardAccepted {
+    /// The derived series sent.
+    pub series_uid: String,
+    /// The destinations it was queued for.
+    pub destinations: Vec<String>,
+}
+
+/// `POST /api/v1/series/{uid}/forward` (admin): sends the series' current derived series
+/// (and the series itself, where a destination receives sources) to every destination again.
+pub async fn forward(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(series_uid): Path<String>,
+) -> Result<(StatusCode, axum::Json<ForwardAccepted>), ApiError> {
+    let processing = find(&state, &actor, "series.forward", &series_uid).await?;
+    let resource = format!("/api/v1/series/{series_uid}/forward");
+    let current = series_processing::derived_from(&state.db, &series_uid)
+        .await?
+        .into_iter()
+        .rfind(|d| d.superseded_by.is_none())
+        .map(|d| d.series_uid);
+    let Some(derived_uid) = current else {
+        actor.audit(&state.db, "series.forward", &resource, Some(&processing.patient_key), Outcome::Failure).await?;
+        return Err(ApiError::Conflict("the series has no derived series yet: it is forwarded once denoised".into()));
+    };
+    let mut queued = Vec::new();
+    for destination in destinations::list(&state.db).await? {
+        let study = &processing.study_uid;
+        if destination.forwards_derived() {
+            crate::jobs::forward::queue(&state.db, &state.forwarding, study, &derived_uid, &destination.name).await?;
+        }
+        if destination.forward.contains(&Forwarded::Source) {
+            crate::jobs::forward::queue(&state.db, &state.forwarding, study, &series_uid, &destination.name).await?;
+        }
+        queued.push(destination.name);
+    }
+    actor.audit(&state.db, "series.forward", &resource, Some(&processing.patient_key), Outcome::Success).await?;
+    Ok((StatusCode::ACCEPTED, axum::Json(ForwardAccepted { series_uid: derived_uid, destinations: queued })))
 }
 
 /// SUV of one stored slice, from its own header (SUVbw: body weight, decayed dose).

@@ -28,6 +28,8 @@ pub struct AppState {
     pub learning: crate::jobs::learning::LearningSettings,
     /// Web-page sessions: lifetime and cookie flags.
     pub sessions: SessionSettings,
+    /// Forwarding to destinations: for re-sends, and for the echo diagnostic's AE title.
+    pub forwarding: crate::jobs::forward::ForwardSettings,
 }
 
 /// Limits that differ by kind of traffic.

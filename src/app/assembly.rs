@@ -2,7 +2,7 @@
 //! each part is built with (inference, the worker, the pipeline, learning, the gate).
 
 use super::config::{
-    DimseArgs, HttpArgs, InferenceArgs, JobArgs, LearningArgs, OtherObjectsArg, PipelineArgs, SessionArgs,
+    DimseArgs, ForwardArgs, HttpArgs, InferenceArgs, JobArgs, LearningArgs, OtherObjectsArg, PipelineArgs, SessionArgs,
 };
 use crate::api::{HttpLimits, SessionSettings};
 
@@ -99,7 +99,7 @@ impl SessionArgs {
 impl DimseArgs {
     /// The DIMSE listener's settings; `None` when DIMSE is off. Refuses a listener without
     /// an allow-list: a hospital network must name who may send.
-    pub fn settings(&self) -> anyhow::Result<Option<crate::scp::ScpSettings>> {
+    pub fn settings(&self, ae_title: &str) -> anyhow::Result<Option<crate::scp::ScpSettings>> {
         let Some(listen) = self.dimse_listen else { return Ok(None) };
         let Some(calling) = self.dimse_calling_aes.clone() else {
             anyhow::bail!(
@@ -110,7 +110,7 @@ impl DimseArgs {
         };
         Ok(Some(crate::scp::ScpSettings {
             listen,
-            ae_title: self.dimse_ae_title.clone(),
+            ae_title: ae_title.to_owned(),
             calling: std::sync::Arc::new(calling),
             max_associations: self.dimse_max_associations,
             max_pdu_length: self.dimse_max_pdu,
@@ -121,5 +121,28 @@ impl DimseArgs {
                 OtherObjectsArg::Refuse => crate::scp::OtherObjects::Refuse,
             },
         }))
+    }
+}
+
+/// Largest PDU petal accepts from a destination it forwards to.
+const FORWARD_MAX_PDU: u32 = 65536;
+
+impl ForwardArgs {
+    pub fn settings(&self) -> crate::jobs::forward::ForwardSettings {
+        crate::jobs::forward::ForwardSettings {
+            max_attempts: self.forward_max_attempts,
+            timeout: self.forward_timeout,
+            calling_ae_title: self.dimse_ae_title.clone(),
+            max_pdu_length: FORWARD_MAX_PDU,
+        }
+    }
+
+    /// The forward lane's worker: the shared timing, with forwarding's own backoff.
+    pub fn worker_settings(&self, shared: &crate::jobs::worker::WorkerSettings) -> crate::jobs::worker::WorkerSettings {
+        crate::jobs::worker::WorkerSettings {
+            backoff: self.forward_backoff,
+            max_backoff: std::time::Duration::from_secs(600).max(self.forward_backoff),
+            ..shared.clone()
+        }
     }
 }

@@ -33,7 +33,7 @@ pub struct Application {
 impl Application {
     pub async fn build(config: ServeArgs) -> anyhow::Result<Self> {
         // Settings errors come before any side effect.
-        let dimse_settings = config.dimse.settings()?;
+        let dimse_settings = config.dimse.settings(&config.pipeline.forwarding.dimse_ae_title)?;
         let db = Database::connect(&config.database.url(), config.database.db_max_connections)
             .await
             .context("connecting to the database")?;
@@ -66,6 +66,7 @@ impl Application {
             series_rules: config.pipeline.rules(),
             learning: config.pipeline.learning_settings(),
             sessions: config.http.sessions.settings(),
+            forwarding: config.pipeline.forwarding.settings(),
         };
         let limits = config.http.limits();
         let router = api::router(state.clone(), &limits);
@@ -225,6 +226,12 @@ impl JobRunner {
             inference: self.inference.clone(),
             naming: self.pipeline.naming(),
             rules: self.pipeline.rules(),
+            forwarding: self.pipeline.forwarding.settings(),
+        });
+        let forwards = Arc::new(crate::jobs::forward::forward_job::ForwardJobContext {
+            db: self.db.clone(),
+            blobs: self.blobs.clone(),
+            settings: self.pipeline.forwarding.settings(),
         });
         let rounds = Arc::new(round_job::RoundJobContext {
             db: self.db.clone(),
@@ -240,6 +247,10 @@ impl JobRunner {
         let learner = Worker::new(self.db.clone(), self.worker.clone())
             .register(crate::storage::rounds::FINE_TUNE_JOB, round_job::handler(rounds));
         let learner = tokio::spawn(learner.run(stop.clone()));
+        // A third lane: a slow or unreachable PACS must hold up neither denoising nor learning.
+        let forwarder = Worker::new(self.db.clone(), self.pipeline.forwarding.worker_settings(&self.worker))
+            .register(crate::jobs::forward::FORWARD_JOB, crate::jobs::forward::forward_job::handler(forwards));
+        let forwarder = tokio::spawn(forwarder.run(stop.clone()));
         let every = self.worker.poll_interval;
         let sweeper =
             tokio::spawn(completion::run_sweeper(self.db.clone(), self.pipeline.completion(), every, stop.clone()));
@@ -247,9 +258,10 @@ impl JobRunner {
         tokio::spawn(async move {
             let denoised = denoiser.run(stop).await;
             let learned = learner.await.context("joining the learning worker");
+            let forwarded = forwarder.await.context("joining the forwarding worker");
             let _ = sweeper.await;
             let _ = learning_sweeper.await;
-            denoised.and(learned?)
+            denoised.and(learned?).and(forwarded?)
         })
     }
 }

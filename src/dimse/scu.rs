@@ -1,9 +1,10 @@
 //! petal as a DIMSE service user: C-ECHO and C-STORE to another node (a PACS), over one
 //! association per call, released cleanly afterwards.
 //!
-//! A C-STORE proposes the data set's own transfer syntax only: the data set is sent as it
-//! is stored, never converted on the way out, and a peer that refuses that syntax gets a
-//! clear error naming it.
+//! [`PeerNode::store`] proposes the data set's own transfer syntax only and sends it as it
+//! is. A [`StoreSession`] (forwarding a series over one association) proposes, for each
+//! SOP class and stored syntax, that syntax with explicit VR little endian as a fallback;
+//! the caller re-encodes an instance when the peer accepted only the fallback.
 
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use dicom_ul::pdu::PresentationContextResultReason;
 
 use super::command::{Command, CommandField, status};
 use super::message::{self, Incoming, MessageError};
-use super::syntaxes::{self, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION};
+use super::syntaxes::{self, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION};
 use crate::dicom::part10::DataSetIdentity;
 
 /// The node to call and how.
@@ -163,11 +164,68 @@ impl PeerNode {
         }
     }
 
+    /// Opens one association for C-STOREs of these (SOP class, transfer syntax) pairs.
+    pub async fn open_store_session(&self, wanted: &[(String, String)]) -> Result<StoreSession, ScuError> {
+        let mut options = self.options();
+        for (sop_class, transfer_syntax) in wanted {
+            let own = syntaxes::trim(transfer_syntax).to_owned();
+            let mut proposed = vec![own.clone()];
+            if own != EXPLICIT_VR_LITTLE_ENDIAN {
+                proposed.push(EXPLICIT_VR_LITTLE_ENDIAN.to_owned());
+            }
+            options = options.with_presentation_context(sop_class.clone(), proposed);
+        }
+        let first = wanted.first().map(|(c, t)| (c.as_str(), t.as_str())).unwrap_or((VERIFICATION, ""));
+        let association = self.associate(options, first).await?;
+        Ok(StoreSession { peer: self.clone(), association, next_message_id: 1 })
+    }
+
     fn no_context(&self, sop_class: &str, transfer_syntax: &str) -> ScuError {
         ScuError::NoContext {
             node: self.name(),
             sop_class: sop_class.to_owned(),
             transfer_syntax: transfer_syntax.to_owned(),
+        }
+    }
+}
+
+/// An association open for C-STOREs, from [`PeerNode::open_store_session`].
+pub struct StoreSession {
+    peer: PeerNode,
+    association: dicom_ul::association::AsyncClientAssociation<tokio::net::TcpStream>,
+    next_message_id: u16,
+}
+
+impl StoreSession {
+    /// The peer, as errors name it.
+    pub fn node(&self) -> String {
+        self.peer.name()
+    }
+
+    /// The accepted context for `sop_class`, in `stored` if the peer took it, else in
+    /// explicit VR little endian: its id and transfer syntax.
+    pub fn context_for(&self, sop_class: &str, stored: &str) -> Option<(u8, String)> {
+        let contexts = self.association.presentation_contexts();
+        accepted_context(contexts, sop_class, Some(syntaxes::trim(stored)))
+            .or_else(|| accepted_context(contexts, sop_class, Some(EXPLICIT_VR_LITTLE_ENDIAN)))
+    }
+
+    /// One C-STORE on the accepted context `context`.
+    pub async fn store(
+        &mut self,
+        context: u8,
+        identity: &DataSetIdentity,
+        data_set: &[u8],
+    ) -> Result<StoreAnswer, ScuError> {
+        let request = Command::store_request(self.next_message_id, &identity.sop_class_uid, &identity.sop_instance_uid);
+        self.next_message_id = self.next_message_id.wrapping_add(1).max(1);
+        self.peer.exchange(&mut self.association, context, &request, Some(data_set)).await
+    }
+
+    /// Releases the association (an orderly end; a failure to release is only logged).
+    pub async fn release(self) {
+        if let Err(err) = self.association.release().await {
+            tracing::debug!(error = %err, "releasing a C-STORE association failed");
         }
     }
 }

@@ -2,8 +2,10 @@
 //! with no database, HTTP or DICOM in sight. Storage maps them to and from its columns;
 //! the API to and from JSON.
 
+mod destination;
 mod role;
 mod states;
 
+pub use destination::{Destination, DestinationError, Endpoint, Forwarded, WebAuth};
 pub use role::{Role, UnknownRole};
-pub use states::{JobState, RoundState, SeriesState, UnknownState};
+pub use states::{ForwardState, JobState, RoundState, SeriesState, UnknownState};

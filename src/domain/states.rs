@@ -103,6 +103,18 @@ states! {
     }
 }
 
+states! {
+    /// Where the delivery of one series to one destination stands.
+    ForwardState, "forward" {
+        /// Waiting for its forward job (first try, or a retry after a transient failure).
+        Queued = "queued",
+        Sending = "sending",
+        Sent = "sent",
+        /// Given up: a permanent refusal, or transient failures until the attempt limit.
+        Failed = "failed",
+    }
+}
+
 impl RoundState {
     /// Queued or running: at most one such round per patient.
     pub fn is_active(self) -> bool {

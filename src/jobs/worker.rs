@@ -61,6 +61,12 @@ where
     }
 }
 
+/// A job failure that no retry can fix (a destination refused the data, say): the job
+/// fails at once with this reason, whatever attempts remain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PermanentFailure(pub String);
+
 /// What runs a job of one kind.
 pub type Handler = Arc<dyn Fn(Job) -> BoxFuture<'static, anyhow::Result<()>> + Send + Sync>;
 
@@ -137,6 +143,10 @@ impl Worker {
                 } else {
                     tracing::warn!(parent: span, "job finished after its lease was lost; another worker may repeat it");
                 }
+            }
+            Ok(Err(err)) if err.downcast_ref::<PermanentFailure>().is_some() => {
+                jobs::give_up(&self.db, id, &self.id, &format!("{err:#}")).await?;
+                tracing::warn!(parent: span, error = %format!("{err:#}"), "job failed for good (not retried)");
             }
             Ok(Err(err)) => self.record_failure(id, attempts, &format!("{err:#}")).await?,
             Err(panic) => self.record_failure(id, attempts, &format!("the job stopped unexpectedly: {panic}")).await?,

@@ -198,6 +198,15 @@ pub async fn fail(db: &Database, id: &str, owner: &str, error: &str, retry_in_ms
     Ok(updated == 1)
 }
 
+/// Records a failure that retrying cannot fix: the job fails now, whatever attempts remain.
+pub async fn give_up(db: &Database, id: &str, owner: &str, error: &str) -> Result<bool, StorageError> {
+    let sql = "UPDATE jobs SET state = 'failed', finished_ms = $3, last_error = $4,
+                      lease_owner = NULL, lease_expires_ms = NULL
+               WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
+    let updated = execute!(db, sql, id, owner, now_ms(), error)?;
+    Ok(updated == 1)
+}
+
 /// Puts back jobs whose lease expired (their worker died): queued again while attempts
 /// remain, failed otherwise. Returns how many were swept.
 pub async fn sweep_orphans(db: &Database) -> Result<u64, StorageError> {

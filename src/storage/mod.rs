@@ -8,6 +8,8 @@
 
 pub mod audit;
 mod deletion;
+pub mod destinations;
+pub mod forwards;
 pub mod index;
 pub mod jobs;
 pub mod models;

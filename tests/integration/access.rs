@@ -37,6 +37,13 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             petal::storage::series_processing::complete_quiet(&app.db, i64::MAX).await.expect("complete");
             path.replace("{series_uid}", &series.series_uid)
         }
+        ("POST", "/api/v1/series/{series_uid}/forward") => path.replace("{series_uid}", &denoised_series(app).await),
+        (_, "/api/v1/destinations/{name}" | "/api/v1/destinations/{name}/echo") => {
+            let name = format!("walk-{}", uuid::Uuid::new_v4().simple());
+            let created = petal::storage::destinations::create(&app.db, &closed_destination(&name)).await;
+            assert!(created.expect("destination"), "fixture destination stored");
+            path.replace("{name}", &name)
+        }
         ("POST", p) if p.starts_with("/dicomweb/") => path.replace("{study}", &series.study_uid),
         ("DELETE", "/dicomweb/studies/{study}") => {
             let (status, _, _) = crate::stow::stow(
@@ -139,12 +146,58 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
         (Method::POST, "/dicomweb/studies" | "/dicomweb/studies/{study}") => builder
             .header("content-type", multipart_type())
             .body(multipart(&series.instances().expect("synthetic series"))),
-        (Method::POST, "/api/v1/series/{series_uid}/denoise")
+        (Method::POST, "/api/v1/destinations") => builder.json(
+            &serde_json::to_value(closed_destination(&format!("walk-{}", uuid::Uuid::new_v4().simple())))
+                .expect("json"),
+        ),
+        (Method::POST, "/api/v1/series/{series_uid}/forward")
+        | (Method::POST, "/api/v1/destinations/{name}/echo")
+        | (Method::POST, "/api/v1/series/{series_uid}/denoise")
         | (Method::POST, "/api/v1/patients/{patient_key}/models/{version}/activate")
         | (Method::POST, "/api/v1/rounds/{round_id}/cancel") => builder,
         (Method::POST, other) => panic!("add a request body fixture for POST {other}"),
         _ => builder,
     }
+}
+
+/// A DIMSE destination on a port where nothing listens: an echo answers at once, not ok.
+fn closed_destination(name: &str) -> petal::domain::Destination {
+    petal::domain::Destination {
+        name: name.to_owned(),
+        endpoint: petal::domain::Endpoint::Dimse {
+            ae_title: "NOBODY".into(),
+            host: "127.0.0.1".into(),
+            port: crate::processes::free_port(),
+        },
+        forward: vec![petal::domain::Forwarded::Derived],
+    }
+}
+
+/// A series with a derived series (recorded through storage, as a denoise job would), so
+/// an admin's forward request queues it.
+async fn denoised_series(app: &TestApp) -> String {
+    use petal::storage::series_processing::{self, Denoised};
+    let (source, derived) = (SeriesSpec::new(1), SeriesSpec::new(1));
+    for series in [&source, &derived] {
+        let instances = series.instances().expect("synthetic series");
+        let (status, _, _) = crate::stow::stow(app, &app.admin_token, "/dicomweb/studies", &instances).await;
+        assert!(status.is_success(), "fixture series stored");
+    }
+    series_processing::complete_quiet(&app.db, i64::MAX).await.expect("complete");
+    let queued = petal::jobs::denoise::completion::enqueue_denoise(&app.db, &source.series_uid, "test", false)
+        .await
+        .expect("denoise job");
+    let petal::jobs::denoise::completion::Enqueued::Queued(job_id) = queued else {
+        panic!("the fixture series is queued: {queued:?}")
+    };
+    let outcome = Denoised {
+        derived_series_uid: &derived.series_uid,
+        model_version_id: None,
+        inference_ms: 0,
+        normalisation: "{}",
+    };
+    assert!(series_processing::mark_done(&app.db, &source.series_uid, &job_id, &outcome).await.expect("done"));
+    source.series_uid
 }
 
 async fn status_of(

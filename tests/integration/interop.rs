@@ -12,40 +12,46 @@ use serde_json::{Value, json};
 use crate::common::{Engine, TestApp};
 use crate::fixtures::{SeriesSpec, real_pet_files};
 use crate::on_both_engines;
+use crate::processes::free_port;
 use crate::stow::{indexed, stow};
 
 const ORTHANC: &str = "/usr/sbin/Orthanc";
 const DICOMWEB_PLUGIN: &str = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
-}
-
 /// An Orthanc on loopback whose DICOMweb plugin knows petal as server `petal`, and, when
 /// petal listens for DIMSE, whose modality `petal` is petal's C-STORE SCP (Orthanc calls
 /// as `ORTHANC`).
-struct Orthanc {
+pub(crate) struct Orthanc {
     child: Child,
-    url: String,
+    pub(crate) url: String,
+    /// Orthanc's own DICOM port (its C-STORE SCP, when petal's DIMSE port was given).
+    pub(crate) dicom_port: u16,
 }
 
 impl Orthanc {
-    async fn start(dir: &Path, petal_url: &str, token: &str) -> Self {
+    pub(crate) async fn start(dir: &Path, petal_url: &str, token: &str) -> Self {
         Self::start_with_dimse(dir, petal_url, token, None).await
     }
 
-    async fn start_with_dimse(dir: &Path, petal_url: &str, token: &str, petal_dimse_port: Option<u16>) -> Self {
+    pub(crate) async fn start_with_dimse(
+        dir: &Path,
+        petal_url: &str,
+        token: &str,
+        petal_dimse_port: Option<u16>,
+    ) -> Self {
+        std::fs::create_dir_all(dir).expect("Orthanc's directory");
         assert!(
             Path::new(ORTHANC).exists() && Path::new(DICOMWEB_PLUGIN).exists(),
             "run scripts/setup: Orthanc is missing"
         );
         let http_port = free_port();
+        let dicom_port = free_port();
         let config = json!({
             "Name": "petal-interop",
             "StorageDirectory": dir.join("orthanc-db"),
             "IndexDirectory": dir.join("orthanc-db"),
             "HttpPort": http_port,
-            "DicomPort": free_port(),
+            "DicomPort": dicom_port,
             "DicomServerEnabled": petal_dimse_port.is_some(),
             "DicomAet": "ORTHANC",
             "DicomModalities": petal_dimse_port.map(|port| json!({ "petal": ["PETAL", "127.0.0.1", port] })).unwrap_or(json!({})),
@@ -72,13 +78,27 @@ impl Orthanc {
             assert!(Instant::now() < deadline, "Orthanc did not start; see {}", dir.join("orthanc.log").display());
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        Orthanc { child, url }
+        Orthanc { child, url, dicom_port }
     }
 }
 
 impl Orthanc {
+    /// Whether Orthanc holds a series with this SeriesInstanceUID.
+    pub(crate) async fn has_series(&self, series_uid: &str) -> bool {
+        let found: Value = reqwest::Client::new()
+            .post(format!("{}/tools/lookup", self.url))
+            .body(series_uid.to_owned())
+            .send()
+            .await
+            .expect("Orthanc lookup")
+            .json()
+            .await
+            .unwrap_or(Value::Null);
+        found.as_array().is_some_and(|hits| hits.iter().any(|hit| hit["Type"] == "Series"))
+    }
+
     /// Uploads every slice of `series` through Orthanc's REST API; Orthanc's id of its study.
-    async fn upload(&self, series: &SeriesSpec) -> String {
+    pub(crate) async fn upload(&self, series: &SeriesSpec) -> String {
         let client = reqwest::Client::new();
         let mut study_id = String::new();
         for instance in series.instances().expect("synthetic series") {

@@ -11,6 +11,7 @@ mod dicomweb_client;
 mod dimse;
 mod erasure;
 mod fixtures;
+mod forwarding;
 mod interop;
 mod jobs;
 mod kse_reference;

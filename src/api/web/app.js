@@ -120,6 +120,7 @@ async function study(studyUid) {
     const status = await api(`/api/v1/series/${uid}`).catch(() => null);
     cell(row, status ? status.state + (status.reason ? `: ${status.reason}` : '') : '');
     cell(row, status && status.model_version ? status.model_version.name : '');
+    cell(row, status ? forwardSummary(status.forwards || []) : '');
     const view = status && status.state === 'done' && status.derived_series_uid
       ? link('Side by side', `#/series/${studyUid}/${uid}`) : '';
     cell(row, view);
@@ -128,6 +129,15 @@ async function study(studyUid) {
     }
     body.appendChild(row);
   }
+}
+
+// Where a series went, by destination: "pacs: sent; archive: queued (attempt 2: connection
+// refused)".
+function forwardSummary(forwards) {
+  return forwards.map((f) => {
+    const detail = f.state === 'sent' ? '' : ` (attempt ${f.attempts}${f.last_error ? `: ${f.last_error}` : ''})`;
+    return `${f.destination}: ${f.state}${f.state === 'queued' && f.attempts === 0 ? '' : detail}`;
+  }).join('; ');
 }
 
 async function instancesOf(studyUid, seriesUid) {

@@ -1,5 +1,6 @@
-//! The flags of petal's DIMSE listener (`petal serve`): where it listens, who may send, and
-//! the limits that protect it. DIMSE is off unless `--dimse-listen` is set.
+//! The flags of petal as a DICOM node: its DIMSE listener (`petal serve`: where it listens,
+//! who may send, the limits that protect it; off unless `--dimse-listen` is set), and
+//! forwarding to destinations (`serve` and `worker`: petal's AE title, retries).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,9 +16,6 @@ pub struct DimseArgs {
     /// unset, petal speaks DICOMweb only.
     #[arg(long, env = "PETAL_DIMSE_LISTEN")]
     pub dimse_listen: Option<SocketAddr>,
-    /// petal's AE title: senders must call it; petal also calls with it when it sends.
-    #[arg(long, env = "PETAL_DIMSE_AE_TITLE", default_value = "PETAL", value_parser = parse_ae_title)]
-    pub dimse_ae_title: String,
     /// Calling AE titles allowed to send, comma-separated, each optionally pinned to an IP
     /// address (`ORTHANC,SCANNER1@10.0.0.7`); `*` accepts any node (warned about at every
     /// start). Required when DIMSE is on.
@@ -52,4 +50,23 @@ pub struct DimseArgs {
 pub enum OtherObjectsArg {
     Drop,
     Refuse,
+}
+
+/// petal's AE title and how forward jobs retry (`serve` and `worker`).
+#[derive(Debug, Clone, Args)]
+pub struct ForwardArgs {
+    /// petal's AE title: DIMSE senders must call it, and petal calls with it when it
+    /// forwards to a DIMSE destination.
+    #[arg(long, env = "PETAL_DIMSE_AE_TITLE", default_value = "PETAL", value_parser = parse_ae_title)]
+    pub dimse_ae_title: String,
+    /// First wait before retrying a forward that failed transiently; doubled on each further
+    /// attempt, up to 10 minutes.
+    #[arg(long, env = "PETAL_FORWARD_BACKOFF", default_value = "30s", value_parser = parse_duration)]
+    pub forward_backoff: Duration,
+    /// Attempts before a forward that keeps failing transiently is given up.
+    #[arg(long, env = "PETAL_FORWARD_MAX_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(i32).range(1..))]
+    pub forward_max_attempts: i32,
+    /// Limit for connecting to a destination and for each exchange with it.
+    #[arg(long, env = "PETAL_FORWARD_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub forward_timeout: Duration,
 }

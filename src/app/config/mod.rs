@@ -23,7 +23,7 @@ use clap::{Parser, Subcommand};
 pub use admin::{HealthcheckArgs, ModelCommand, TokenAction, TokenArgs};
 pub use bench::{BenchArgs, BenchCommand};
 pub use common::{BlobArgs, DEFAULT_DATABASE_URL, DatabaseArgs, LogArgs, LogFormat};
-pub use dimse::{DimseArgs, OtherObjectsArg};
+pub use dimse::{DimseArgs, ForwardArgs, OtherObjectsArg};
 pub use offline::{
     DemoArgs, DenoiseArgs, EvalCommand, EvalPaperArgs, EvalRoundsArgs, RoundCase, SimulateArgs, TrainBaseArgs,
 };

@@ -129,6 +129,8 @@ pub struct PipelineArgs {
     pub low_count_markers: Vec<String>,
     #[command(flatten)]
     pub learning: LearningArgs,
+    #[command(flatten)]
+    pub forwarding: super::ForwardArgs,
 }
 
 /// How petal's derived series name themselves.

@@ -45,6 +45,8 @@ pub struct DenoiseJobContext {
     pub inference: InferenceContext,
     pub naming: DerivedNaming,
     pub rules: DescriptionRules,
+    /// Where a finished derived series (and, when asked, its source) is forwarded.
+    pub forwarding: crate::jobs::forward::ForwardSettings,
 }
 
 /// The worker's handler for `denoise` jobs.
@@ -128,8 +130,29 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
         inference_ms,
         normalisation: &normalisation,
     };
+    // Queued before the series is marked done: a retry after a failure here queues again
+    // (forwards are deduplicated), while a retry after `mark_done` would find nothing to do.
+    forward_series(&context.forwarding, db, &series.study_uid, (&series.series_uid, &denoised.series_uid)).await?;
     series_processing::mark_done(db, &series.series_uid, &job.id, &outcome).await?;
     crate::job_metrics::job_metrics().series_seconds.observe(inference_ms as f64 / 1000.0);
     tracing::info!(slices = sources.len(), inference_ms, "series denoised");
+    Ok(())
+}
+
+/// Queues the derived series for every destination that receives derived series, and the
+/// source series for those that receive sources.
+async fn forward_series(
+    settings: &crate::jobs::forward::ForwardSettings,
+    db: &Database,
+    study_uid: &str,
+    (source_uid, derived_uid): (&str, &str),
+) -> Result<(), crate::storage::StorageError> {
+    use crate::domain::Forwarded;
+    use crate::jobs::forward::forward_series as queue;
+    let derived = queue(db, settings, study_uid, derived_uid, Forwarded::Derived).await?;
+    let sources = queue(db, settings, study_uid, source_uid, Forwarded::Source).await?;
+    if derived + sources > 0 {
+        tracing::info!(destinations = derived, sources, "derived series queued for forwarding");
+    }
     Ok(())
 }
