@@ -155,6 +155,23 @@ async fn storescu_sends_a_series(engine: Engine) {
     assert!(events.iter().all(|e| e.resource == format!("/dicomweb/studies/{}", series.study_uid)));
     assert!(events.iter().all(|e| e.outcome == "success" && e.patient_key.is_some()));
 
+    // Deflated on the wire (storescu proposes deflate first with -xd): stored as received,
+    // and served in explicit VR like any other.
+    let deflated = SeriesSpec::new(2);
+    let mut args = vec!["-xd".to_owned()];
+    args.extend(node_args("STORESCU", "PETAL", port));
+    args.extend(write_series(&deflated, &dir.join("deflated")).iter().map(|f| f.display().to_string()));
+    let sent = dcmtk("storescu", &args);
+    assert!(sent.status.success(), "storescu -xd: {}", text(&sent));
+    let path = format!(
+        "/dicomweb/studies/{}/series/{}/instances/{}",
+        deflated.study_uid,
+        deflated.series_uid,
+        deflated.sop_instance_uid(1)
+    );
+    assert_eq!(retrieved_syntax(&app, &path, "application/dicom; transfer-syntax=*").await, DEFLATED);
+    assert_eq!(retrieved_syntax(&app, &path, "application/dicom").await, EXPLICIT);
+
     // Received in implicit VR: kept as received, served in explicit VR to DICOMweb clients.
     let path = format!(
         "/dicomweb/studies/{}/series/{}/instances/{}",
@@ -177,6 +194,7 @@ on_both_engines!(storescu_sends_a_series);
 
 const IMPLICIT: &str = "1.2.840.10008.1.2";
 const EXPLICIT: &str = "1.2.840.10008.1.2.1";
+const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
 
 /// Retrieves one instance with `accept`; the transfer syntax its file meta group names,
 /// after checking that the Content-Type names the same one and that the file opens.
