@@ -136,9 +136,10 @@ impl Destination {
 mod tests {
     use super::*;
 
-    fn parse(json: &str) -> Result<Destination, String> {
-        let destination: Destination = serde_json::from_str(json).map_err(|e| e.to_string())?;
-        destination.validate().map_err(|e| e.to_string())?;
+    /// Parses and validates; the error as the admin would read it.
+    fn parse(json: &str) -> Result<Destination, Box<dyn std::error::Error>> {
+        let destination: Destination = serde_json::from_str(json)?;
+        destination.validate()?;
         Ok(destination)
     }
 
@@ -167,21 +168,25 @@ mod tests {
         assert!(
             parse(r#"{"name":"x y","kind":"dimse","ae_title":"A","host":"h","port":104,"forward":["derived"]}"#)
                 .expect_err("name")
+                .to_string()
                 .contains("name")
         );
         assert!(
             parse(r#"{"name":"x","kind":"dimse","ae_title":"A","host":"h","port":0,"forward":["derived"]}"#)
                 .expect_err("port")
+                .to_string()
                 .contains("port")
         );
         assert!(
             parse(r#"{"name":"x","kind":"dicomweb","url":"ftp://pacs","forward":["derived"]}"#)
                 .expect_err("url")
+                .to_string()
                 .contains("URL")
         );
         assert!(
             parse(r#"{"name":"x","kind":"dimse","ae_title":"A","host":"h","port":1,"forward":[]}"#)
                 .expect_err("forward")
+                .to_string()
                 .contains("forward")
         );
     }

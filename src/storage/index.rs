@@ -1,9 +1,13 @@
 //! The DICOM index: studies, series and instances (the `patients` module owns patients).
 //!
-//! Recording an instance is one transaction (patient, study, series, instance), and it is
-//! idempotent by SOP Instance UID: a second copy of an instance never replaces the first.
+//! Recording instances is one transaction per batch (patient, study, series, instance rows
+//! of every instance of a STOW-RS batch), and it is idempotent by SOP Instance UID: a
+//! second copy of an instance never replaces the first.
 //! An instance petal derived goes only into a study that is still indexed, so a job that
 //! finishes after its patient was erased cannot bring the patient back.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Utc;
 use sqlx::FromRow;
@@ -66,117 +70,177 @@ pub async fn record_instance(
     blob: &BlobFacts<'_>,
     placement: Placement,
 ) -> Result<Recorded, StorageError> {
+    let mut recorded = record_instances(db, &[(instance, blob.clone())], placement).await?;
+    recorded.pop().ok_or_else(|| StorageError::Corrupt("recording one instance gave no result".to_owned()))
+}
+
+/// Indexes instances whose blobs are already written, all in one transaction (one commit
+/// for a whole STOW-RS request part batch, instead of one per instance); the results are in
+/// the order given.
+///
+/// Rows are written in one global order (patient, study, series, then SOP Instance UID),
+/// so two batches sharing rows wait for each other instead of deadlocking on PostgreSQL.
+/// The insert itself decides whether an instance is new: there is no look-up before it.
+pub async fn record_instances(
+    db: &Database,
+    batch: &[(&ParsedInstance, BlobFacts<'_>)],
+    placement: Placement,
+) -> Result<Vec<Recorded>, StorageError> {
+    let mut order: Vec<usize> = (0..batch.len()).collect();
+    order.sort_by(|&a, &b| {
+        let key = |i: usize| {
+            let instance = batch[i].0;
+            (
+                &instance.patient.patient_id,
+                &instance.patient.issuer,
+                instance.study_uid.as_str(),
+                instance.series_uid.as_str(),
+                instance.sop_instance_uid.as_str(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
     let now = Utc::now();
-    let candidate_key = patients::new_key();
-    let metadata = instance.metadata.to_string();
-    let (p, st, se, im) = (&instance.patient, &instance.study, &instance.series, &instance.image);
     let lock_study = match db {
         Database::Postgres(_) => "SELECT study_uid FROM studies WHERE study_uid = $1 FOR KEY SHARE",
         // A SQLite write transaction holds the whole file: nothing can erase meanwhile.
         Database::Sqlite(_) => "SELECT study_uid FROM studies WHERE study_uid = $1",
     };
-    let inserted: Option<u64> = with_pool!(db, |pool| {
+    let inserted: Vec<Option<u64>> = with_pool!(db, |pool| {
         async {
             let mut tx = pool.begin_with(db.begin_write()).await?;
-            match placement {
-                Placement::ExistingStudy => {
-                    let study: Option<String> = sqlx::query_scalar(lock_study)
-                        .bind(instance.study_uid.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if study.is_none() {
-                        return Ok::<_, sqlx::Error>(None);
+            // Rows above the instances that this transaction has written or found already.
+            let mut patient_keys: HashMap<(&str, &str), String> = HashMap::new();
+            let mut studies: HashMap<&str, bool> = HashMap::new();
+            let mut series_written: HashSet<&str> = HashSet::new();
+            let mut inserted = vec![None; batch.len()];
+            for &index in &order {
+                let (instance, blob) = &batch[index];
+                let (p, st, se, im) = (&instance.patient, &instance.study, &instance.series, &instance.image);
+                let study_uid = instance.study_uid.as_str();
+                match placement {
+                    Placement::ExistingStudy => {
+                        let present = match studies.get(study_uid) {
+                            Some(present) => *present,
+                            None => {
+                                let found: Option<String> =
+                                    sqlx::query_scalar(lock_study).bind(study_uid).fetch_optional(&mut *tx).await?;
+                                studies.insert(study_uid, found.is_some());
+                                found.is_some()
+                            }
+                        };
+                        if !present {
+                            continue;
+                        }
+                    }
+                    Placement::CreateStudy => {
+                        let identity = (p.patient_id.as_str(), p.issuer.as_str());
+                        if let Entry::Vacant(slot) = patient_keys.entry(identity) {
+                            sqlx::query(patients::INSERT_IF_NEW)
+                                .bind(patients::new_key())
+                                .bind(&p.patient_id)
+                                .bind(&p.issuer)
+                                .bind(&p.name)
+                                .bind(&p.birth_date)
+                                .bind(&p.sex)
+                                .bind(now)
+                                .execute(&mut *tx)
+                                .await?;
+                            let key: String = sqlx::query_scalar(patients::KEY_OF)
+                                .bind(&p.patient_id)
+                                .bind(&p.issuer)
+                                .fetch_one(&mut *tx)
+                                .await?;
+                            slot.insert(key);
+                        }
+                        if !studies.contains_key(study_uid) {
+                            sqlx::query(
+                                "INSERT INTO studies (study_uid, patient_key, study_date, study_time, accession_number,
+                                                      study_id, study_description, referring_physician, created_at)
+                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                                 ON CONFLICT (study_uid) DO NOTHING",
+                            )
+                            .bind(study_uid)
+                            .bind(&patient_keys[&identity])
+                            .bind(&st.date)
+                            .bind(&st.time)
+                            .bind(&st.accession_number)
+                            .bind(&st.study_id)
+                            .bind(&st.description)
+                            .bind(&st.referring_physician)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                            studies.insert(study_uid, true);
+                        }
                     }
                 }
-                Placement::CreateStudy => {
-                    sqlx::query(patients::INSERT_IF_NEW)
-                        .bind(&candidate_key)
-                        .bind(&p.patient_id)
-                        .bind(&p.issuer)
-                        .bind(&p.name)
-                        .bind(&p.birth_date)
-                        .bind(&p.sex)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                    let patient_key: String =
-                        sqlx::query_scalar(patients::KEY_OF).bind(&p.patient_id).bind(&p.issuer).fetch_one(&mut *tx).await?;
+                if series_written.insert(instance.series_uid.as_str()) {
                     sqlx::query(
-                        "INSERT INTO studies (study_uid, patient_key, study_date, study_time, accession_number, study_id,
-                                              study_description, referring_physician, created_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                         ON CONFLICT (study_uid) DO NOTHING",
+                        "INSERT INTO series (series_uid, study_uid, modality, series_number, series_description,
+                                             frame_of_reference_uid, created_at)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)
+                         ON CONFLICT (series_uid) DO NOTHING",
                     )
-                    .bind(instance.study_uid.as_str())
-                    .bind(&patient_key)
-                    .bind(&st.date)
-                    .bind(&st.time)
-                    .bind(&st.accession_number)
-                    .bind(&st.study_id)
-                    .bind(&st.description)
-                    .bind(&st.referring_physician)
+                    .bind(instance.series_uid.as_str())
+                    .bind(study_uid)
+                    .bind(&se.modality)
+                    .bind(se.number)
+                    .bind(&se.description)
+                    .bind(&se.frame_of_reference_uid)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
                 }
+                let rows = sqlx::query(
+                    "INSERT INTO instances (sop_instance_uid, series_uid, sop_class_uid, transfer_syntax_uid,
+                                            instance_number, rows, columns, number_of_frames, image_position,
+                                            image_orientation, pixel_spacing, slice_thickness, blob_key, sha256,
+                                            size_bytes, metadata, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
+                     ON CONFLICT (sop_instance_uid) DO NOTHING",
+                )
+                .bind(instance.sop_instance_uid.as_str())
+                .bind(instance.series_uid.as_str())
+                .bind(&instance.sop_class_uid)
+                .bind(&instance.transfer_syntax_uid)
+                .bind(im.instance_number)
+                .bind(im.rows)
+                .bind(im.columns)
+                .bind(im.number_of_frames)
+                .bind(&im.image_position)
+                .bind(&im.image_orientation)
+                .bind(&im.pixel_spacing)
+                .bind(im.slice_thickness)
+                .bind(blob.blob_key)
+                .bind(blob.sha256)
+                .bind(blob.size_bytes)
+                .bind(instance.metadata.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                inserted[index] = Some(rows);
             }
-            sqlx::query(
-                "INSERT INTO series (series_uid, study_uid, modality, series_number, series_description,
-                                     frame_of_reference_uid, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (series_uid) DO NOTHING",
-            )
-            .bind(instance.series_uid.as_str())
-            .bind(instance.study_uid.as_str())
-            .bind(&se.modality)
-            .bind(se.number)
-            .bind(&se.description)
-            .bind(&se.frame_of_reference_uid)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            let inserted = sqlx::query(
-                "INSERT INTO instances (sop_instance_uid, series_uid, sop_class_uid, transfer_syntax_uid,
-                                        instance_number, rows, columns, number_of_frames, image_position,
-                                        image_orientation, pixel_spacing, slice_thickness, blob_key, sha256,
-                                        size_bytes, metadata, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
-                 ON CONFLICT (sop_instance_uid) DO NOTHING",
-            )
-            .bind(instance.sop_instance_uid.as_str())
-            .bind(instance.series_uid.as_str())
-            .bind(&instance.sop_class_uid)
-            .bind(&instance.transfer_syntax_uid)
-            .bind(im.instance_number)
-            .bind(im.rows)
-            .bind(im.columns)
-            .bind(im.number_of_frames)
-            .bind(&im.image_position)
-            .bind(&im.image_orientation)
-            .bind(&im.pixel_spacing)
-            .bind(im.slice_thickness)
-            .bind(blob.blob_key)
-            .bind(blob.sha256)
-            .bind(blob.size_bytes)
-            .bind(&metadata)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
             tx.commit().await?;
-            Ok(Some(inserted))
+            Ok::<_, sqlx::Error>(inserted)
         }
         .await
     })?;
-    match inserted {
-        None => return Ok(Recorded::StudyGone),
-        Some(1) => return Ok(Recorded::Inserted),
-        Some(_) => {}
+    let mut recorded = Vec::with_capacity(batch.len());
+    for ((instance, _), inserted) in batch.iter().zip(inserted) {
+        recorded.push(match inserted {
+            None => Recorded::StudyGone,
+            Some(1) => Recorded::Inserted,
+            Some(_) => {
+                let existing = find_instance(db, instance.sop_instance_uid.as_str())
+                    .await?
+                    .ok_or_else(|| StorageError::Corrupt("an instance vanished while being recorded".to_owned()))?;
+                Recorded::AlreadyPresent { sha256: existing.sha256, blob_key: existing.blob_key }
+            }
+        });
     }
-    let existing = find_instance(db, instance.sop_instance_uid.as_str())
-        .await?
-        .ok_or_else(|| StorageError::Corrupt("an instance vanished while being recorded".to_owned()))?;
-    Ok(Recorded::AlreadyPresent { sha256: existing.sha256, blob_key: existing.blob_key })
+    Ok(recorded)
 }
 
 /// `SELECT` of a stored instance's location, joined to its series, then the rest.

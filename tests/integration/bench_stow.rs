@@ -1,5 +1,5 @@
-//! `petal bench stow` at a tiny size: petal and Orthanc each store the same series (the
-//! bench fails unless every instance is stored), the ratio is printed, and the memory mode
+//! `petal bench stow` at a tiny size: petal and Orthanc each store the same series by STOW-RS
+//! and by C-STORE (the bench fails unless every instance is stored), the ratios are printed, and the memory mode
 //! follows petal's RSS. Figures only, never timed assertions.
 
 use std::process::Command;
@@ -14,10 +14,12 @@ fn bench(args: &[&str]) -> String {
 
 #[test]
 fn petal_and_orthanc_ingest_the_same_series_and_the_ratio_is_printed() {
-    let out = bench(&["--slices", "6", "--size", "32", "--rounds", "2", "--orthanc"]);
-    assert_eq!(out.matches("| petal |").count(), 3, "two rounds and the summary for petal: {out}");
-    assert_eq!(out.matches("| Orthanc |").count(), 3, "two rounds and the summary for Orthanc: {out}");
+    let out = bench(&["--slices", "6", "--size", "32", "--rounds", "2", "--orthanc", "--dimse"]);
+    // STOW-RS: two rounds and the summary; C-STORE: two rounds each.
+    assert_eq!(out.matches("| petal |").count(), 5, "STOW-RS and C-STORE rounds for petal: {out}");
+    assert_eq!(out.matches("| Orthanc |").count(), 5, "STOW-RS and C-STORE rounds for Orthanc: {out}");
     assert!(out.contains("petal / Orthanc: "), "{out}");
+    assert!(out.contains("petal / Orthanc by C-STORE: "), "{out}");
 }
 
 #[test]

@@ -1,9 +1,10 @@
 //! STOW-RS: `POST /dicomweb/studies[/{study}]` (PS3.18 §10.5).
 //!
-//! The body is read part by part as it arrives; each instance is validated, written to the
-//! blob store and indexed before the next part is read. The response lists every stored
-//! instance (ReferencedSOPSequence) and every failure (FailedSOPSequence) in DICOM JSON, or
-//! in DICOM XML when the client asks for it.
+//! The body is read part by part as it arrives. Parts are gathered in batches of up to 8
+//! instances or 2 MiB; each batch is validated, written to the blob store and indexed in one
+//! transaction before more is read. The response lists every stored instance
+//! (ReferencedSOPSequence) and every failure (FailedSOPSequence) in DICOM JSON, or in DICOM
+//! XML when the client asks for it.
 
 use std::collections::BTreeSet;
 
@@ -143,31 +144,33 @@ async fn stow(
         }
         Payload::Multipart(boundary) => {
             let mut reader = MultipartReader::new(body.into_data_stream(), &boundary, limit);
+            let mut batch = Batch::default();
             while let Some(part) = reader.next_part().await.map_err(multipart_error)? {
-                let receipt = match part.header("content-type").and_then(MediaType::parse) {
-                    Some(media) if media.essence != "application/dicom" => Receipt {
-                        sop_class_uid: None,
-                        sop_instance_uid: None,
-                        study_uid: None,
-                        series_uid: None,
-                        result: Err(IngestError::Instance(InstanceError::Unreadable(format!(
-                            "a part of type `{}` is not an application/dicom instance",
-                            media.essence
-                        )))),
-                    },
-                    _ => {
-                        crate::jobs::denoise::completion::store_and_note(
-                            &state.db,
-                            &state.blobs,
-                            part.body,
-                            received,
-                            &state.series_rules,
-                        )
-                        .await
+                match part.header("content-type").and_then(MediaType::parse) {
+                    Some(media) if media.essence != "application/dicom" => {
+                        // Receipts keep the parts' order: what is batched goes first.
+                        batch.flush(state, received, &mut receipts).await?;
+                        receipts.push(Receipt {
+                            sop_class_uid: None,
+                            sop_instance_uid: None,
+                            study_uid: None,
+                            series_uid: None,
+                            result: Err(IngestError::Instance(InstanceError::Unreadable(format!(
+                                "a part of type `{}` is not an application/dicom instance",
+                                media.essence
+                            )))),
+                        });
                     }
-                };
-                receipts.push(retry_later(receipt)?);
+                    _ => {
+                        batch.bytes += part.body.len();
+                        batch.parts.push(part.body);
+                        if batch.is_full() {
+                            batch.flush(state, received, &mut receipts).await?;
+                        }
+                    }
+                }
             }
+            batch.flush(state, received, &mut receipts).await?;
         }
     }
     if receipts.is_empty() {
@@ -175,6 +178,51 @@ async fn stow(
     }
     audit_studies(state, actor, &receipts).await?;
     Ok(respond(&receipts, &base_url(headers), study.as_ref(), xml))
+}
+
+/// Parts read but not yet stored: they are indexed together, one transaction per batch, and
+/// stored before the next part is read once the batch is full, so memory stays bounded.
+#[derive(Default)]
+struct Batch {
+    parts: Vec<Bytes>,
+    bytes: usize,
+}
+
+impl Batch {
+    /// Instances per index transaction.
+    const MAX_PARTS: usize = 8;
+    /// Bytes held before the batch is stored (a large instance is stored alone).
+    const MAX_BYTES: usize = 2 << 20;
+
+    fn is_full(&self) -> bool {
+        self.parts.len() >= Self::MAX_PARTS || self.bytes >= Self::MAX_BYTES
+    }
+
+    /// Stores the batch and appends its receipts; an unreachable database ends the request.
+    async fn flush(
+        &mut self,
+        state: &AppState,
+        origin: Origin<'_>,
+        receipts: &mut Vec<Receipt>,
+    ) -> Result<(), ApiError> {
+        if self.parts.is_empty() {
+            return Ok(());
+        }
+        let parts = std::mem::take(&mut self.parts);
+        self.bytes = 0;
+        let stored = crate::jobs::denoise::completion::store_and_note_batch(
+            &state.db,
+            &state.blobs,
+            parts,
+            origin,
+            &state.series_rules,
+        )
+        .await;
+        for receipt in stored {
+            receipts.push(retry_later(receipt)?);
+        }
+        Ok(())
+    }
 }
 
 /// An instance that could not be stored because the database is unreachable ends the

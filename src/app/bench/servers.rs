@@ -1,6 +1,7 @@
-//! DICOMweb servers a bench posts to, each in its own process so that its memory can be
-//! read from /proc: petal (this binary's `serve`, API only, on a fresh SQLite database) and
-//! Orthanc 1.10 with its DICOMweb plugin (Debian's packages, which `scripts/setup` installs).
+//! DICOM servers a bench sends to, each in its own process so that its memory can be read
+//! from /proc: petal (this binary's `serve`, API only, on a fresh SQLite database) and
+//! Orthanc 1.10 with its DICOMweb plugin (Debian's packages, which `scripts/setup` installs),
+//! by STOW-RS and, with DIMSE on, by C-STORE from dcmtk's storescu.
 //! Both listen on 127.0.0.1 on a free port and are killed when dropped.
 
 use std::path::{Path, PathBuf};
@@ -20,7 +21,12 @@ pub struct ServerProcess {
     pub stow_url: String,
     /// Bearer token, where the server wants one.
     pub token: Option<String>,
+    /// Its DIMSE C-STORE port and AE title, when it listens for DIMSE.
+    pub dimse: Option<(u16, &'static str)>,
 }
+
+/// The calling AE title of the bench's C-STOREs.
+pub const BENCH_AE_TITLE: &str = "BENCH";
 
 /// Resident memory of a process (KiB): now, and the peak so far.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,9 +50,21 @@ async fn wait_until_up(url: &str, log: &Path) -> anyhow::Result<()> {
 }
 
 impl ServerProcess {
-    /// petal's API (no worker) on `database` (a fresh SQLite file in `dir` when `None`).
-    pub async fn petal(dir: &Path, database: Option<&str>) -> anyhow::Result<Self> {
+    /// petal's API (no worker) on `database` (a fresh SQLite file in `dir` when `None`),
+    /// with its DIMSE listener when `dimse` is set.
+    pub async fn petal(dir: &Path, database: Option<&str>, dimse: bool) -> anyhow::Result<Self> {
         let port = free_port()?;
+        let dimse_port = free_port()?;
+        let dimse_flags = if dimse {
+            vec![
+                "--dimse-listen".to_owned(),
+                format!("127.0.0.1:{dimse_port}"),
+                "--dimse-calling-aes".into(),
+                BENCH_AE_TITLE.into(),
+            ]
+        } else {
+            Vec::new()
+        };
         let database = database.map_or_else(|| format!("sqlite://{}/petal.db", dir.display()), str::to_owned);
         let token_file = dir.join("admin-token");
         let log_path = dir.join("petal.log");
@@ -58,32 +76,42 @@ impl ServerProcess {
             .arg(dir.join("blobs"))
             .arg("--admin-token-file")
             .arg(&token_file)
+            .args(&dimse_flags)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .context("starting petal serve")?;
-        let mut server =
-            Self { name: "petal", child, stow_url: format!("http://127.0.0.1:{port}/dicomweb/studies"), token: None };
+        let mut server = Self {
+            name: "petal",
+            child,
+            stow_url: format!("http://127.0.0.1:{port}/dicomweb/studies"),
+            token: None,
+            dimse: dimse.then_some((dimse_port, "PETAL")),
+        };
         wait_until_up(&format!("http://127.0.0.1:{port}/healthz"), &log_path).await?;
         server.token = Some(std::fs::read_to_string(&token_file).context("reading the admin token")?.trim().to_owned());
         Ok(server)
     }
 
-    /// Orthanc with its DICOMweb plugin, storing under `dir`.
-    pub async fn orthanc(dir: &Path) -> anyhow::Result<Self> {
+    /// Orthanc with its DICOMweb plugin, storing under `dir`; with its DICOM server (AE
+    /// title `ORTHANC`, accepting C-STORE from any node) when `dimse` is set. This
+    /// configuration is the bench's comparison: it changes only with this file.
+    pub async fn orthanc(dir: &Path, dimse: bool) -> anyhow::Result<Self> {
         anyhow::ensure!(
             Path::new(ORTHANC).exists() && Path::new(DICOMWEB_PLUGIN).exists(),
             "Orthanc or its DICOMweb plugin is missing: run scripts/setup"
         );
         let port = free_port()?;
+        let dicom_port = free_port()?;
         let storage: PathBuf = dir.join("orthanc-db");
         let config = serde_json::json!({
             "Name": "petal-bench",
             "StorageDirectory": storage,
             "IndexDirectory": storage,
             "HttpPort": port,
-            "DicomPort": free_port()?,
-            "DicomServerEnabled": false,
+            "DicomPort": dicom_port,
+            "DicomServerEnabled": dimse,
+            "DicomAet": "ORTHANC",
             "RemoteAccessAllowed": false,
             "AuthenticationEnabled": false,
             "Plugins": [DICOMWEB_PLUGIN],
@@ -104,6 +132,7 @@ impl ServerProcess {
             child,
             stow_url: format!("http://127.0.0.1:{port}/dicom-web/studies"),
             token: None,
+            dimse: dimse.then_some((dicom_port, "ORTHANC")),
         };
         wait_until_up(&format!("http://127.0.0.1:{port}/system"), &log_path).await?;
         Ok(server)
@@ -122,6 +151,24 @@ impl ServerProcess {
                 .with_context(|| format!("{name} in /proc status"))
         };
         Ok(Memory { rss_kib: field("VmRSS:")?, peak_kib: field("VmHWM:")? })
+    }
+
+    /// Sends `files` by C-STORE with dcmtk's storescu, one association; fails unless every
+    /// instance was stored.
+    pub fn store_scu(&self, files: &[PathBuf]) -> anyhow::Result<()> {
+        let (port, ae_title) = self.dimse.context("the server was started without DIMSE")?;
+        let output = Command::new("storescu")
+            .args(["-aet", BENCH_AE_TITLE, "-aec", ae_title, "127.0.0.1", &port.to_string()])
+            .args(files)
+            .output()
+            .context("running storescu (Debian package dcmtk; run scripts/setup)")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "storescu to {} failed: {}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
     }
 
     /// Posts one multipart STOW-RS body; fails unless every instance was stored.

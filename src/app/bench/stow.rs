@@ -29,6 +29,10 @@ pub struct StowBenchArgs {
     /// Post the same series to Orthanc (Debian's orthanc and orthanc-dicomweb) too.
     #[arg(long)]
     pub orthanc: bool,
+    /// Also send each round's series by C-STORE (dcmtk storescu, one association) to petal's
+    /// and, with --orthanc, Orthanc's DICOM port.
+    #[arg(long)]
+    pub dimse: bool,
     /// Memory instead of speed: post this many instances to petal and follow its RSS.
     #[arg(long)]
     pub memory: Option<usize>,
@@ -51,7 +55,12 @@ pub async fn run(args: &StowBenchArgs) -> anyhow::Result<()> {
     let dir = ScratchFolder::new("petal-bench-stow")?;
     let flags = match args.memory {
         Some(n) => format!("--memory {n}"),
-        None => format!("--rounds {}{}", args.rounds, if args.orthanc { " --orthanc" } else { "" }),
+        None => format!(
+            "--rounds {}{}{}",
+            args.rounds,
+            if args.orthanc { " --orthanc" } else { "" },
+            if args.dimse { " --dimse" } else { "" }
+        ),
     };
     crate::report!("petal bench stow --slices {} --size {} {flags}", args.slices, args.size);
     crate::report!(
@@ -62,21 +71,69 @@ pub async fn run(args: &StowBenchArgs) -> anyhow::Result<()> {
     );
     let petal_dir = dir.path().join("petal");
     std::fs::create_dir_all(&petal_dir)?;
-    let petal = ServerProcess::petal(&petal_dir, args.database_url.as_deref()).await?;
+    let petal = ServerProcess::petal(&petal_dir, args.database_url.as_deref(), args.dimse).await?;
     match args.memory {
         Some(instances) => memory(args, &petal, instances).await,
         None => {
             let orthanc = if args.orthanc {
                 let orthanc_dir = dir.path().join("orthanc");
                 std::fs::create_dir_all(&orthanc_dir)?;
-                Some(ServerProcess::orthanc(&orthanc_dir).await?)
+                Some(ServerProcess::orthanc(&orthanc_dir, args.dimse).await?)
             } else {
                 None
             };
             let servers: Vec<&ServerProcess> = std::iter::once(&petal).chain(orthanc.as_ref()).collect();
-            throughput(args, &servers).await
+            throughput(args, &servers).await?;
+            if args.dimse {
+                cstore_throughput(args, &servers, &dir.path().join("cstore"))?;
+            }
+            Ok(())
         }
     }
+}
+
+/// Instances/s of each server receiving the same series by C-STORE, and their ratio.
+fn cstore_throughput(args: &StowBenchArgs, servers: &[&ServerProcess], dir: &std::path::Path) -> anyhow::Result<()> {
+    crate::report!(
+        "\nBy C-STORE (dcmtk storescu, one association per series, storescu's start included):\n\n\
+         | round | server | instances | seconds | instances/s |\n|---|---|---|---|---|"
+    );
+    let mut totals = vec![(0usize, 0.0f64); servers.len()];
+    for round in 1..=args.rounds {
+        let series = SeriesSpec { rows: args.size, columns: args.size, ..SeriesSpec::new(args.slices) };
+        let folder = dir.join(format!("round-{round}"));
+        std::fs::create_dir_all(&folder)?;
+        let mut files = Vec::with_capacity(args.slices);
+        for (index, instance) in series.instances().context("writing the synthetic series")?.into_iter().enumerate() {
+            let path = folder.join(format!("{index:04}.dcm"));
+            std::fs::write(&path, instance)?;
+            files.push(path);
+        }
+        let mut order: Vec<usize> = (0..servers.len()).collect();
+        if round.is_multiple_of(2) {
+            order.reverse();
+        }
+        for index in order {
+            let started = Instant::now();
+            servers[index].store_scu(&files)?;
+            let seconds = started.elapsed().as_secs_f64();
+            crate::report!(
+                "| {round} | {} | {} | {seconds:.2} | {:.0} |",
+                servers[index].name,
+                args.slices,
+                args.slices as f64 / seconds
+            );
+            totals[index] = (totals[index].0 + args.slices, totals[index].1 + seconds);
+        }
+    }
+    let rates: Vec<f64> = totals.iter().map(|(instances, seconds)| *instances as f64 / seconds).collect();
+    for (server, rate) in servers.iter().zip(&rates) {
+        crate::report!("\n{}: {rate:.0} instances/s by C-STORE", server.name);
+    }
+    if let [petal, orthanc] = rates[..] {
+        crate::report!("\npetal / Orthanc by C-STORE: {:.2}× (instances/s, same series, same run)", petal / orthanc);
+    }
+    Ok(())
 }
 
 /// Instances/s of each server on the same series, and their ratio.

@@ -60,8 +60,8 @@ fn dedupe_key(series_uid: &str) -> String {
 /// Stores one instance through [`crate::ingest`] and notes it for its series' completion
 /// ([`on_instance_stored`]); `rules` tell which series are training material rather than
 /// images to denoise. A re-sent instance is noted too, so a series whose tracking failed
-/// once recovers. Every caller that receives or derives instances (STOW-RS, the denoise
-/// job) stores them through here.
+/// once recovers. Every caller that receives or derives instances (STOW-RS, C-STORE, the
+/// denoise job) stores them through here or through [`store_and_note_batch`].
 pub async fn store_and_note(
     db: &Database,
     blobs: &BlobStore,
@@ -69,13 +69,56 @@ pub async fn store_and_note(
     origin: Origin<'_>,
     rules: &DescriptionRules,
 ) -> Receipt {
-    let (mut receipt, parsed) = ingest::store_instance(db, blobs, bytes, origin).await;
-    if let (Ok(Stored::New | Stored::Duplicate), Some(parsed)) = (&receipt.result, &parsed)
-        && let Err(err) = on_instance_stored(db, parsed, rules).await
-    {
-        receipt.result = Err(IngestError::Index(err));
+    let mut receipts = store_and_note_batch(db, blobs, vec![bytes], origin, rules).await;
+    match receipts.pop() {
+        Some(receipt) => receipt,
+        None => unreachable!("one receipt per instance"),
     }
-    receipt
+}
+
+/// [`store_and_note`] for a batch (the parts of a STOW-RS request): the batch is indexed
+/// in one transaction, and each series it touches is noted once, after all of it is
+/// indexed. Receipts come in the order given.
+pub async fn store_and_note_batch(
+    db: &Database,
+    blobs: &BlobStore,
+    parts: Vec<Bytes>,
+    origin: Origin<'_>,
+    rules: &DescriptionRules,
+) -> Vec<Receipt> {
+    let stored = ingest::store_instances(db, blobs, parts, origin).await;
+    // Which stored instances belong to each series, in order of first appearance.
+    let mut by_series: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (at, (receipt, parsed)) in stored.iter().enumerate() {
+        if let (Ok(Stored::New | Stored::Duplicate), Some(parsed)) = (&receipt.result, parsed) {
+            let series = parsed.series_uid.as_str();
+            match by_series.iter_mut().find(|(uid, _)| *uid == series) {
+                Some((_, members)) => members.push(at),
+                None => by_series.push((series, vec![at])),
+            }
+        }
+    }
+    let mut failed: Vec<(usize, StorageError)> = Vec::new();
+    for (_, members) in &by_series {
+        let Some(first) = stored[members[0]].1.as_ref() else { continue };
+        if on_instance_stored(db, first, rules).await.is_ok() {
+            continue;
+        }
+        // Noting the series failed: note each instance on its own, so each receipt says
+        // what happened to it.
+        for &at in members {
+            if let Some(parsed) = stored[at].1.as_ref()
+                && let Err(err) = on_instance_stored(db, parsed, rules).await
+            {
+                failed.push((at, err));
+            }
+        }
+    }
+    let mut receipts: Vec<Receipt> = stored.into_iter().map(|(receipt, _)| receipt).collect();
+    for (at, err) in failed {
+        receipts[at].result = Err(IngestError::Index(err));
+    }
+    receipts
 }
 
 /// Notes a stored instance (new or re-sent) and enqueues the series' job when it completes it.
