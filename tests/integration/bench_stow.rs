@@ -14,10 +14,11 @@ fn bench(args: &[&str]) -> String {
 
 #[test]
 fn petal_and_orthanc_ingest_the_same_series_and_the_ratio_is_printed() {
-    let out = bench(&["--slices", "6", "--size", "32", "--rounds", "2", "--orthanc", "--dimse"]);
-    // STOW-RS: two rounds and the summary; C-STORE: two rounds each.
-    assert_eq!(out.matches("| petal |").count(), 5, "STOW-RS and C-STORE rounds for petal: {out}");
-    assert_eq!(out.matches("| Orthanc |").count(), 5, "STOW-RS and C-STORE rounds for Orthanc: {out}");
+    let out = bench(&["--slices", "6", "--size", "32", "--rounds", "2", "--warmup", "1", "--orthanc", "--dimse"]);
+    // STOW-RS: a warm-up, two rounds and the summary; C-STORE: two rounds each.
+    assert_eq!(out.matches("| petal |").count(), 6, "STOW-RS and C-STORE rounds for petal: {out}");
+    assert_eq!(out.matches("| Orthanc |").count(), 6, "STOW-RS and C-STORE rounds for Orthanc: {out}");
+    assert_eq!(out.matches("| warm-up 1 |").count(), 2, "the warm-up is shown for both servers: {out}");
     assert!(out.contains("petal / Orthanc: "), "{out}");
     assert!(out.contains("petal / Orthanc by C-STORE: "), "{out}");
 }

@@ -20,9 +20,13 @@ pub struct StowBenchArgs {
     /// Rows and columns of each slice.
     #[arg(long, default_value_t = 192)]
     pub size: u16,
-    /// Series posted to each server, one request each.
-    #[arg(long, default_value_t = 3)]
+    /// Series posted to each server, one request each, and counted.
+    #[arg(long, default_value_t = 5)]
     pub rounds: usize,
+    /// Rounds before the counted ones (page cache, connections, allocators warm up); their
+    /// rows are printed and marked, never counted.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
     /// petal's database; a fresh SQLite file in a temporary folder by default.
     #[arg(long)]
     pub database_url: Option<String>,
@@ -56,8 +60,9 @@ pub async fn run(args: &StowBenchArgs) -> anyhow::Result<()> {
     let flags = match args.memory {
         Some(n) => format!("--memory {n}"),
         None => format!(
-            "--rounds {}{}{}",
+            "--rounds {} --warmup {}{}{}",
             args.rounds,
+            args.warmup,
             if args.orthanc { " --orthanc" } else { "" },
             if args.dimse { " --dimse" } else { "" }
         ),
@@ -141,9 +146,11 @@ async fn throughput(args: &StowBenchArgs, servers: &[&ServerProcess]) -> anyhow:
     let client = reqwest::Client::new();
     let mut totals = vec![(0usize, 0usize, 0.0f64); servers.len()];
     crate::report!("| round | server | instances | MB | seconds | instances/s | MB/s |\n|---|---|---|---|---|---|---|");
-    for round in 1..=args.rounds {
+    for round in 1..=args.warmup + args.rounds {
         let body = series_body(args)?;
         let megabytes = body.len() as f64 / 1e6;
+        let warming = round <= args.warmup;
+        let label = if warming { format!("warm-up {round}") } else { (round - args.warmup).to_string() };
         // Alternate who goes first, so neither always meets a warmer page cache.
         let mut order: Vec<usize> = (0..servers.len()).collect();
         if round.is_multiple_of(2) {
@@ -155,17 +162,22 @@ async fn throughput(args: &StowBenchArgs, servers: &[&ServerProcess]) -> anyhow:
             server.post(&client, body.clone(), BOUNDARY).await?;
             let seconds = started.elapsed().as_secs_f64();
             crate::report!(
-                "| {round} | {} | {} | {megabytes:.1} | {seconds:.2} | {:.0} | {:.1} |",
+                "| {label} | {} | {} | {megabytes:.1} | {seconds:.2} | {:.0} | {:.1} |",
                 server.name,
                 args.slices,
                 args.slices as f64 / seconds,
                 megabytes / seconds
             );
+            if warming {
+                continue;
+            }
             let total = &mut totals[index];
             *total = (total.0 + args.slices, total.1 + body.len(), total.2 + seconds);
         }
     }
-    crate::report!("\n| server | instances/s | MB/s | peak RSS MiB |\n|---|---|---|---|");
+    crate::report!(
+        "\n(warm-up rounds not counted)\n\n| server | instances/s | MB/s | peak RSS MiB |\n|---|---|---|---|"
+    );
     let mut rates = Vec::new();
     for (server, (instances, bytes, seconds)) in servers.iter().zip(&totals) {
         let rate = *instances as f64 / seconds;
