@@ -172,6 +172,33 @@ async fn storescu_sends_a_series(engine: Engine) {
     assert_eq!(retrieved_syntax(&app, &path, "application/dicom; transfer-syntax=*").await, DEFLATED);
     assert_eq!(retrieved_syntax(&app, &path, "application/dicom").await, EXPLICIT);
 
+    // RLE lossless, which petal decodes: stored as received (compressed syntaxes are never
+    // re-encoded), and its pixels read back through the frames resource.
+    let rle = SeriesSpec::new(1);
+    let rle_dir = dir.join("rle");
+    let plain = write_series(&rle, &rle_dir).remove(0);
+    let compressed = rle_dir.join("rle.dcm");
+    let converted = dcmtk("dcmcrle", &[plain.display().to_string(), compressed.display().to_string()]);
+    assert!(converted.status.success(), "dcmcrle: {}", text(&converted));
+    // storescu proposes RLE only when asked (-xr).
+    let mut args = vec!["-xr".to_owned()];
+    args.extend(node_args("STORESCU", "PETAL", port));
+    args.push(compressed.display().to_string());
+    let sent = dcmtk("storescu", &args);
+    assert!(sent.status.success(), "storescu of an RLE instance: {}", text(&sent));
+    let path =
+        format!("/dicomweb/studies/{}/series/{}/instances/{}", rle.study_uid, rle.series_uid, rle.sop_instance_uid(0));
+    assert_eq!(retrieved_syntax(&app, &path, "application/dicom; transfer-syntax=*").await, RLE);
+    let frame = app
+        .client
+        .get(app.url(&format!("{path}/frames/1")))
+        .bearer_auth(&app.admin_token)
+        .header("accept", "multipart/related; type=\"application/octet-stream\"")
+        .send()
+        .await
+        .expect("frames");
+    assert_eq!(frame.status(), reqwest::StatusCode::OK, "the RLE pixels decode");
+
     // Received in implicit VR: kept as received, served in explicit VR to DICOMweb clients.
     let path = format!(
         "/dicomweb/studies/{}/series/{}/instances/{}",
@@ -195,6 +222,7 @@ on_both_engines!(storescu_sends_a_series);
 const IMPLICIT: &str = "1.2.840.10008.1.2";
 const EXPLICIT: &str = "1.2.840.10008.1.2.1";
 const DEFLATED: &str = "1.2.840.10008.1.2.1.99";
+const RLE: &str = "1.2.840.10008.1.2.5";
 
 /// Retrieves one instance with `accept`; the transfer syntax its file meta group names,
 /// after checking that the Content-Type names the same one and that the file opens.
