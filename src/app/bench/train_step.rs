@@ -1,7 +1,7 @@
 //! `petal bench train-step` (alias `bench train`): seconds per TGD training step (forward,
 //! backward, masked gradients, Adam) of the network on a batch of patches, next to a plain
-//! fine-tune step of every parameter on the same batch (their ratio), on each burn backend
-//! this binary was built with. The figures chose petal's CPU backend (docs/benchmarks.md).
+//! fine-tune step of every parameter on the same batch (their ratio; the two kinds of step
+//! alternate), on each burn backend this binary was built with. The figures chose petal's CPU backend (docs/benchmarks.md).
 
 use std::time::Instant;
 
@@ -69,22 +69,43 @@ fn rayon_threads() -> String {
     std::env::var("RAYON_NUM_THREADS").unwrap_or_else(|_| "all cores".to_owned())
 }
 
-/// Median, min and max seconds of `steps` steps of `trainer` on one batch, after a warm-up step.
-fn time_steps<B: AutodiffBackend>(
-    trainer: &mut Trainer<B>,
+/// Median, min and max seconds per step.
+struct StepTimes {
+    median: f64,
+    min: f64,
+    max: f64,
+}
+
+impl StepTimes {
+    fn of(mut seconds: Vec<f64>) -> Self {
+        seconds.sort_by(f64::total_cmp);
+        Self { median: seconds[seconds.len() / 2], min: seconds[0], max: seconds[seconds.len() - 1] }
+    }
+}
+
+/// `steps` steps of each trainer on one batch after a warm-up step each, interleaved (TGD,
+/// plain, TGD, …) so that both meet the same machine state: on a shared 2-core machine the
+/// speed drifts by tens of percent within a minute.
+fn time_interleaved<B: AutodiffBackend>(
+    tgd: &mut Trainer<B>,
+    plain: &mut Trainer<B>,
     input: &Tensor<B, 4>,
     target: &Tensor<B, 4>,
     steps: usize,
-) -> (f64, f64, f64) {
-    trainer.step(input.clone(), target.clone());
-    let mut seconds = Vec::with_capacity(steps);
-    for _ in 0..steps {
+) -> (StepTimes, StepTimes) {
+    let time = |trainer: &mut Trainer<B>| {
         let start = Instant::now();
         trainer.step(input.clone(), target.clone());
-        seconds.push(start.elapsed().as_secs_f64());
+        start.elapsed().as_secs_f64()
+    };
+    time(tgd);
+    time(plain);
+    let (mut tgd_seconds, mut plain_seconds) = (Vec::with_capacity(steps), Vec::with_capacity(steps));
+    for _ in 0..steps {
+        tgd_seconds.push(time(tgd));
+        plain_seconds.push(time(plain));
     }
-    seconds.sort_by(f64::total_cmp);
-    (seconds[seconds.len() / 2], seconds[0], seconds[seconds.len() - 1])
+    (StepTimes::of(tgd_seconds), StepTimes::of(plain_seconds))
 }
 
 fn measure<B: AutodiffBackend>(name: &str, args: &TrainStepBenchArgs) -> anyhow::Result<()> {
@@ -98,15 +119,18 @@ fn measure<B: AutodiffBackend>(name: &str, args: &TrainStepBenchArgs) -> anyhow:
     // The same network and batch under a TGD plan and under a plain fine-tune of everything.
     let plan = UpdatePlan::from_mask(&kse_mask(&network, args.phi)?, UpdateRule::TgdLayer);
     let plain = UpdatePlan::everything(&network);
-    let mut tgd = Trainer::new(network.clone(), plan, OptimizerSettings::default(), &device);
-    let (median, min, max) = time_steps(&mut tgd, &input, &target, args.steps);
-    let mut full = Trainer::new(network, plain, OptimizerSettings::default(), &device);
-    let (plain_median, _, _) = time_steps(&mut full, &input, &target, args.steps);
+    let mut tgd = Trainer::new(network.clone(), plan, OptimizerSettings::default());
+    let mut full = Trainer::new(network, plain, OptimizerSettings::default());
+    let (tgd, plain) = time_interleaved(&mut tgd, &mut full, &input, &target, args.steps);
     crate::report!(
-        "| {name} | {median:.3} | {min:.3} | {max:.3} | {:.2} | {:.1} | {plain_median:.3} | {:.2} |",
-        1.0 / median,
-        args.batch as f64 / median,
-        median / plain_median
+        "| {name} | {:.3} | {:.3} | {:.3} | {:.2} | {:.1} | {:.3} | {:.2} |",
+        tgd.median,
+        tgd.min,
+        tgd.max,
+        1.0 / tgd.median,
+        args.batch as f64 / tgd.median,
+        plain.median,
+        tgd.median / plain.median
     );
     Ok(())
 }

@@ -11,5 +11,6 @@ pub mod kse;
 pub mod network;
 pub mod onnx;
 pub mod pseudo_random;
+pub mod tgd_gates;
 pub mod tgd_mask;
 pub mod weights;

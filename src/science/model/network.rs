@@ -3,7 +3,8 @@
 //!
 //! conv1 → ReLU; conv2..conv7 → BatchNorm → ReLU; conv8 predicts the noise, and the output
 //! is the input minus that noise. The forward pass can carry Targeted Gradient Descent
-//! gates ([`TgdGates`]): the identity forward, a masked gradient backward.
+//! gates ([`TgdGates`]): the identity forward, a masked gradient backward, one per hidden
+//! layer.
 
 use burn::module::{Module, Param, RunningState};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -13,6 +14,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 use super::config::{DnCnnConfig, KERNEL_SIZE};
+pub use super::tgd_gates::TgdGates;
 use super::weights::{ModelWeights, Tensor32, WeightsError, names};
 
 /// The network. `norms[i]` belongs to `convs[i + 1]` (conv2..conv7).
@@ -20,32 +22,6 @@ use super::weights::{ModelWeights, Tensor32, WeightsError, names};
 pub struct DnCnn<B: Backend> {
     convs: Vec<Conv2d<B>>,
     norms: Vec<BatchNorm<B>>,
-}
-
-/// Per hidden layer (conv1..conv7), an optional `[1, C, 1, 1]` mask of its output channels
-/// (1 = retrained, 0 = kept). A gate sits after the convolution and after its BatchNorm:
-/// `y·m + detach(y·(1 − m))` is `y` going forward, and lets dL/dy through only where m = 1,
-/// so kept channels neither change nor pass gradient to earlier layers.
-#[derive(Debug, Clone)]
-pub struct TgdGates<B: Backend> {
-    pub masks: Vec<Option<Tensor<B, 4>>>,
-}
-
-impl<B: Backend> TgdGates<B> {
-    /// No gates: plain training.
-    pub fn none() -> Self {
-        Self { masks: Vec::new() }
-    }
-
-    fn apply(&self, layer: usize, y: Tensor<B, 4>) -> Tensor<B, 4> {
-        match self.masks.get(layer).and_then(Option::as_ref) {
-            Some(mask) => {
-                let kept = mask.clone().neg().add_scalar(1.0);
-                y.clone().mul(mask.clone()).add(y.mul(kept).detach())
-            }
-            None => y,
-        }
-    }
 }
 
 impl<B: Backend> DnCnn<B> {
@@ -195,7 +171,7 @@ impl<B: Backend> DnCnn<B> {
         self.forward_gated(input, &TgdGates::none())
     }
 
-    /// The forward pass with TGD gates after each hidden convolution and BatchNorm.
+    /// The forward pass with TGD gates after each hidden layer (see [`TgdGates`]).
     pub fn forward_gated(&self, input: Tensor<B, 4>, gates: &TgdGates<B>) -> Tensor<B, 4> {
         let noise = self.predicted_noise(input.clone(), gates, |norm, x| norm.forward(x));
         input.sub(noise)
@@ -230,13 +206,12 @@ impl<B: Backend> DnCnn<B> {
             if i == last {
                 break;
             }
-            x = gates.apply(i, x);
             if i > 0
                 && let Some(norm) = self.norms.get(i - 1)
             {
-                x = gates.apply(i, normalise(norm, x));
+                x = normalise(norm, x);
             }
-            x = relu(x);
+            x = relu(gates.apply(i, x));
         }
         x
     }

@@ -113,14 +113,14 @@ pub fn fine_tune<B: AutodiffBackend>(
         RoundKind::FineTuneLastLayers => {
             let plan = UpdatePlan::last_layers(&network, 3);
             let retrained = plan.retrain.clone();
-            let mut trainer = Trainer::new(network, plan, optimizer, &device);
+            let mut trainer = Trainer::new(network, plan, optimizer);
             train(&mut trainer)?;
             (trainer.into_network(), Vec::new(), retrained)
         }
         RoundKind::Tgd | RoundKind::TgdParameterMask => {
             let rule = if settings.kind == RoundKind::Tgd { UpdateRule::TgdLayer } else { UpdateRule::ParameterMask };
             let (network, report) =
-                run_tgd_passes(network, settings.tgd_passes, settings.phi, rule, optimizer, &device, |_, trainer| {
+                run_tgd_passes(network, settings.tgd_passes, settings.phi, rule, optimizer, |_, trainer| {
                     train(trainer)
                 })
                 .map_err(|e| match e {

@@ -223,12 +223,11 @@ fn tgd_layer_gradient_equals_kept_channels_held_constant_and_differs_from_parame
     let (config, network) = small_network();
     let plan = alternating_plan(&network, UpdateRule::TgdLayer);
     let (input, target) = batch::<Ad>(11);
-    let tgd = Trainer::new(network.clone(), plan.clone(), OptimizerSettings::default(), &Default::default());
+    let tgd = Trainer::new(network.clone(), plan.clone(), OptimizerSettings::default());
     let masked = Trainer::new(
         network.clone(),
         UpdatePlan { rule: UpdateRule::ParameterMask, ..plan.clone() },
         OptimizerSettings::default(),
-        &Default::default(),
     );
     for layer in [1usize, 2, 5] {
         let tgd_grad = weight_gradient(&tgd, layer, input.clone(), target.clone());
@@ -338,7 +337,7 @@ fn tgd_steps_change_only_masked_parameters_under_both_rules() {
         assert!(plan.retrain.iter().flatten().any(|r| *r), "φ = 0.3 flags some channels");
         let before = network.to_weights();
         let settings = OptimizerSettings { learning_rate: 1e-2, weight_decay: 1e-3, ..OptimizerSettings::default() };
-        let mut trainer = Trainer::new(network, plan.clone(), settings, &Default::default());
+        let mut trainer = Trainer::new(network, plan.clone(), settings);
         for seed in 0..3 {
             let (input, target) = batch::<Ad>(100 + seed);
             trainer.step(input, target);
@@ -354,7 +353,7 @@ fn last_layers_plan_trains_only_the_last_convolutions() {
     let plan = UpdatePlan::last_layers(&network, 3);
     assert_eq!(plan.retrain.iter().filter(|r| r.iter().all(|x| *x)).count(), 3);
     let before = network.to_weights();
-    let mut trainer = Trainer::new(network, plan.clone(), OptimizerSettings::default(), &Default::default());
+    let mut trainer = Trainer::new(network, plan.clone(), OptimizerSettings::default());
     let (input, target) = batch::<Ad>(5);
     trainer.step(input, target);
     assert_only_retrained_changed(&before, &trainer.network().to_weights(), &plan);
@@ -364,7 +363,7 @@ fn last_layers_plan_trains_only_the_last_convolutions() {
 fn training_reduces_the_loss() {
     let (_, network) = small_network();
     let plan = UpdatePlan::everything(&network);
-    let mut trainer = Trainer::new(network, plan, OptimizerSettings::default(), &Default::default());
+    let mut trainer = Trainer::new(network, plan, OptimizerSettings::default());
     let (input, target) = batch::<Ad>(3);
     let first = trainer.step(input.clone(), target.clone());
     let mut last = first;
@@ -380,15 +379,14 @@ fn tgd_two_passes_keep_everything_outside_the_union_of_their_masks() {
     let (_, network) = small_network();
     let before = network.to_weights();
     let settings = OptimizerSettings { learning_rate: 2e-2, ..OptimizerSettings::default() };
-    let (network, report) =
-        run_tgd_passes(network, 2, 0.3, UpdateRule::TgdLayer, settings, &Default::default(), |pass, trainer| {
-            for step in 0..4 {
-                let (input, target) = batch::<Ad>(200 + 10 * pass as u64 + step);
-                trainer.step(input, target);
-            }
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .expect("two passes");
+    let (network, report) = run_tgd_passes(network, 2, 0.3, UpdateRule::TgdLayer, settings, |pass, trainer| {
+        for step in 0..4 {
+            let (input, target) = batch::<Ad>(200 + 10 * pass as u64 + step);
+            trainer.step(input, target);
+        }
+        Ok::<(), std::convert::Infallible>(())
+    })
+    .expect("two passes");
     assert_eq!(report.passes.len(), 2);
     assert_ne!(
         report.passes[0].layers.iter().map(|l| l.retrain.clone()).collect::<Vec<_>>(),

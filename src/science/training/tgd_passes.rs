@@ -40,7 +40,6 @@ pub fn run_tgd_passes<B, E>(
     phi: f64,
     rule: UpdateRule,
     settings: OptimizerSettings,
-    device: &B::Device,
     mut train: impl FnMut(usize, &mut Trainer<B>) -> Result<(), E>,
 ) -> Result<(DnCnn<B>, TgdReport), PassError<E>>
 where
@@ -60,7 +59,7 @@ where
             }
         }
         report.passes.push(mask);
-        let mut trainer = Trainer::new(network, plan, settings, device);
+        let mut trainer = Trainer::new(network, plan, settings);
         train(pass, &mut trainer).map_err(PassError::Training)?;
         network = trainer.into_network();
     }

@@ -52,9 +52,9 @@ pub struct Trainer<B: AutodiffBackend> {
 }
 
 impl<B: AutodiffBackend> Trainer<B> {
-    pub fn new(network: DnCnn<B>, plan: UpdatePlan, settings: OptimizerSettings, device: &B::Device) -> Self {
+    pub fn new(network: DnCnn<B>, plan: UpdatePlan, settings: OptimizerSettings) -> Self {
         let optimizer = AdamConfig::new().init::<B, DnCnn<B>>();
-        let gates = plan.gates(device);
+        let gates = plan.gates();
         let network = network.own_running_statistics();
         let parent_statistics = RunningStatistics::of(&network);
         Self { network: Some(network), optimizer, plan, gates, parent_statistics, settings }

@@ -65,19 +65,12 @@ impl UpdatePlan {
     }
 
     /// The TGD gates for the forward pass (none for the parameter-mask rule).
-    pub fn gates<B: Backend>(&self, device: &B::Device) -> TgdGates<B> {
+    pub fn gates<B: Backend>(&self) -> TgdGates<B> {
         if self.rule != UpdateRule::TgdLayer {
             return TgdGates::none();
         }
         let hidden = self.retrain.len().saturating_sub(1);
-        let masks = self.retrain[..hidden]
-            .iter()
-            .map(|r| {
-                let values: Vec<f32> = r.iter().map(|x| if *x { 1.0 } else { 0.0 }).collect();
-                Some(Tensor::from_data(TensorData::new(values, [1, r.len(), 1, 1]), device))
-            })
-            .collect();
-        TgdGates { masks }
+        TgdGates::new(self.retrain[..hidden].iter().cloned().map(Some).collect())
     }
 
     /// Keeps only the gradients the plan allows: parameters of kept channels get exactly

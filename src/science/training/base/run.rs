@@ -147,7 +147,7 @@ fn train_on<B: AutodiffBackend>(
     };
     let plan = UpdatePlan::everything(&network);
     let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, ..OptimizerSettings::default() };
-    let mut trainer = Trainer::new(network, plan, optimizer, &device);
+    let mut trainer = Trainer::new(network, plan, optimizer);
     let sampling = PatchSampling {
         batch: settings.batch,
         patch: settings.patch,
