@@ -3,15 +3,18 @@
 use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_dictionary_std::{StandardDataDictionary, tags};
-use dicom_object::DefaultDicomObject;
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use serde_json::{Map, Value, json};
 
 /// The data set (not the file meta group) as DICOM JSON, without Pixel Data.
 pub fn dataset_without_pixel_data(object: &DefaultDicomObject) -> Result<Value, serde_json::Error> {
-    let mut dataset = object.clone().into_inner();
-    dataset.remove_element(tags::PIXEL_DATA);
-    dataset.remove_element(tags::FLOAT_PIXEL_DATA);
-    dataset.remove_element(tags::DOUBLE_FLOAT_PIXEL_DATA);
+    // Only the other elements are copied: cloning the object and then removing the pixels
+    // copied every slice's pixels once more, into a buffer rounded up to the next power of
+    // two (128 KiB for a 192×192 slice), for each instance received.
+    const PIXELS: [Tag; 3] = [tags::PIXEL_DATA, tags::FLOAT_PIXEL_DATA, tags::DOUBLE_FLOAT_PIXEL_DATA];
+    let dataset = InMemDicomObject::from_element_iter(
+        object.iter().filter(|element| !PIXELS.contains(&element.header().tag)).cloned(),
+    );
     dicom_json::to_value(&dataset)
 }
 

@@ -194,24 +194,32 @@ where
                 return Err(MultipartError::Malformed("the body ends inside a part's headers"));
             }
         };
-        let block = self.buffer.split_to(end + 4);
-        let text =
-            std::str::from_utf8(&block[..end]).map_err(|_| MultipartError::Malformed("part headers are not text"))?;
-        text.split("\r\n")
+        let text = std::str::from_utf8(&self.buffer[..end])
+            .map_err(|_| MultipartError::Malformed("part headers are not text"))?;
+        let headers = text
+            .split("\r\n")
             .map(|line| {
                 let (name, value) =
                     line.split_once(':').ok_or(MultipartError::Malformed("a part header has no colon"))?;
                 Ok((name.trim().to_ascii_lowercase(), value.trim().to_owned()))
             })
-            .collect()
+            .collect();
+        self.buffer.advance(end + 4);
+        headers
     }
 
     async fn read_body(&mut self) -> Result<Bytes, MultipartError> {
         let mut searched = 0;
         loop {
             if let Some(at) = self.body_end.find(&self.buffer[searched..]) {
-                let body = self.buffer.split_to(searched + at).freeze();
-                self.buffer.advance(2 + self.delimiter.len());
+                // The part gets an allocation of its own size and the buffer stays the only
+                // owner of its storage (no split anywhere), so its space is reused for the
+                // next parts. Split parts kept the buffer shared, and every fill allocated a
+                // new one of 128 KiB, just above glibc's initial mmap threshold: the heap
+                // fragmented and peak RSS rose by 3–6 MiB (docs/benchmarks.md, "Memory").
+                let end = searched + at;
+                let body = Bytes::copy_from_slice(&self.buffer[..end]);
+                self.buffer.advance(end + 2 + self.delimiter.len());
                 return Ok(body);
             }
             searched = self.buffer.len().saturating_sub(self.body_end.needle().len());
