@@ -26,3 +26,27 @@ fn bench_inference_compares_petal_with_python_onnxruntime() {
     assert!(agreement.ends_with(": agree"), "{agreement}");
     assert!(line("GEMM: ").is_some(), "no GEMM line in:\n{stdout}");
 }
+
+#[test]
+fn bench_denoise_reports_rates_the_gemm_share_and_memory_over_several_series() {
+    let output = Command::new(petal_binary())
+        .args(["bench", "denoise", "--width-multiplier", "0.25", "--size", "32", "--slices", "4", "--repeats", "1"])
+        .args(["--threads", "1", "--memory-series", "3"])
+        .env("ORT_DYLIB_PATH", ort_dylib_path())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run petal bench denoise");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "stdout:\n{stdout}\nstderr:\n{}", String::from_utf8_lossy(&output.stderr));
+    let pipeline = stdout.lines().find(|l| l.starts_with("| pipeline")).expect("a pipeline row");
+    assert_eq!(pipeline.split('|').count(), 6, "seconds, slices/s and GFLOP/s: {pipeline}");
+    assert!(stdout.contains("peak RSS while denoising"), "{stdout}");
+    assert!(stdout.contains("pipeline / GEMM: "), "{stdout}");
+    for series in ["| 1 |", "| 2 |", "| 3 |"] {
+        assert!(stdout.contains(series), "a memory row after {series}: {stdout}");
+    }
+    assert!(
+        stdout.contains("over 3 series") && (stdout.contains("(flat)") || stdout.contains("(growing)")),
+        "{stdout}"
+    );
+}

@@ -39,3 +39,37 @@ fn the_memory_mode_follows_petals_rss_request_by_request_and_is_recorded() {
     assert!(recorded.contains("(recorded by the command)") && recorded.contains("--memory 20"), "{recorded}");
     assert!(recorded.contains("| 20 |") && recorded.contains("peak RSS"), "the figures are recorded: {recorded}");
 }
+
+#[test]
+fn several_clients_post_at_once_and_their_latencies_and_ratio_are_printed() {
+    let out = bench(&[
+        "--slices",
+        "4",
+        "--size",
+        "32",
+        "--rounds",
+        "2",
+        "--warmup",
+        "0",
+        "--orthanc",
+        "--clients",
+        "3",
+        "--request-instances",
+        "2",
+    ]);
+    // Each round: 3 senders × 2 requests of 2 instances, to each server.
+    assert_eq!(out.matches("| petal | 3 | 12 | 6 |").count(), 2, "two rounds of 3 clients for petal: {out}");
+    assert_eq!(out.matches("| Orthanc | 3 | 12 | 6 |").count(), 2, "two rounds of 3 clients for Orthanc: {out}");
+    assert!(out.contains("| server | instances/s | requests | p50 request s | p99 request s |"), "{out}");
+    let summary = out.lines().find(|l| l.starts_with("| petal |") && l.split('|').count() == 8).expect("summary row");
+    assert_eq!(summary.split('|').nth(3).map(str::trim), Some("12"), "12 requests counted: {summary}");
+    assert!(out.contains("petal / Orthanc with 3 clients: "), "{out}");
+}
+
+#[test]
+fn ingest_is_measured_alone_and_while_the_worker_denoises() {
+    let out = bench(&["--slices", "4", "--size", "64", "--rounds", "1", "--warmup", "0", "--during-denoise", "64"]);
+    assert!(out.contains("| 1 | idle | 4 |"), "{out}");
+    assert!(out.contains("| 1 | denoising | 4 |"), "the request overlapped the job: {out}");
+    assert!(out.contains("petal alone: ") && out.contains("while denoising: "), "{out}");
+}

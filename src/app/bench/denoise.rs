@@ -9,6 +9,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
+use super::memory::{Flatness, Memory, mib};
 use crate::dicom::simulated_series::{SeriesHeader, StudyHeader, derived_uid, write_series};
 use crate::inference::{DEFAULT_ORT_DYLIB_PATH, Volume};
 use crate::jobs::denoise::denoise_series::{DerivedSeriesSettings, denoise_series};
@@ -45,6 +46,12 @@ pub struct DenoiseBenchArgs {
     /// The ONNX Runtime shared library petal loads.
     #[arg(long, env = "ORT_DYLIB_PATH", default_value = DEFAULT_ORT_DYLIB_PATH)]
     pub ort_dylib_path: PathBuf,
+    /// Python with numpy (scripts/setup makes it), for the machine's GEMM rate.
+    #[arg(long, default_value = ".venv/bin/python")]
+    pub python: PathBuf,
+    /// After the timed runs, denoise the series this many more times and follow the RSS.
+    #[arg(long)]
+    pub memory_series: Option<usize>,
 }
 
 fn median(mut seconds: Vec<f64>) -> f64 {
@@ -52,8 +59,15 @@ fn median(mut seconds: Vec<f64>) -> f64 {
     seconds[seconds.len() / 2]
 }
 
-/// One simulated full-count series as Part 10 files.
-fn simulated_series(size: usize, slices: usize) -> anyhow::Result<Vec<Vec<u8>>> {
+/// A simulated full-count series, as a scanner would send it.
+pub(crate) struct SimulatedSeries {
+    pub series_uid: String,
+    /// Its Part 10 files, in slice order.
+    pub instances: Vec<Vec<u8>>,
+}
+
+/// One simulated full-count series (one patient, reconstructed as v1) as Part 10 files.
+pub(crate) fn simulated_series(size: usize, slices: usize) -> anyhow::Result<SimulatedSeries> {
     let scan = Scan::acquire(1, Grid::new(size, slices), ScannerModel::default(), 120.0);
     let image = reconstruct(&scan.system, &scan.counts, &ReconVersion::V1.settings(), &|| {});
     let folder = tempfile_dir()?;
@@ -74,7 +88,11 @@ fn simulated_series(size: usize, slices: usize) -> anyhow::Result<Vec<Vec<u8>>> 
         fraction: 1.0,
     };
     let paths = write_series(&study, &series, &image, &folder.0)?;
-    paths.iter().map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display()))).collect()
+    let instances = paths
+        .iter()
+        .map(|p| std::fs::read(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<anyhow::Result<_>>()?;
+    Ok(SimulatedSeries { series_uid: derived_uid(&[&study.uid_seed, &series.role]), instances })
 }
 
 /// A temporary folder removed when dropped.
@@ -103,7 +121,7 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
         None => pseudo_random_model(DnCnnConfig::scaled(args.width_multiplier), 7)?,
     });
     crate::report!(
-        "petal bench denoise --size {} --slices {} --repeats {} --threads {threads} --batch {}{}",
+        "petal bench denoise --size {} --slices {} --repeats {} --threads {threads} --batch {}{}{}",
         args.size,
         args.slices,
         args.repeats,
@@ -111,17 +129,26 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
         match &args.model {
             Some(dir) => format!(" --model {}", dir.display()),
             None => format!(" --width-multiplier {}", args.width_multiplier),
-        }
+        },
+        args.memory_series.map_or_else(String::new, |n| format!(" --memory-series {n}"))
     );
     crate::report!("date: {}; machine: {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), super::machine());
+    let flops_per_slice = (args.size * args.size) as f64 * model.config.flops_per_pixel();
     crate::report!(
-        "model: DnCNN widths {:?}, {:.2} MFLOP per pixel",
+        "model: DnCNN widths {:?}, {:.2} MFLOP per pixel, {:.2} GFLOP per output slice",
         model.config.widths(),
-        model.config.flops_per_pixel() / 1e6
+        model.config.flops_per_pixel() / 1e6,
+        flops_per_slice / 1e9
     );
 
     let (size, slices) = (args.size, args.slices);
-    let sources = tokio::task::spawn_blocking(move || simulated_series(size, slices)).await.context("simulating")??;
+    let clock = Instant::now();
+    let sources =
+        tokio::task::spawn_blocking(move || simulated_series(size, slices)).await.context("simulating")??.instances;
+    crate::report!("simulated the series in {:.1} s (not counted)", clock.elapsed().as_secs_f64());
+    // From here the process holds what a worker holds for one series: the engine, the model,
+    // the received instances, the volume and the derived instances.
+    Memory::reset_own_peak()?;
     let engine = super::start_engine(&args.ort_dylib_path, threads, args.batch).await?;
     crate::report!("engine: {}", engine.description());
     let derived = DerivedSeriesSettings {
@@ -136,12 +163,14 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
     // The pipeline: Part 10 in, Part 10 out.
     let warm = denoise_series(&engine, model.clone(), &sources, &derived).await.context("warm-up run")?;
     let normalisation = warm.normalisation;
+    drop(warm);
     let mut pipeline = Vec::new();
     for _ in 0..args.repeats {
         let started = Instant::now();
         denoise_series(&engine, model.clone(), &sources, &derived).await.context("denoising the series")?;
         pipeline.push(started.elapsed().as_secs_f64());
     }
+    let pipeline_peak = Memory::of_process("self")?.peak_kib;
     // The raw engine on the same normalised volume.
     let mut data = Vec::with_capacity(size * size * slices);
     for bytes in &sources {
@@ -158,14 +187,57 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
         engine.denoise_volume(model.clone(), volume.clone()).await.context("raw inference")?;
         raw.push(started.elapsed().as_secs_f64());
     }
+    drop(volume);
     let (pipeline, raw) = (median(pipeline), median(raw));
-    crate::report!("| measure | seconds per series (median) | output slices/s |");
-    crate::report!("|---|---|---|");
+    let gflops = |seconds: f64| slices as f64 * flops_per_slice / seconds / 1e9;
+    crate::report!("| measure | seconds per series (median) | output slices/s | GFLOP/s |");
+    crate::report!("|---|---|---|---|");
     crate::report!(
-        "| pipeline (decode, assemble, SUV, infer, invert, write DICOM) | {pipeline:.3} | {:.2} |",
-        slices as f64 / pipeline
+        "| pipeline (decode, assemble, SUV, infer, invert, write DICOM) | {pipeline:.3} | {:.2} | {:.1} |",
+        slices as f64 / pipeline,
+        gflops(pipeline)
     );
-    crate::report!("| raw inference engine, same volume | {raw:.3} | {:.2} |", slices as f64 / raw);
+    crate::report!(
+        "| raw inference engine, same volume | {raw:.3} | {:.2} | {:.1} |",
+        slices as f64 / raw,
+        gflops(raw)
+    );
     crate::report!("pipeline overhead: {:.1} % of the pipeline's time", (pipeline - raw) / pipeline * 100.0);
+    crate::report!(
+        "peak RSS while denoising (engine, model, one series in and out, as a worker holds them): {:.0} MiB",
+        mib(pipeline_peak)
+    );
+    if let Some(gemm) = super::inference::machine_gemm_rate(&args.python, threads).await? {
+        crate::report!("pipeline / GEMM: {:.0}% of the GEMM rate", 100.0 * gflops(pipeline) / gemm);
+    }
+    if let Some(series) = args.memory_series {
+        memory_over_series(&engine, &model, &sources, &derived, series).await?;
+    }
+    Ok(())
+}
+
+/// Denoises the series `series` more times, reading this process's RSS after each: whether
+/// memory stays flat from one series to the next, as a worker's must.
+async fn memory_over_series(
+    engine: &crate::inference::InferenceEngine,
+    model: &Arc<StoredModel>,
+    sources: &[Vec<u8>],
+    derived: &DerivedSeriesSettings,
+    series: usize,
+) -> anyhow::Result<()> {
+    crate::report!("\n| series denoised | RSS MiB | peak RSS MiB |\n|---|---|---|");
+    let mut samples = Vec::with_capacity(series);
+    for done in 1..=series {
+        denoise_series(engine, model.clone(), sources, derived).await.context("denoising the series")?;
+        let now = Memory::of_process("self")?;
+        samples.push(now.rss_kib);
+        crate::report!("| {done} | {:.0} | {:.0} |", mib(now.rss_kib), mib(now.peak_kib));
+    }
+    let flatness = Flatness::of(&samples);
+    crate::report!(
+        "over {series} series the second half raised the highest RSS by {:.1} MiB ({})",
+        flatness.growth_mib,
+        flatness.verdict()
+    );
     Ok(())
 }

@@ -203,10 +203,23 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
         if agreement.holds() { "agree" } else { "DISAGREE" }
     );
 
-    // 3. The machine's GEMM rate, with OpenBLAS's own kernel choice.
-    let mut command = tokio::process::Command::new(&interpreter);
+    // 3. The machine's GEMM rate.
+    let gemm_gflops = gemm_rate(&interpreter, &script, threads).await?;
+    crate::report!("petal engine / GEMM: {:.0}% of the GEMM rate", 100.0 * petal_gflops / gemm_gflops);
+    anyhow::ensure!(
+        agreement.holds(),
+        "petal's and Python onnxruntime's outputs differ by more than {AGREEMENT:.0e} × max |y|"
+    );
+    Ok(())
+}
+
+/// The machine's single-precision GEMM rate (GFLOP/s) on `threads` threads, with OpenBLAS's
+/// own kernel choice, measured by the reference script (at `script`) under `interpreter`;
+/// prints what it measured.
+async fn gemm_rate(interpreter: &Path, script: &Path, threads: usize) -> anyhow::Result<f64> {
+    let mut command = tokio::process::Command::new(interpreter);
     command
-        .arg(&script)
+        .arg(script)
         .args(["gemm", "--size", &GEMM_SIZE.to_string(), "--repeats", &GEMM_REPEATS.to_string()])
         .env_remove("OPENBLAS_CORETYPE")
         .env_remove("OPENBLAS_L2_SIZE")
@@ -223,12 +236,21 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
         gemm["blas_core"].as_str().unwrap_or("unknown"),
         gemm["blas_threads"].as_i64().map_or_else(|| "?".to_owned(), |n| n.to_string())
     );
-    crate::report!("petal engine / GEMM: {:.0}% of the GEMM rate", 100.0 * petal_gflops / gemm_gflops);
-    anyhow::ensure!(
-        agreement.holds(),
-        "petal's and Python onnxruntime's outputs differ by more than {AGREEMENT:.0e} × max |y|"
-    );
-    Ok(())
+    Ok(gemm_gflops)
+}
+
+/// The machine's GEMM rate (GFLOP/s) on `threads` threads through `python` (.venv's, with
+/// numpy), or `None` (said in the report) when that Python is missing.
+pub(crate) async fn machine_gemm_rate(python: &Path, threads: usize) -> anyhow::Result<Option<f64>> {
+    let Some(interpreter) = find_program(python) else {
+        crate::report!("GEMM: skipped: {} not found; run scripts/setup to create .venv (numpy)", python.display());
+        return Ok(None);
+    };
+    let folder = TempFolder(std::env::temp_dir().join(format!("petal-bench-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&folder.0).context("creating the bench folder")?;
+    let script = folder.0.join("ort_reference.py");
+    std::fs::write(&script, REFERENCE_SCRIPT).context("writing the Python reference script")?;
+    gemm_rate(&interpreter, &script, threads).await.map(Some)
 }
 
 /// Runs `command` and parses the JSON object it prints last on stdout.

@@ -5,6 +5,7 @@
 pub mod burn_volume;
 pub mod denoise;
 pub mod inference;
+pub mod memory;
 pub mod round;
 pub mod servers;
 pub mod stow;

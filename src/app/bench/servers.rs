@@ -1,5 +1,6 @@
 //! DICOM servers a bench sends to, each in its own process so that its memory can be read
-//! from /proc: petal (this binary's `serve`, API only, on a fresh SQLite database) and
+//! from /proc: petal (this binary's `serve`, API only unless a bench asks for its worker, on
+//! a fresh SQLite database unless given another) and
 //! Orthanc 1.10 with its DICOMweb plugin (Debian's packages, which `scripts/setup` installs),
 //! by STOW-RS and, with DIMSE on, by C-STORE from dcmtk's storescu.
 //! Both listen on 127.0.0.1 on a free port and are killed when dropped.
@@ -10,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::memory::Memory;
+
 const ORTHANC: &str = "/usr/sbin/Orthanc";
 const DICOMWEB_PLUGIN: &str = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so";
 
@@ -17,6 +20,8 @@ const DICOMWEB_PLUGIN: &str = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 pub struct ServerProcess {
     pub name: &'static str,
     child: Child,
+    /// Its HTTP root (`http://127.0.0.1:PORT`).
+    pub base_url: String,
     /// The STOW-RS endpoint (…/studies).
     pub stow_url: String,
     /// Bearer token, where the server wants one.
@@ -25,15 +30,57 @@ pub struct ServerProcess {
     pub dimse: Option<(u16, &'static str)>,
 }
 
+/// How the bench starts petal.
+#[derive(Debug, Clone, Default)]
+pub struct PetalOptions {
+    /// Its database; a fresh SQLite file in the server's folder when `None`.
+    pub database: Option<String>,
+    /// Listen for DIMSE (C-STORE from the bench's AE title).
+    pub dimse: bool,
+    /// Run the worker in the same process (denoising with the shipped model, ONNX Runtime
+    /// from `runtime/`), as a one-process deployment does; series are complete only by
+    /// their NumberOfSlices (the quiet period is an hour), so the bench decides what is
+    /// denoised.
+    pub worker: bool,
+}
+
+/// Where to post STOW-RS requests to one server; cheap to clone into concurrent senders.
+#[derive(Debug, Clone)]
+pub struct StowTarget {
+    name: &'static str,
+    url: String,
+    token: Option<String>,
+}
+
+impl StowTarget {
+    /// Posts one multipart STOW-RS body; fails unless every instance was stored.
+    pub async fn post(&self, client: &reqwest::Client, body: bytes::Bytes) -> anyhow::Result<()> {
+        let mut request = client
+            .post(&self.url)
+            .header("content-type", format!("multipart/related; type=\"application/dicom\"; boundary={BOUNDARY}"))
+            .header("accept", "application/dicom+json")
+            .body(body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.with_context(|| format!("posting to {}", self.name))?;
+        let status = response.status();
+        let text = response.text().await.with_context(|| format!("reading {}'s STOW response", self.name))?;
+        anyhow::ensure!(
+            status.as_u16() == 200,
+            "{} answered {status}: {}",
+            self.name,
+            text.chars().take(300).collect::<String>()
+        );
+        Ok(())
+    }
+}
+
+/// The multipart boundary of every body [`multipart_body`] builds.
+pub const BOUNDARY: &str = "petal-bench-boundary";
+
 /// The calling AE title of the bench's C-STOREs.
 pub const BENCH_AE_TITLE: &str = "BENCH";
-
-/// Resident memory of a process (KiB): now, and the peak so far.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Memory {
-    pub rss_kib: u64,
-    pub peak_kib: u64,
-}
 
 fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?.local_addr()?.port())
@@ -50,11 +97,11 @@ async fn wait_until_up(url: &str, log: &Path) -> anyhow::Result<()> {
 }
 
 impl ServerProcess {
-    /// petal's API (no worker) on `database` (a fresh SQLite file in `dir` when `None`),
-    /// with its DIMSE listener when `dimse` is set.
-    pub async fn petal(dir: &Path, database: Option<&str>, dimse: bool) -> anyhow::Result<Self> {
+    /// petal's `serve` in its own process, storing under `dir`, as `options` say.
+    pub async fn petal(dir: &Path, options: &PetalOptions) -> anyhow::Result<Self> {
         let port = free_port()?;
         let dimse_port = free_port()?;
+        let dimse = options.dimse;
         let dimse_flags = if dimse {
             vec![
                 "--dimse-listen".to_owned(),
@@ -65,13 +112,15 @@ impl ServerProcess {
         } else {
             Vec::new()
         };
-        let database = database.map_or_else(|| format!("sqlite://{}/petal.db", dir.display()), str::to_owned);
+        let database = options.database.clone().unwrap_or_else(|| format!("sqlite://{}/petal.db", dir.display()));
+        let worker_flags: &[&str] = if options.worker { &["--series-quiet-period", "1h"] } else { &["--no-worker"] };
         let token_file = dir.join("admin-token");
         let log_path = dir.join("petal.log");
         let log = std::fs::File::create(&log_path).context("creating petal.log")?;
         let child = Command::new(std::env::current_exe().context("locating the petal binary")?)
             .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", &database, "--no-worker"])
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--database-url", &database])
+            .args(worker_flags)
             .args(["--log", "warn", "--blob-store"])
             .arg(dir.join("blobs"))
             .arg("--admin-token-file")
@@ -84,6 +133,7 @@ impl ServerProcess {
         let mut server = Self {
             name: "petal",
             child,
+            base_url: format!("http://127.0.0.1:{port}"),
             stow_url: format!("http://127.0.0.1:{port}/dicomweb/studies"),
             token: None,
             dimse: dimse.then_some((dimse_port, "PETAL")),
@@ -130,6 +180,7 @@ impl ServerProcess {
         let server = Self {
             name: "Orthanc",
             child,
+            base_url: format!("http://127.0.0.1:{port}"),
             stow_url: format!("http://127.0.0.1:{port}/dicom-web/studies"),
             token: None,
             dimse: dimse.then_some((dicom_port, "ORTHANC")),
@@ -138,19 +189,9 @@ impl ServerProcess {
         Ok(server)
     }
 
-    /// The process's resident memory, from /proc/PID/status.
+    /// The process's resident memory.
     pub fn memory(&self) -> anyhow::Result<Memory> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .context("reading the server's /proc status")?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find(|l| l.starts_with(name))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-                .with_context(|| format!("{name} in /proc status"))
-        };
-        Ok(Memory { rss_kib: field("VmRSS:")?, peak_kib: field("VmHWM:")? })
+        Memory::of_process(&self.child.id().to_string())
     }
 
     /// Sends `files` by C-STORE with dcmtk's storescu, one association; fails unless every
@@ -171,26 +212,14 @@ impl ServerProcess {
         Ok(())
     }
 
+    /// Where to post its STOW-RS requests, for a sender of its own.
+    pub fn target(&self) -> StowTarget {
+        StowTarget { name: self.name, url: self.stow_url.clone(), token: self.token.clone() }
+    }
+
     /// Posts one multipart STOW-RS body; fails unless every instance was stored.
-    pub async fn post(&self, client: &reqwest::Client, body: Vec<u8>, boundary: &str) -> anyhow::Result<()> {
-        let mut request = client
-            .post(&self.stow_url)
-            .header("content-type", format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"))
-            .header("accept", "application/dicom+json")
-            .body(body);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.with_context(|| format!("posting to {}", self.name))?;
-        let status = response.status();
-        let text = response.text().await.with_context(|| format!("reading {}'s STOW response", self.name))?;
-        anyhow::ensure!(
-            status.as_u16() == 200,
-            "{} answered {status}: {}",
-            self.name,
-            text.chars().take(300).collect::<String>()
-        );
-        Ok(())
+    pub async fn post(&self, client: &reqwest::Client, body: bytes::Bytes) -> anyhow::Result<()> {
+        self.target().post(client, body).await
     }
 }
 
@@ -223,7 +252,7 @@ impl Drop for ScratchFolder {
     }
 }
 
-/// A multipart/related body of `instances` (Part 10 files).
+/// A multipart/related body of `instances` (Part 10 files), parts separated by `boundary`.
 pub fn multipart_body(instances: &[Vec<u8>], boundary: &str) -> Vec<u8> {
     let mut body = Vec::with_capacity(instances.iter().map(Vec::len).sum::<usize>() + instances.len() * 64);
     for instance in instances {
