@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{StowBenchArgs, StowRequest, round_label, round_order};
+use super::args::{StowBenchArgs, StowRequest, round_label, round_order};
 use crate::app::bench::memory::mib;
 use crate::app::bench::servers::ServerProcess;
 

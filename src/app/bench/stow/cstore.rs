@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::{StowBenchArgs, round_order};
+use super::args::{StowBenchArgs, round_order};
 use crate::app::bench::servers::ServerProcess;
 use crate::dicom::synthetic::SeriesSpec;
 

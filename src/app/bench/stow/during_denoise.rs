@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::{StowBenchArgs, round_label};
+use super::args::{StowBenchArgs, round_label};
 use crate::app::bench::servers::{BOUNDARY, ServerProcess, multipart_body};
 use crate::domain::JobState;
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::StowBenchArgs;
+use super::args::StowBenchArgs;
 use crate::app::bench::memory::{Flatness, mib};
 use crate::app::bench::servers::ServerProcess;
 

@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{StowBenchArgs, StowRequest, round_label, round_order};
+use super::args::{StowBenchArgs, StowRequest, round_label, round_order};
 use crate::app::bench::memory::mib;
 use crate::app::bench::servers::ServerProcess;
 
