@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use super::memory::{Flatness, Memory, mib};
 use crate::dicom::simulated_series::{SeriesHeader, StudyHeader, derived_uid, write_series};
-use crate::inference::{DEFAULT_ORT_DYLIB_PATH, Volume};
+use crate::inference::Volume;
 use crate::jobs::denoise::denoise_series::{DerivedSeriesSettings, denoise_series};
 use crate::science::model::config::DnCnnConfig;
 use crate::science::model::directory::StoredModel;
@@ -37,18 +37,8 @@ pub struct DenoiseBenchArgs {
     /// Width multiplier of the pseudo-random model (1.0 is the paper's).
     #[arg(long, default_value_t = 1.0)]
     pub width_multiplier: f64,
-    /// ONNX Runtime intra-op threads; 0 means one per CPU core.
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Slice windows per network call.
-    #[arg(long, default_value_t = 4)]
-    pub batch: usize,
-    /// The ONNX Runtime shared library petal loads.
-    #[arg(long, env = "ORT_DYLIB_PATH", default_value = DEFAULT_ORT_DYLIB_PATH)]
-    pub ort_dylib_path: PathBuf,
-    /// Python with numpy (scripts/setup makes it), for the machine's GEMM rate.
-    #[arg(long, default_value = ".venv/bin/python")]
-    pub python: PathBuf,
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
     /// After the timed runs, denoise the series this many more times and follow the RSS.
     #[arg(long)]
     pub memory_series: Option<usize>,
@@ -112,10 +102,7 @@ fn tempfile_dir() -> anyhow::Result<TempFolder> {
 
 pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(args.size >= 16 && args.slices >= 3 && args.repeats > 0, "size ≥ 16, slices ≥ 3, repeats > 0");
-    let threads = match args.threads {
-        0 => crate::inference::available_cores(),
-        n => n,
-    };
+    let threads = args.engine.threads();
     let model = Arc::new(match &args.model {
         Some(dir) => StoredModel::load(dir).with_context(|| format!("loading {}", dir.display()))?,
         None => pseudo_random_model(DnCnnConfig::scaled(args.width_multiplier), 7)?,
@@ -125,7 +112,7 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
         args.size,
         args.slices,
         args.repeats,
-        args.batch,
+        args.engine.batch,
         match &args.model {
             Some(dir) => format!(" --model {}", dir.display()),
             None => format!(" --width-multiplier {}", args.width_multiplier),
@@ -149,7 +136,7 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
     // From here the process holds what a worker holds for one series: the engine, the model,
     // the received instances, the volume and the derived instances.
     Memory::reset_own_peak()?;
-    let engine = super::start_engine(&args.ort_dylib_path, threads, args.batch).await?;
+    let engine = super::start_engine(&args.engine.ort_dylib_path, threads, args.engine.batch).await?;
     crate::report!("engine: {}", engine.description());
     let derived = DerivedSeriesSettings {
         uid_root: crate::dicom::Uid::parse("2.25").context("UID root")?,
@@ -207,7 +194,7 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
         "peak RSS while denoising (engine, model, one series in and out, as a worker holds them): {:.0} MiB",
         mib(pipeline_peak)
     );
-    if let Some(gemm) = super::inference::machine_gemm_rate(&args.python, threads).await? {
+    if let Some(gemm) = super::inference::machine_gemm_rate(&args.engine.python, threads).await? {
         crate::report!("pipeline / GEMM: {:.0}% of the GEMM rate", 100.0 * gflops(pipeline) / gemm);
     }
     if let Some(series) = args.memory_series {

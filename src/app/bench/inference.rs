@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use crate::inference::{DEFAULT_ORT_DYLIB_PATH, Volume};
+use crate::inference::Volume;
 use crate::science::model::config::DnCnnConfig;
 use crate::science::model::onnx::export_folded;
 use crate::science::model::pseudo_random::{SplitMix, pseudo_random_model};
@@ -42,18 +42,8 @@ pub struct InferenceBenchArgs {
     /// Timed passes over the volume, after one warm-up pass.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,
-    /// ONNX Runtime intra-op threads (and GEMM threads); 0 means one per CPU core.
-    #[arg(long, default_value_t = 0)]
-    pub threads: usize,
-    /// Slice windows per network call.
-    #[arg(long, default_value_t = 4)]
-    pub batch: usize,
-    /// The ONNX Runtime shared library petal loads.
-    #[arg(long, env = "ORT_DYLIB_PATH", default_value = DEFAULT_ORT_DYLIB_PATH)]
-    pub ort_dylib_path: PathBuf,
-    /// Python with numpy and onnxruntime (scripts/setup makes it).
-    #[arg(long, default_value = ".venv/bin/python")]
-    pub python: PathBuf,
+    #[command(flatten)]
+    pub engine: super::EngineArgs,
 }
 
 /// Seconds per pass over the volume.
@@ -81,13 +71,10 @@ impl Drop for TempFolder {
 
 pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.size >= 8 && args.slices > 0 && args.repeats > 0 && args.batch > 0,
+        args.size >= 8 && args.slices > 0 && args.repeats > 0 && args.engine.batch > 0,
         "size (>= 8), slices, repeats and batch must be positive"
     );
-    let threads = match args.threads {
-        0 => crate::inference::available_cores(),
-        n => n,
-    };
+    let threads = args.engine.threads();
     let config = DnCnnConfig::scaled(args.width_multiplier);
     config.validate()?;
     crate::report!(
@@ -97,7 +84,7 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
         args.slices,
         args.repeats,
         threads,
-        args.batch
+        args.engine.batch
     );
     crate::report!("date: {}; machine: {}", chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"), super::machine());
     let flops_per_slice = (args.size * args.size) as f64 * config.flops_per_pixel();
@@ -118,7 +105,7 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     let volume = pet_like_volume(args.slices, args.size, 11)?;
 
     // 1. petal's engine.
-    let engine = super::start_engine(&args.ort_dylib_path, threads, args.batch).await?;
+    let engine = super::start_engine(&args.engine.ort_dylib_path, threads, args.engine.batch).await?;
     crate::report!("petal engine: {}", engine.description());
     let provider = engine.prepare(model.clone()).await.context("building the session")?;
     crate::report!("execution provider: {}", provider.as_str());
@@ -143,11 +130,11 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
     let petal_output = petal_output.context("no timed pass ran")?;
 
     // 2. and 3. need the Python environment.
-    let Some(interpreter) = find_program(&args.python) else {
+    let Some(interpreter) = find_program(&args.engine.python) else {
         crate::report!(
             "python onnxruntime: skipped: {} not found; run scripts/setup to create .venv (numpy, onnxruntime) \
              for the Python comparison and the GEMM roofline",
-            args.python.display()
+            args.engine.python.display()
         );
         return Ok(());
     };
@@ -168,7 +155,7 @@ pub async fn run(args: &InferenceBenchArgs) -> anyhow::Result<()> {
         ("--depth", args.slices),
         ("--height", args.size),
         ("--width", args.size),
-        ("--batch", args.batch),
+        ("--batch", args.engine.batch),
         ("--threads", threads),
         ("--repeats", args.repeats),
     ] {

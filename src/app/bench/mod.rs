@@ -27,6 +27,35 @@ pub fn machine() -> String {
     format!("{cores} cores, {cpu}")
 }
 
+/// How a bench runs ONNX Runtime, and the Python it compares with (shared by `bench
+/// inference` and `bench denoise`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct EngineArgs {
+    /// ONNX Runtime intra-op threads (and GEMM threads); 0 means one per CPU core.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Slice windows per network call.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// The ONNX Runtime shared library petal loads.
+    #[arg(long, env = "ORT_DYLIB_PATH", default_value = crate::inference::DEFAULT_ORT_DYLIB_PATH)]
+    pub ort_dylib_path: std::path::PathBuf,
+    /// Python with numpy and onnxruntime (scripts/setup makes it), for the comparisons and
+    /// the machine's GEMM rate.
+    #[arg(long, default_value = ".venv/bin/python")]
+    pub python: std::path::PathBuf,
+}
+
+impl EngineArgs {
+    /// The intra-op threads to use: as given, or one per core.
+    pub fn threads(&self) -> usize {
+        match self.threads {
+            0 => crate::inference::available_cores(),
+            n => n,
+        }
+    }
+}
+
 /// Starts an inference engine for a bench: ONNX Runtime from `ort_dylib_path`, `threads`
 /// intra-op threads, `batch` windows per call, one cached session.
 pub(crate) async fn start_engine(
