@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Query;
 use super::{ApiError, AppState};
+use crate::domain::PatientKey;
 use crate::storage::audit::{self, AuditEvent, AuditQuery};
 
 #[derive(Debug, Deserialize)]
@@ -36,7 +37,7 @@ pub async fn page(
     }
     let query = AuditQuery {
         before_id: params.before,
-        patient_key: params.patient_key,
+        patient_key: params.patient_key.map(PatientKey::from),
         actor: params.actor,
         action: params.action,
         limit,

@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::TokenError;
+use crate::domain::RoundId;
 use crate::storage::StorageError;
 
 use super::observability::REQUEST_ID_HEADER;
@@ -37,7 +38,7 @@ pub enum ApiError {
     #[error(
         "this patient already has an active round ({0}): wait for it, or cancel it with POST /api/v1/rounds/{0}/cancel"
     )]
-    RoundActive(i64),
+    RoundActive(RoundId),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -115,7 +116,7 @@ struct ErrorDetails {
     code: &'static str,
     message: String,
     /// The round that is in the way (409 `round_active`).
-    active_round_id: Option<i64>,
+    active_round_id: Option<RoundId>,
 }
 
 impl IntoResponse for ApiError {
@@ -169,7 +170,7 @@ struct ErrorFields<'a> {
     message: &'a str,
     request_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    active_round_id: Option<i64>,
+    active_round_id: Option<RoundId>,
 }
 
 /// Largest plain-text body of a framework error that is carried into the JSON message.

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use super::ApiError;
 use super::observability::REQUEST_ID_HEADER;
 use crate::auth::Caller;
+use crate::domain::PatientKey;
 use crate::storage::Database;
 use crate::storage::audit::{self, NewAuditEvent, Outcome};
 
@@ -43,7 +44,7 @@ impl Actor {
         db: &Database,
         action: &str,
         resource: &str,
-        patient_key: Option<&str>,
+        patient_key: Option<&PatientKey>,
         outcome: Outcome,
     ) -> Result<(), ApiError> {
         audit::append(

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::Query;
 use super::{ApiError, AppState};
-use crate::domain::JobState;
+use crate::domain::{JobId, JobState};
 use crate::storage::jobs::{self, Job};
 
 #[derive(Debug, Deserialize)]
@@ -42,5 +42,8 @@ pub async fn list(
 }
 
 pub async fn get(State(state): State<AppState>, Path(job_id): Path<String>) -> Result<axum::Json<Job>, ApiError> {
-    jobs::get(&state.db, &job_id).await?.map(axum::Json).ok_or_else(|| ApiError::NotFound("no job has this id".into()))
+    jobs::get(&state.db, &JobId::from(job_id))
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::NotFound("no job has this id".into()))
 }

@@ -7,14 +7,14 @@ use serde::Serialize;
 
 use super::extract::Actor;
 use super::{ApiError, AppState};
-use crate::domain::RoundState;
+use crate::domain::{ModelVersionId, PatientKey, RoundState};
 use crate::storage::audit::Outcome;
 use crate::storage::models::{self, ModelVersion};
 use crate::storage::patients;
 
 #[derive(Debug, Serialize)]
 pub struct PatientModels {
-    pub patient_key: String,
+    pub patient_key: PatientKey,
     /// The active version's id; 0 for the base model.
     pub active_version: i64,
     /// The base model (version 0), when one is registered.
@@ -28,7 +28,7 @@ async fn require_patient(
     actor: &Actor,
     action: &str,
     resource: &str,
-    key: &str,
+    key: &PatientKey,
 ) -> Result<(), ApiError> {
     if patients::get(&state.db, key).await?.is_some() {
         return Ok(());
@@ -40,11 +40,11 @@ async fn require_patient(
 pub async fn for_patient(
     State(state): State<AppState>,
     actor: Actor,
-    Path(patient_key): Path<String>,
+    Path(patient_key): Path<PatientKey>,
 ) -> Result<axum::Json<PatientModels>, ApiError> {
     let resource = format!("/api/v1/patients/{patient_key}/models");
     require_patient(&state, &actor, "models.read", &resource, &patient_key).await?;
-    let active_version = models::active_for_patient(&state.db, &patient_key).await?.unwrap_or(0);
+    let active_version = models::active_for_patient(&state.db, &patient_key).await?.map_or(0, ModelVersionId::get);
     let base = models::latest_base(&state.db).await?;
     let versions = models::for_patient(&state.db, &patient_key).await?;
     actor.audit(&state.db, "models.read", &resource, Some(&patient_key), Outcome::Success).await?;
@@ -54,7 +54,7 @@ pub async fn for_patient(
 pub async fn get(
     State(state): State<AppState>,
     actor: Actor,
-    Path(version_id): Path<i64>,
+    Path(version_id): Path<ModelVersionId>,
 ) -> Result<axum::Json<ModelVersion>, ApiError> {
     let resource = format!("/api/v1/models/{version_id}");
     let Some(version) = models::get(&state.db, version_id).await? else {
@@ -68,14 +68,14 @@ pub async fn get(
 
 #[derive(Debug, Serialize)]
 pub struct Activated {
-    pub patient_key: String,
+    pub patient_key: PatientKey,
     pub active_version: i64,
 }
 
 pub async fn activate(
     State(state): State<AppState>,
     actor: Actor,
-    Path((patient_key, version)): Path<(String, i64)>,
+    Path((patient_key, version)): Path<(PatientKey, i64)>,
 ) -> Result<axum::Json<Activated>, ApiError> {
     let resource = format!("/api/v1/patients/{patient_key}/models/{version}/activate");
     require_patient(&state, &actor, "model.activate", &resource, &patient_key).await?;
@@ -86,9 +86,9 @@ pub async fn activate(
     let target = if version == 0 {
         None
     } else {
-        match models::get(&state.db, version).await? {
+        match models::get(&state.db, ModelVersionId::from(version)).await? {
             None => return refuse(ApiError::NotFound("no model version has this id".into())).await,
-            Some(found) if found.patient_key.as_deref().is_some_and(|p| p != patient_key) => {
+            Some(found) if found.patient_key.as_ref().is_some_and(|p| *p != patient_key) => {
                 return refuse(ApiError::Unprocessable("this version belongs to another patient".into())).await;
             }
             Some(found) if found.round_state.as_deref() == Some(RoundState::Rejected.as_str()) => {

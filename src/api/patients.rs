@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::extract::{Actor, Query};
 use super::{ApiError, AppState};
+use crate::domain::PatientKey;
 use crate::storage::audit::Outcome;
 use crate::storage::patients::{self, Patient};
 
@@ -47,7 +48,7 @@ pub async fn list(
 pub async fn get(
     State(state): State<AppState>,
     actor: Actor,
-    Path(patient_key): Path<String>,
+    Path(patient_key): Path<PatientKey>,
 ) -> Result<axum::Json<Patient>, ApiError> {
     let resource = format!("/api/v1/patients/{patient_key}");
     match patients::get(&state.db, &patient_key).await? {
@@ -66,7 +67,7 @@ pub async fn get(
 pub async fn erase(
     State(state): State<AppState>,
     actor: Actor,
-    Path(patient_key): Path<String>,
+    Path(patient_key): Path<PatientKey>,
 ) -> Result<axum::http::StatusCode, ApiError> {
     let resource = format!("/api/v1/patients/{patient_key}");
     match patients::erase(&state.db, &patient_key, &actor.caller.name).await? {

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::extract::{Actor, Json};
 use super::{ApiError, AppState};
-use crate::domain::RoundState;
+use crate::domain::{JobId, ModelVersionId, PatientKey, RoundId, RoundState};
 use crate::jobs::learning::request::{RequestError, RoundRequest, request_round};
 use crate::storage::audit::Outcome;
 use crate::storage::patients;
@@ -40,20 +40,20 @@ pub struct ProgressView {
 /// A round as the API shows it.
 #[derive(Debug, Serialize)]
 pub struct RoundView {
-    pub id: i64,
-    pub patient_key: String,
+    pub id: RoundId,
+    pub patient_key: PatientKey,
     /// queued, running, activated, rejected, cancelled or failed.
     pub state: RoundState,
     pub kind: String,
     pub pair: PairView,
     pub settings: Value,
     /// The version the round started from (the base model's id for version 0).
-    pub parent_version_id: Option<i64>,
+    pub parent_version_id: Option<ModelVersionId>,
     /// The `fine_tune` job that runs the round (see `/api/v1/jobs/{job_id}`).
-    pub job_id: Option<String>,
+    pub job_id: Option<JobId>,
     pub progress: ProgressView,
     /// The version the round made (activated or rejected).
-    pub version_id: Option<i64>,
+    pub version_id: Option<ModelVersionId>,
     /// The gate's measures, limits, verdict and reasons.
     pub gate: Option<Value>,
     /// Why the round failed or was cancelled.
@@ -109,7 +109,7 @@ pub struct RoundList {
 pub async fn create(
     State(state): State<AppState>,
     actor: Actor,
-    Path(patient_key): Path<String>,
+    Path(patient_key): Path<PatientKey>,
     Json(request): Json<RoundRequest>,
 ) -> Result<(StatusCode, axum::Json<RoundView>), ApiError> {
     let resource = format!("/api/v1/patients/{patient_key}/rounds");
@@ -135,7 +135,7 @@ pub async fn create(
 pub async fn for_patient(
     State(state): State<AppState>,
     actor: Actor,
-    Path(patient_key): Path<String>,
+    Path(patient_key): Path<PatientKey>,
 ) -> Result<axum::Json<RoundList>, ApiError> {
     let resource = format!("/api/v1/patients/{patient_key}/rounds");
     if patients::get(&state.db, &patient_key).await?.is_none() {
@@ -150,7 +150,7 @@ pub async fn for_patient(
 pub async fn get(
     State(state): State<AppState>,
     actor: Actor,
-    Path(round_id): Path<i64>,
+    Path(round_id): Path<RoundId>,
 ) -> Result<axum::Json<RoundView>, ApiError> {
     let resource = format!("/api/v1/rounds/{round_id}");
     let Some(round) = rounds::get(&state.db, round_id).await? else {
@@ -163,7 +163,7 @@ pub async fn get(
 pub async fn cancel(
     State(state): State<AppState>,
     actor: Actor,
-    Path(round_id): Path<i64>,
+    Path(round_id): Path<RoundId>,
 ) -> Result<(StatusCode, axum::Json<RoundView>), ApiError> {
     let resource = format!("/api/v1/rounds/{round_id}/cancel");
     let outcome = rounds::request_cancel(&state.db, round_id, &actor.caller.name).await?;
@@ -171,7 +171,7 @@ pub async fn cancel(
         actor.audit(&state.db, "round.cancel", &resource, None, Outcome::Failure).await?;
         return Err(ApiError::NotFound("no round has this id".into()));
     };
-    let patient = Some(round.patient_key.as_str());
+    let patient = Some(&round.patient_key);
     match outcome {
         CancelOutcome::Cancelled => {
             actor.audit(&state.db, "round.cancel", &resource, patient, Outcome::Success).await?;

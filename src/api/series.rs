@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::extract::Actor;
 use super::{ApiError, AppState};
-use crate::domain::{ForwardState, Forwarded, SeriesState};
+use crate::domain::{ForwardState, Forwarded, JobId, ModelVersionId, SeriesState};
 use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
 use crate::storage::audit::Outcome;
 use crate::storage::series_processing::{self, SeriesProcessing};
@@ -17,7 +17,7 @@ use crate::storage::{destinations, forwards, models};
 /// The model version a series was denoised with.
 #[derive(Debug, Serialize)]
 pub struct ModelUsed {
-    pub id: i64,
+    pub id: ModelVersionId,
     pub name: String,
     pub device_uid: String,
 }
@@ -135,7 +135,7 @@ pub async fn get(
 #[derive(Debug, Serialize)]
 pub struct DenoiseAccepted {
     pub series_uid: String,
-    pub job_id: String,
+    pub job_id: JobId,
     pub state: SeriesState,
 }
 
@@ -250,7 +250,7 @@ pub async fn instance_suv(
     let slice = crate::dicom::volume::Slice::from_part10(&bytes)
         .map_err(|e| ApiError::Unprocessable(format!("the instance has no image petal can read: {e}")))?;
     let Some(factor) = slice.suv_factor else {
-        actor.audit(&state.db, "instance.suv", &resource, patient.as_deref(), Outcome::Failure).await?;
+        actor.audit(&state.db, "instance.suv", &resource, patient.as_ref(), Outcome::Failure).await?;
         return Err(ApiError::Unprocessable(
             "no SUV: the header lacks Units BQML, the patient's weight, or the dose and its times".into(),
         ));
@@ -258,6 +258,6 @@ pub async fn instance_suv(
     let suv: Vec<f64> = slice.values.iter().map(|v| f64::from(*v) * factor).collect();
     let suv_max = suv.iter().copied().fold(f64::MIN, f64::max);
     let suv_mean = suv.iter().sum::<f64>() / suv.len().max(1) as f64;
-    actor.audit(&state.db, "instance.suv", &resource, patient.as_deref(), Outcome::Success).await?;
+    actor.audit(&state.db, "instance.suv", &resource, patient.as_ref(), Outcome::Success).await?;
     Ok(axum::Json(SliceSuv { sop_instance_uid, series_uid: stored.series_uid, suv_max, suv_mean }))
 }

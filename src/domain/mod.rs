@@ -3,9 +3,11 @@
 //! the API to and from JSON.
 
 mod destination;
+mod ids;
 mod role;
 mod states;
 
 pub use destination::{Destination, DestinationError, Endpoint, Forwarded, WebAuth};
+pub use ids::{JobId, ModelVersionId, PatientKey, RoundId};
 pub use role::{Role, UnknownRole};
 pub use states::{ForwardState, JobState, RoundState, SeriesState, UnknownState};

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::InferenceSettings;
 use super::denoiser::short;
 use super::engine::InferenceEngine;
+use crate::domain::ModelVersionId;
 use crate::science::model::directory::StoredModel;
 
 /// How inference stands in this process.
@@ -29,7 +30,7 @@ pub struct InferenceContext {
     pub base_model: Option<Arc<StoredModel>>,
     /// The base model's id in the model registry, once registered (see
     /// [`Self::record_base_version`]); derived series and reports name it.
-    pub base_version: Option<i64>,
+    pub base_version: Option<ModelVersionId>,
     pub status: InferenceStatus,
 }
 
@@ -105,7 +106,7 @@ impl InferenceContext {
 
     /// Notes the base model's registry id (or why it could not be registered, which makes
     /// the process not ready: its derived series would name no model version).
-    pub fn record_base_version<E: std::fmt::Display>(&mut self, registered: Result<i64, E>) {
+    pub fn record_base_version<E: std::fmt::Display>(&mut self, registered: Result<ModelVersionId, E>) {
         match registered {
             Ok(id) => {
                 self.base_version = Some(id);

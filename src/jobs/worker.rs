@@ -16,6 +16,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 use tracing::Instrument;
 
+use crate::domain::JobId;
 use crate::storage::Database;
 use crate::storage::jobs::{self, Job, JobNotifications};
 
@@ -131,7 +132,7 @@ impl Worker {
 
     async fn record(
         &self,
-        id: &str,
+        id: &JobId,
         attempts: i32,
         outcome: Result<anyhow::Result<()>, tokio::task::JoinError>,
         span: &tracing::Span,
@@ -154,16 +155,16 @@ impl Worker {
         Ok(())
     }
 
-    async fn record_failure(&self, id: &str, attempts: i32, error: &str) -> anyhow::Result<()> {
+    async fn record_failure(&self, id: &JobId, attempts: i32, error: &str) -> anyhow::Result<()> {
         let exponent = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(20);
         let delay = self.settings.backoff.saturating_mul(2u32.saturating_pow(exponent)).min(self.settings.max_backoff);
         jobs::fail(&self.db, id, &self.id, error, delay.as_millis() as i64).await?;
-        tracing::warn!(job = id, error, retry_in_ms = delay.as_millis() as u64, "job failed");
+        tracing::warn!(job = %id, error, retry_in_ms = delay.as_millis() as u64, "job failed");
         Ok(())
     }
 
-    fn spawn_heartbeat(&self, job_id: &str) -> tokio::task::JoinHandle<()> {
-        let (db, owner, job_id) = (self.db.clone(), self.id.clone(), job_id.to_owned());
+    fn spawn_heartbeat(&self, job_id: &JobId) -> tokio::task::JoinHandle<()> {
+        let (db, owner, job_id) = (self.db.clone(), self.id.clone(), job_id.clone());
         let (every, lease_ms) = (self.settings.heartbeat, self.settings.lease.as_millis() as i64);
         tokio::spawn(async move {
             let mut ticker = tokio::time::interval(every);

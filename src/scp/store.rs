@@ -197,7 +197,7 @@ async fn record_audit(
             actor: &sender.actor,
             action: "dicom.store",
             resource: &resource,
-            patient_key: patient_key.as_deref(),
+            patient_key: patient_key.as_ref(),
             outcome,
             request_id: Some(&sender.association_id),
         },

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use sqlx::FromRow;
 
 use super::{Database, StorageError, execute, with_pool};
+use crate::domain::PatientKey;
 
 /// Whether the audited action was carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -37,7 +38,7 @@ pub struct NewAuditEvent<'a> {
     pub action: &'a str,
     /// What was acted on, e.g. `/api/v1/patients/{key}` or a token id.
     pub resource: &'a str,
-    pub patient_key: Option<&'a str>,
+    pub patient_key: Option<&'a PatientKey>,
     pub outcome: Outcome,
     pub request_id: Option<&'a str>,
 }
@@ -49,7 +50,7 @@ pub struct AuditEvent {
     pub actor: String,
     pub action: String,
     pub resource: String,
-    pub patient_key: Option<String>,
+    pub patient_key: Option<PatientKey>,
     pub outcome: String,
     pub request_id: Option<String>,
 }
@@ -75,7 +76,7 @@ pub async fn append(db: &Database, event: &NewAuditEvent<'_>) -> Result<(), Stor
 pub struct AuditQuery {
     /// Only events older than this id (the `next_before` of the previous page).
     pub before_id: Option<i64>,
-    pub patient_key: Option<String>,
+    pub patient_key: Option<PatientKey>,
     pub actor: Option<String>,
     pub action: Option<String>,
     pub limit: i64,
@@ -94,7 +95,7 @@ pub async fn page(db: &Database, query: &AuditQuery) -> Result<Vec<AuditEvent>, 
     let rows = with_pool!(db, |pool| {
         sqlx::query_as(sql)
             .bind(query.before_id)
-            .bind(query.patient_key.as_deref())
+            .bind(query.patient_key.as_ref())
             .bind(query.actor.as_deref())
             .bind(query.action.as_deref())
             .bind(query.limit)

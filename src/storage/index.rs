@@ -15,6 +15,7 @@ use sqlx::FromRow;
 use super::deletion::{StudiesOf, deletion_locks};
 use super::{Database, StorageError, patients, with_pool};
 use crate::dicom::ParsedInstance;
+use crate::domain::PatientKey;
 
 /// Where an instance already stored lives, and what its bytes hash to.
 #[derive(Debug, Clone, FromRow)]
@@ -110,7 +111,7 @@ pub async fn record_instances(
         async {
             let mut tx = pool.begin_with(db.begin_write()).await?;
             // Rows above the instances that this transaction has written or found already.
-            let mut patient_keys: HashMap<(&str, &str), String> = HashMap::new();
+            let mut patient_keys: HashMap<(&str, &str), PatientKey> = HashMap::new();
             let mut studies: HashMap<&str, bool> = HashMap::new();
             let mut series_written: HashSet<&str> = HashSet::new();
             let mut inserted = vec![None; batch.len()];
@@ -137,7 +138,7 @@ pub async fn record_instances(
                         let identity = (p.patient_id.as_str(), p.issuer.as_str());
                         if let Entry::Vacant(slot) = patient_keys.entry(identity) {
                             sqlx::query(patients::INSERT_IF_NEW)
-                                .bind(patients::new_key())
+                                .bind(PatientKey::generate())
                                 .bind(&p.patient_id)
                                 .bind(&p.issuer)
                                 .bind(&p.name)
@@ -146,7 +147,7 @@ pub async fn record_instances(
                                 .bind(now)
                                 .execute(&mut *tx)
                                 .await?;
-                            let key: String = sqlx::query_scalar(patients::KEY_OF)
+                            let key: PatientKey = sqlx::query_scalar(patients::KEY_OF)
                                 .bind(&p.patient_id)
                                 .bind(&p.issuer)
                                 .fetch_one(&mut *tx)
@@ -294,7 +295,7 @@ pub async fn metadata_in(
 }
 
 /// The patient a study belongs to, for auditing.
-pub async fn study_patient(db: &Database, study_uid: &str) -> Result<Option<String>, StorageError> {
+pub async fn study_patient(db: &Database, study_uid: &str) -> Result<Option<PatientKey>, StorageError> {
     Ok(with_pool!(db, |pool| {
         sqlx::query_scalar("SELECT patient_key FROM studies WHERE study_uid = $1")
             .bind(study_uid)

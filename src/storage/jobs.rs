@@ -10,7 +10,7 @@ use chrono::Utc;
 use sqlx::FromRow;
 
 use super::{Database, StorageError, execute, with_pool};
-use crate::domain::JobState;
+use crate::domain::{JobId, JobState};
 
 /// Channel on which PostgreSQL announces new jobs (workers also poll).
 pub const NOTIFY_CHANNEL: &str = "petal_jobs";
@@ -48,7 +48,7 @@ impl JobNotifications {
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Job {
-    pub id: String,
+    pub id: JobId,
     pub kind: String,
     pub priority: i32,
     pub payload: String,
@@ -123,8 +123,8 @@ pub(super) async fn notify(db: &Database, kind: &str) -> Result<(), StorageError
 }
 
 /// Adds a job; returns its id, or `None` when an active job already has its dedupe key.
-pub async fn enqueue(db: &Database, job: &NewJob<'_>) -> Result<Option<String>, StorageError> {
-    let id = uuid::Uuid::new_v4().to_string();
+pub async fn enqueue(db: &Database, job: &NewJob<'_>) -> Result<Option<JobId>, StorageError> {
+    let id = JobId::generate();
     let now = now_ms();
     let inserted = with_pool!(db, |pool| {
         bind_new_job!(sqlx::query(INSERT_SQL), &id, job, now).execute(pool).await.map(|r| r.rows_affected())
@@ -171,14 +171,14 @@ pub async fn claim(db: &Database, owner: &str, kinds: &[&str], lease_ms: i64) ->
 }
 
 /// Extends the lease of a job this owner still holds; false when the lease was lost.
-pub async fn heartbeat(db: &Database, id: &str, owner: &str, lease_ms: i64) -> Result<bool, StorageError> {
+pub async fn heartbeat(db: &Database, id: &JobId, owner: &str, lease_ms: i64) -> Result<bool, StorageError> {
     let sql = "UPDATE jobs SET lease_expires_ms = $3 WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
     let updated = execute!(db, sql, id, owner, now_ms() + lease_ms)?;
     Ok(updated == 1)
 }
 
 /// Records success of a job this owner holds.
-pub async fn succeed(db: &Database, id: &str, owner: &str) -> Result<bool, StorageError> {
+pub async fn succeed(db: &Database, id: &JobId, owner: &str) -> Result<bool, StorageError> {
     let sql = "UPDATE jobs SET state = 'succeeded', finished_ms = $3, lease_owner = NULL, lease_expires_ms = NULL
                WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
     let updated = execute!(db, sql, id, owner, now_ms())?;
@@ -186,7 +186,7 @@ pub async fn succeed(db: &Database, id: &str, owner: &str) -> Result<bool, Stora
 }
 
 /// Records a failure: the job is retried after `retry_in_ms` while attempts remain, else failed.
-pub async fn fail(db: &Database, id: &str, owner: &str, error: &str, retry_in_ms: i64) -> Result<bool, StorageError> {
+pub async fn fail(db: &Database, id: &JobId, owner: &str, error: &str, retry_in_ms: i64) -> Result<bool, StorageError> {
     let now = now_ms();
     let sql = "UPDATE jobs SET
                  state = CASE WHEN attempts < max_attempts THEN 'queued' ELSE 'failed' END,
@@ -199,7 +199,7 @@ pub async fn fail(db: &Database, id: &str, owner: &str, error: &str, retry_in_ms
 }
 
 /// Records a failure that retrying cannot fix: the job fails now, whatever attempts remain.
-pub async fn give_up(db: &Database, id: &str, owner: &str, error: &str) -> Result<bool, StorageError> {
+pub async fn give_up(db: &Database, id: &JobId, owner: &str, error: &str) -> Result<bool, StorageError> {
     let sql = "UPDATE jobs SET state = 'failed', finished_ms = $3, last_error = $4,
                       lease_owner = NULL, lease_expires_ms = NULL
                WHERE id = $1 AND lease_owner = $2 AND state = 'running'";
@@ -237,7 +237,7 @@ pub async fn list(
         .await)?)
 }
 
-pub async fn get(db: &Database, id: &str) -> Result<Option<Job>, StorageError> {
+pub async fn get(db: &Database, id: &JobId) -> Result<Option<Job>, StorageError> {
     let sql = select_jobs!("WHERE id = $1");
     Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(id).fetch_optional(pool).await)?)
 }

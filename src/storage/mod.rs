@@ -10,6 +10,7 @@ pub mod audit;
 mod deletion;
 pub mod destinations;
 pub mod forwards;
+mod ids;
 pub mod index;
 pub mod jobs;
 pub mod models;

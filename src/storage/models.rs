@@ -6,6 +6,7 @@ use sha2::{Digest, Sha256};
 use sqlx::FromRow;
 
 use super::{Database, StorageError, execute, with_pool};
+use crate::domain::{ModelVersionId, PatientKey, RoundId};
 
 /// Where a version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -32,20 +33,20 @@ impl ModelSource {
 /// A version's description, without its weights.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct ModelVersion {
-    pub id: i64,
+    pub id: ModelVersionId,
     pub device_uid: String,
     pub name: String,
     pub source: String,
     pub sha256: String,
     /// The architecture, as the model directory's config.json.
     pub config: String,
-    pub parent_id: Option<i64>,
-    pub patient_key: Option<String>,
+    pub parent_id: Option<ModelVersionId>,
+    pub patient_key: Option<PatientKey>,
     pub report: Option<String>,
     pub created_by: Option<String>,
     pub created_ms: i64,
     /// The round that made this version.
-    pub round_id: Option<i64>,
+    pub round_id: Option<RoundId>,
     /// That round's verdict: `activated` (passed the gate) or `rejected`.
     pub round_state: Option<String>,
 }
@@ -58,8 +59,8 @@ pub struct NewModelVersion<'a> {
     pub sha256: &'a str,
     pub config: &'a str,
     pub weights: &'a [u8],
-    pub parent_id: Option<i64>,
-    pub patient_key: Option<&'a str>,
+    pub parent_id: Option<ModelVersionId>,
+    pub patient_key: Option<&'a PatientKey>,
     pub report: Option<&'a str>,
     pub created_by: Option<&'a str>,
 }
@@ -78,7 +79,13 @@ macro_rules! select_versions {
 
 /// The DICOM UID of a version: `2.25.` and a number derived from the content hash and the
 /// lineage, so the same base weights have the same DeviceUID wherever they are loaded.
-pub fn device_uid(sha256: &str, parent_id: Option<i64>, patient_key: Option<&str>) -> String {
+pub fn device_uid(sha256: &str, parent_id: Option<ModelVersionId>, patient_key: Option<&PatientKey>) -> String {
+    lineage_uid(sha256, parent_id.map(ModelVersionId::get), patient_key.map(PatientKey::as_str))
+}
+
+/// The hash behind [`device_uid`], over the lineage as plain values, as DeviceUIDs have
+/// always been derived (a version's UID must not change when petal is upgraded).
+fn lineage_uid(sha256: &str, parent_id: Option<i64>, patient_key: Option<&str>) -> String {
     let digest = Sha256::digest(format!("{sha256}|{parent_id:?}|{patient_key:?}").as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
@@ -121,15 +128,21 @@ pub(super) const ACTIVATE_SQL: &str =
 
 /// The DeviceUID of the version round `round_id` made: the round is part of the lineage, so
 /// two rounds that happen to end with the same weights still make two versions.
-pub fn round_device_uid(sha256: &str, parent_id: Option<i64>, patient_key: &str, round_id: i64) -> String {
-    device_uid(&format!("{sha256}|round {round_id}"), parent_id, Some(patient_key))
+pub fn round_device_uid(
+    sha256: &str,
+    parent_id: Option<ModelVersionId>,
+    patient_key: Option<&PatientKey>,
+    round_id: RoundId,
+) -> String {
+    let patient_key = patient_key.map_or("", PatientKey::as_str);
+    lineage_uid(&format!("{sha256}|round {round_id}"), parent_id.map(ModelVersionId::get), Some(patient_key))
 }
 
 /// Stores a new version and returns it.
 pub async fn insert(db: &Database, new: &NewModelVersion<'_>) -> Result<ModelVersion, StorageError> {
     let uid = device_uid(new.sha256, new.parent_id, new.patient_key);
     let now = chrono::Utc::now().timestamp_millis();
-    let id: i64 = with_pool!(db, |pool| {
+    let id: ModelVersionId = with_pool!(db, |pool| {
         bind_new_version!(sqlx::query_scalar(INSERT_VERSION_SQL), &uid, new, now).fetch_one(pool).await
     })?;
     get(db, id).await?.ok_or_else(|| StorageError::Corrupt(format!("model version {id} vanished after insert")))
@@ -156,7 +169,7 @@ pub async fn register_base_model(
     db: &Database,
     model: &crate::science::model::directory::StoredModel,
     dir: &std::path::Path,
-) -> Result<i64, StorageError> {
+) -> Result<ModelVersionId, StorageError> {
     let config = serde_json::to_string(&model.config).map_err(|e| StorageError::encode("the model config", e))?;
     let weights = model.weights.to_safetensors().map_err(|e| StorageError::encode("the model weights", e))?;
     let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "base".to_owned());
@@ -188,22 +201,25 @@ async fn base_with_sha(db: &Database, sha256: &str) -> Result<Option<ModelVersio
     })?)
 }
 
-pub async fn get(db: &Database, id: i64) -> Result<Option<ModelVersion>, StorageError> {
+pub async fn get(db: &Database, id: ModelVersionId) -> Result<Option<ModelVersion>, StorageError> {
     Ok(with_pool!(db, |pool| {
         sqlx::query_as(select_versions!("WHERE id = $1")).bind(id).fetch_optional(pool).await
     })?)
 }
 
 /// The safetensors bytes of version `id`.
-pub async fn weights(db: &Database, id: i64) -> Result<Option<Vec<u8>>, StorageError> {
+pub async fn weights(db: &Database, id: ModelVersionId) -> Result<Option<Vec<u8>>, StorageError> {
     Ok(with_pool!(db, |pool| {
         sqlx::query_scalar("SELECT weights FROM model_versions WHERE id = $1").bind(id).fetch_optional(pool).await
     })?)
 }
 
 /// The version a patient's series are denoised with: `None` for the base model.
-pub async fn active_for_patient(db: &Database, patient_key: &str) -> Result<Option<i64>, StorageError> {
-    let found: Option<Option<i64>> = with_pool!(db, |pool| {
+pub async fn active_for_patient(
+    db: &Database,
+    patient_key: &PatientKey,
+) -> Result<Option<ModelVersionId>, StorageError> {
+    let found: Option<Option<ModelVersionId>> = with_pool!(db, |pool| {
         sqlx::query_scalar("SELECT active_version_id FROM patient_models WHERE patient_key = $1")
             .bind(patient_key)
             .fetch_optional(pool)
@@ -215,8 +231,8 @@ pub async fn active_for_patient(db: &Database, patient_key: &str) -> Result<Opti
 /// Makes `version_id` (`None`: the base model) the patient's active version.
 pub async fn activate(
     db: &Database,
-    patient_key: &str,
-    version_id: Option<i64>,
+    patient_key: &PatientKey,
+    version_id: Option<ModelVersionId>,
     activated_by: &str,
 ) -> Result<(), StorageError> {
     let now = chrono::Utc::now().timestamp_millis();
@@ -225,7 +241,7 @@ pub async fn activate(
 }
 
 /// The versions a patient's rounds made, oldest first.
-pub async fn for_patient(db: &Database, patient_key: &str) -> Result<Vec<ModelVersion>, StorageError> {
+pub async fn for_patient(db: &Database, patient_key: &PatientKey) -> Result<Vec<ModelVersion>, StorageError> {
     Ok(with_pool!(db, |pool| {
         sqlx::query_as(select_versions!("WHERE patient_key = $1 ORDER BY id")).bind(patient_key).fetch_all(pool).await
     })?)
@@ -235,7 +251,7 @@ pub async fn for_patient(db: &Database, patient_key: &str) -> Result<Vec<ModelVe
 /// the patient uses the base model.
 pub async fn load_active(
     db: &Database,
-    patient_key: &str,
+    patient_key: &PatientKey,
 ) -> Result<Option<(ModelVersion, crate::science::model::directory::StoredModel)>, StorageError> {
     let Some(id) = active_for_patient(db, patient_key).await? else { return Ok(None) };
     let version =

@@ -7,10 +7,11 @@ use sqlx::FromRow;
 
 use super::deletion::{StudiesOf, deletion_locks};
 use super::{Database, StorageError, execute, with_pool};
+use crate::domain::{PatientKey, RoundId};
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct Patient {
-    pub patient_key: String,
+    pub patient_key: PatientKey,
     pub patient_id: String,
     pub issuer: String,
     pub patient_name: Option<String>,
@@ -51,15 +52,10 @@ pub(super) const INSERT_IF_NEW: &str =
 /// The key of the patient with (patient_id, issuer).
 pub(super) const KEY_OF: &str = "SELECT patient_key FROM patients WHERE patient_id = $1 AND issuer = $2";
 
-/// A fresh key for a patient petal has not seen.
-pub(super) fn new_key() -> String {
-    format!("pk-{}", uuid::Uuid::new_v4().simple())
-}
-
 /// Returns the key of the patient with this identity, creating the row when it is new.
 /// Safe under concurrent ingest of the same patient.
-pub async fn upsert(db: &Database, identity: &PatientIdentity) -> Result<String, StorageError> {
-    let candidate = new_key();
+pub async fn upsert(db: &Database, identity: &PatientIdentity) -> Result<PatientKey, StorageError> {
+    let candidate = PatientKey::generate();
     execute!(
         db,
         INSERT_IF_NEW,
@@ -71,13 +67,13 @@ pub async fn upsert(db: &Database, identity: &PatientIdentity) -> Result<String,
         &identity.sex,
         Utc::now()
     )?;
-    let key: String = with_pool!(db, |pool| {
+    let key: PatientKey = with_pool!(db, |pool| {
         sqlx::query_scalar(KEY_OF).bind(&identity.patient_id).bind(&identity.issuer).fetch_one(pool).await
     })?;
     Ok(key)
 }
 
-pub async fn get(db: &Database, patient_key: &str) -> Result<Option<Patient>, StorageError> {
+pub async fn get(db: &Database, patient_key: &PatientKey) -> Result<Option<Patient>, StorageError> {
     let sql = select_patients!("WHERE patient_key = $1");
     Ok(with_pool!(db, |pool| sqlx::query_as(sql).bind(patient_key).fetch_optional(pool).await)?)
 }
@@ -107,7 +103,7 @@ pub enum Erasure {
         blob_keys: Vec<String>,
     },
     /// A round is training on the patient's data: cancel it first.
-    RoundRunning(i64),
+    RoundRunning(RoundId),
     NotFound,
 }
 
@@ -117,7 +113,7 @@ pub enum Erasure {
 /// patient's otherwise immutable model versions. The base model and the audit trail stay.
 /// The patient row is locked before their studies and series (see
 /// `deletion_locks`), so a study being added for them is waited for too.
-pub async fn erase(db: &Database, patient_key: &str, erased_by: &str) -> Result<Erasure, StorageError> {
+pub async fn erase(db: &Database, patient_key: &PatientKey, erased_by: &str) -> Result<Erasure, StorageError> {
     let now = Utc::now().timestamp_millis();
     let lock_patient = match db {
         Database::Postgres(_) => "SELECT patient_key FROM patients WHERE patient_key = $1 FOR UPDATE",
@@ -135,7 +131,7 @@ pub async fn erase(db: &Database, patient_key: &str, erased_by: &str) -> Result<
             for lock in locks {
                 sqlx::query(lock).bind(patient_key).execute(&mut *tx).await?;
             }
-            let running: Option<i64> =
+            let running: Option<RoundId> =
                 sqlx::query_scalar("SELECT id FROM rounds WHERE patient_key = $1 AND state = 'running'")
                     .bind(patient_key)
                     .fetch_optional(&mut *tx)

@@ -12,7 +12,7 @@ use sqlx::FromRow;
 use super::jobs::{INSERT_SQL, NewJob, bind_new_job, notify, now_ms};
 use super::models::{self, ACTIVATE_SQL, INSERT_VERSION_SQL, ModelVersion, NewModelVersion, bind_new_version};
 use super::{Database, StorageError, execute, with_pool};
-use crate::domain::RoundState;
+use crate::domain::{JobId, ModelVersionId, PatientKey, RoundId, RoundState};
 
 /// Kind of the job that runs a round.
 pub const FINE_TUNE_JOB: &str = "fine_tune";
@@ -24,8 +24,8 @@ pub const FINE_TUNE_MAX_ATTEMPTS: i32 = 3;
 /// A round as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct Round {
-    pub id: i64,
-    pub patient_key: String,
+    pub id: RoundId,
+    pub patient_key: PatientKey,
     #[sqlx(try_from = "String")]
     pub state: RoundState,
     pub kind: String,
@@ -34,8 +34,8 @@ pub struct Round {
     pub series_b: Option<String>,
     /// JSON of the round's settings.
     pub settings: String,
-    pub parent_version_id: Option<i64>,
-    pub job_id: Option<String>,
+    pub parent_version_id: Option<ModelVersionId>,
+    pub job_id: Option<JobId>,
     pub step: i64,
     pub total_steps: i64,
     pub loss: Option<f64>,
@@ -45,7 +45,7 @@ pub struct Round {
     pub progress_ms: Option<i64>,
     pub cancel_requested_ms: Option<i64>,
     pub cancel_requested_by: Option<String>,
-    pub version_id: Option<i64>,
+    pub version_id: Option<ModelVersionId>,
     /// JSON of the gate's verdict.
     pub gate: Option<String>,
     pub error: Option<String>,
@@ -66,7 +66,7 @@ impl Round {
 /// What a new round is.
 #[derive(Debug, Clone)]
 pub struct NewRound<'a> {
-    pub patient_key: &'a str,
+    pub patient_key: &'a PatientKey,
     pub kind: &'a str,
     pub pair_source: &'a str,
     pub series_a: &'a str,
@@ -81,7 +81,7 @@ pub struct NewRound<'a> {
 pub enum Created {
     Round(Box<Round>),
     /// The patient already has a queued or running round: its id.
-    AlreadyActive(i64),
+    AlreadyActive(RoundId),
 }
 
 /// Progress the training thread reports.
@@ -137,16 +137,16 @@ fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 /// Creates a queued round and its `fine_tune` job, unless the patient has an active round.
 pub async fn create(db: &Database, new: &NewRound<'_>) -> Result<Created, StorageError> {
-    let job_id = uuid::Uuid::new_v4().to_string();
+    let job_id = JobId::generate();
     let now = now_ms();
     let insert_round = "INSERT INTO rounds (patient_key, state, kind, pair_source, series_a, series_b, settings,
                                             total_steps, requested_by, created_ms, job_id)
                         VALUES ($1, 'queued', $2, $3, $4, $5, $6, $7, $8, $9, $10)
                         RETURNING id";
-    let created: Result<i64, sqlx::Error> = with_pool!(db, |pool| {
+    let created: Result<RoundId, sqlx::Error> = with_pool!(db, |pool| {
         async {
             let mut tx = pool.begin_with(db.begin_write()).await?;
-            let id: i64 = sqlx::query_scalar(insert_round)
+            let id: RoundId = sqlx::query_scalar(insert_round)
                 .bind(new.patient_key)
                 .bind(new.kind)
                 .bind(new.pair_source)
@@ -189,12 +189,12 @@ pub async fn create(db: &Database, new: &NewRound<'_>) -> Result<Created, Storag
     }
 }
 
-pub async fn get(db: &Database, id: i64) -> Result<Option<Round>, StorageError> {
+pub async fn get(db: &Database, id: RoundId) -> Result<Option<Round>, StorageError> {
     Ok(with_pool!(db, |pool| sqlx::query_as(select_rounds!("WHERE id = $1")).bind(id).fetch_optional(pool).await)?)
 }
 
 /// The patient's rounds, newest first.
-pub async fn for_patient(db: &Database, patient_key: &str) -> Result<Vec<Round>, StorageError> {
+pub async fn for_patient(db: &Database, patient_key: &PatientKey) -> Result<Vec<Round>, StorageError> {
     Ok(with_pool!(db, |pool| {
         sqlx::query_as(select_rounds!("WHERE patient_key = $1 ORDER BY id DESC"))
             .bind(patient_key)
@@ -204,7 +204,7 @@ pub async fn for_patient(db: &Database, patient_key: &str) -> Result<Vec<Round>,
 }
 
 /// The patient's queued or running round.
-pub async fn active_for_patient(db: &Database, patient_key: &str) -> Result<Option<Round>, StorageError> {
+pub async fn active_for_patient(db: &Database, patient_key: &PatientKey) -> Result<Option<Round>, StorageError> {
     Ok(with_pool!(db, |pool| {
         sqlx::query_as(select_rounds!("WHERE patient_key = $1 AND state IN ('queued', 'running')"))
             .bind(patient_key)
@@ -215,7 +215,11 @@ pub async fn active_for_patient(db: &Database, patient_key: &str) -> Result<Opti
 
 /// The job starts (or restarts) the round from `parent_version_id`: progress is reset.
 /// False when the round is no longer queued or running (cancelled, finished).
-pub async fn start(db: &Database, id: i64, parent_version_id: Option<i64>) -> Result<bool, StorageError> {
+pub async fn start(
+    db: &Database,
+    id: RoundId,
+    parent_version_id: Option<ModelVersionId>,
+) -> Result<bool, StorageError> {
     let sql = "UPDATE rounds SET state = 'running', started_ms = $2, parent_version_id = $3, step = 0, loss = NULL,
                       validation_loss_parent = NULL, validation_loss = NULL, eta_seconds = NULL, progress_ms = $2,
                       error = NULL
@@ -227,7 +231,7 @@ pub async fn start(db: &Database, id: i64, parent_version_id: Option<i64>) -> Re
 
 /// Records progress; returns true when the round should stop (an admin asked to cancel,
 /// or the round is no longer running).
-pub async fn report_progress(db: &Database, id: i64, progress: &Progress) -> Result<bool, StorageError> {
+pub async fn report_progress(db: &Database, id: RoundId, progress: &Progress) -> Result<bool, StorageError> {
     let sql = "UPDATE rounds SET step = $2, loss = COALESCE($3, loss),
                       validation_loss_parent = COALESCE($4, validation_loss_parent),
                       validation_loss = COALESCE($5, validation_loss), eta_seconds = $6, progress_ms = $7
@@ -248,7 +252,7 @@ pub async fn report_progress(db: &Database, id: i64, progress: &Progress) -> Res
 }
 
 /// Whether the round should stop: cancel requested, or no longer running.
-pub async fn should_stop(db: &Database, id: i64) -> Result<bool, StorageError> {
+pub async fn should_stop(db: &Database, id: RoundId) -> Result<bool, StorageError> {
     let sql = "SELECT cancel_requested_ms FROM rounds WHERE id = $1 AND state = 'running'";
     let found: Option<Option<i64>> =
         with_pool!(db, |pool| sqlx::query_scalar(sql).bind(id).fetch_optional(pool).await)?;
@@ -256,7 +260,7 @@ pub async fn should_stop(db: &Database, id: i64) -> Result<bool, StorageError> {
 }
 
 /// An admin asks to cancel round `id`.
-pub async fn request_cancel(db: &Database, id: i64, requested_by: &str) -> Result<CancelOutcome, StorageError> {
+pub async fn request_cancel(db: &Database, id: RoundId, requested_by: &str) -> Result<CancelOutcome, StorageError> {
     let now = now_ms();
     let queued_sql = "UPDATE rounds SET state = 'cancelled', cancel_requested_ms = $2, cancel_requested_by = $3,
                              finished_ms = $2, error = 'cancelled before it started'
@@ -279,7 +283,7 @@ pub async fn request_cancel(db: &Database, id: i64, requested_by: &str) -> Resul
 /// Ends a running round without a version: `cancelled` or `failed`, with the reason.
 pub async fn finish_without_version(
     db: &Database,
-    id: i64,
+    id: RoundId,
     state: RoundState,
     reason: &str,
 ) -> Result<bool, StorageError> {
@@ -295,20 +299,20 @@ pub async fn finish_without_version(
 /// no longer running (cancelled meanwhile): nothing is stored.
 pub async fn finish_with_version(
     db: &Database,
-    id: i64,
+    id: RoundId,
     verdict: &Verdict<'_>,
 ) -> Result<Option<ModelVersion>, StorageError> {
     let now = now_ms();
     let new = &verdict.version;
-    let uid = models::round_device_uid(new.sha256, new.parent_id, new.patient_key.unwrap_or_default(), id);
+    let uid = models::round_device_uid(new.sha256, new.parent_id, new.patient_key, id);
     let state = if verdict.passed { RoundState::Activated } else { RoundState::Rejected };
     let round_sql = "UPDATE rounds SET state = $2, version_id = $3, gate = $4, validation_loss = $5,
                             finished_ms = $6, eta_seconds = NULL, step = total_steps
                      WHERE id = $1 AND state = 'running' AND cancel_requested_ms IS NULL";
-    let version_id: Option<i64> = with_pool!(db, |pool| {
+    let version_id: Option<ModelVersionId> = with_pool!(db, |pool| {
         async {
             let mut tx = pool.begin_with(db.begin_write()).await?;
-            let version_id: i64 =
+            let version_id: ModelVersionId =
                 bind_new_version!(sqlx::query_scalar(INSERT_VERSION_SQL), &uid, new, now).fetch_one(&mut *tx).await?;
             let updated = sqlx::query(round_sql)
                 .bind(id)
@@ -347,7 +351,7 @@ pub async fn finish_with_version(
 }
 
 /// Notes the series re-denoised with the round's new version.
-pub async fn note_redenoised(db: &Database, id: i64, series_uid: &str) -> Result<(), StorageError> {
+pub async fn note_redenoised(db: &Database, id: RoundId, series_uid: &str) -> Result<(), StorageError> {
     let sql = "UPDATE rounds SET redenoised_series_uid = $2 WHERE id = $1";
     execute!(db, sql, id, series_uid)?;
     Ok(())

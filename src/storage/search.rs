@@ -4,6 +4,7 @@
 use sqlx::{FromRow, QueryBuilder};
 
 use super::{Database, StorageError, with_pool};
+use crate::domain::PatientKey;
 
 /// The level results are returned at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,7 +102,7 @@ pub struct Match {
     pub study_id: Option<String>,
     pub study_description: Option<String>,
     pub referring_physician: Option<String>,
-    pub patient_key: String,
+    pub patient_key: PatientKey,
     pub patient_id: String,
     pub issuer: String,
     pub patient_name: Option<String>,

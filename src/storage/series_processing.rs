@@ -7,14 +7,14 @@ use sqlx::FromRow;
 
 use super::jobs::{INSERT_SQL, NewJob, bind_new_job, notify, now_ms};
 use super::{Database, StorageError, execute, with_pool};
-use crate::domain::SeriesState;
+use crate::domain::{JobId, ModelVersionId, PatientKey, SeriesState};
 
 /// A series' processing record, with what the index knows of it.
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
 pub struct SeriesProcessing {
     pub series_uid: String,
     pub study_uid: String,
-    pub patient_key: String,
+    pub patient_key: PatientKey,
     #[sqlx(try_from = "String")]
     pub state: SeriesState,
     pub reason: Option<String>,
@@ -23,12 +23,12 @@ pub struct SeriesProcessing {
     pub first_instance_ms: i64,
     pub last_instance_ms: i64,
     pub completed_ms: Option<i64>,
-    pub job_id: Option<String>,
+    pub job_id: Option<JobId>,
     pub started_ms: Option<i64>,
     pub finished_ms: Option<i64>,
     pub inference_ms: Option<i64>,
     pub derived_series_uid: Option<String>,
-    pub model_version_id: Option<i64>,
+    pub model_version_id: Option<ModelVersionId>,
     /// JSON text; the API shows it parsed (`normalisation_used`), not twice.
     #[serde(skip)]
     pub normalisation: Option<String>,
@@ -53,7 +53,7 @@ pub struct FirstSight<'a> {
 #[derive(Debug, Clone)]
 pub struct Denoised<'a> {
     pub derived_series_uid: &'a str,
-    pub model_version_id: Option<i64>,
+    pub model_version_id: Option<ModelVersionId>,
     pub inference_ms: i64,
     pub normalisation: &'a str,
 }
@@ -118,7 +118,7 @@ pub async fn complete_without_job(db: &Database, limit: i64) -> Result<Vec<Strin
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Queued {
     /// The series is queued with this new job.
-    Job(String),
+    Job(JobId),
     /// A job holding the same dedupe key is queued or running; nothing changed.
     AlreadyActive,
     /// The series is not in a state this request may queue from; nothing changed.
@@ -129,7 +129,7 @@ pub enum Queued {
 /// worker never sees the job before the series names it, and two callers never both queue.
 /// A series is queued from `complete`, and, when `rerun` is set, also from `done` or `failed`.
 pub async fn queue_job(db: &Database, series_uid: &str, job: &NewJob<'_>, rerun: bool) -> Result<Queued, StorageError> {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = JobId::generate();
     let now = now_ms();
     let move_sql = "UPDATE series_processing SET state = 'queued', job_id = $2, reason = NULL
                     WHERE series_uid = $1 AND (state = 'complete' OR ($3 AND state IN ('done', 'failed')))";
@@ -158,7 +158,7 @@ pub async fn queue_job(db: &Database, series_uid: &str, job: &NewJob<'_>, rerun:
 }
 
 /// The job `job_id` starts on the series; false when the series now belongs to another job.
-pub async fn mark_denoising(db: &Database, series_uid: &str, job_id: &str) -> Result<bool, StorageError> {
+pub async fn mark_denoising(db: &Database, series_uid: &str, job_id: &JobId) -> Result<bool, StorageError> {
     let sql = "UPDATE series_processing SET state = 'denoising', started_ms = $3, finished_ms = NULL
                WHERE series_uid = $1 AND job_id = $2 AND state IN ('queued', 'denoising', 'failed')";
     let now = now_ms();
@@ -170,7 +170,7 @@ pub async fn mark_denoising(db: &Database, series_uid: &str, job_id: &str) -> Re
 pub async fn mark_done(
     db: &Database,
     series_uid: &str,
-    job_id: &str,
+    job_id: &JobId,
     outcome: &Denoised<'_>,
 ) -> Result<bool, StorageError> {
     let now = now_ms();
@@ -205,7 +205,7 @@ pub async fn mark_done(
 }
 
 /// The series cannot be denoised (e.g. slices missing); `reason` says why.
-pub async fn mark_failed(db: &Database, series_uid: &str, job_id: &str, reason: &str) -> Result<(), StorageError> {
+pub async fn mark_failed(db: &Database, series_uid: &str, job_id: &JobId, reason: &str) -> Result<(), StorageError> {
     let sql = "UPDATE series_processing SET state = 'failed', reason = $3, finished_ms = $4
                WHERE series_uid = $1 AND job_id = $2";
     let now = now_ms();
@@ -229,7 +229,7 @@ pub async fn derived_from(db: &Database, source_series_uid: &str) -> Result<Vec<
 /// seconds, so its work does not grow with the history).
 pub async fn n2n_halves(
     db: &Database,
-    patient_key: Option<&str>,
+    patient_key: Option<&PatientKey>,
     unused_only: bool,
 ) -> Result<Vec<SeriesProcessing>, StorageError> {
     let sql = select_processing!(
@@ -254,7 +254,10 @@ pub async fn full_count_series(db: &Database, study_uid: &str) -> Result<Vec<Ser
 
 /// The patient's most recent series that petal denoised (its own derived series excluded):
 /// what a new model version is shown on first.
-pub async fn latest_denoised(db: &Database, patient_key: &str) -> Result<Option<SeriesProcessing>, StorageError> {
+pub async fn latest_denoised(
+    db: &Database,
+    patient_key: &PatientKey,
+) -> Result<Option<SeriesProcessing>, StorageError> {
     let sql = select_processing!(
         "WHERE st.patient_key = $1 AND p.state = 'done' AND p.source_series_uid IS NULL
          ORDER BY p.completed_ms DESC, p.series_uid LIMIT 1"

@@ -83,7 +83,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
                 max_attempts: 1,
             };
             let id = petal::storage::jobs::enqueue(&app.db, &job).await.expect("job").expect("new");
-            path.replace("{job_id}", &id)
+            path.replace("{job_id}", id.as_str())
         }
         (_, "/api/v1/tokens/{token_id}") => {
             let victim = issue_token(&app.db, "walk-victim", Role::Pacs, None, "test").await.expect("token");
@@ -93,7 +93,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             let identity =
                 PatientIdentity { patient_id: "WALK-2".into(), issuer: "HOSP-A".into(), ..Default::default() };
             let key = upsert(&app.db, &identity).await.expect("patient");
-            path.replace("{patient_key}", &key).replace("{version}", "0")
+            path.replace("{patient_key}", key.as_str()).replace("{version}", "0")
         }
         (_, "/api/v1/models/{version_id}") => {
             let model = crate::common::small_model(9);
@@ -114,7 +114,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
                 petal::storage::index::study_patient(&app.db, &own.study_uid).await.expect("query").expect("patient");
             return app
                 .client
-                .post(app.url(&path.replace("{patient_key}", &key)))
+                .post(app.url(&path.replace("{patient_key}", key.as_str())))
                 .json(&serde_json::json!({"pair": {"kind": "neighbour_subsampling", "series_uid": own.series_uid}}));
         }
         (_, "/api/v1/rounds/{round_id}" | "/api/v1/rounds/{round_id}/cancel") => {
@@ -131,7 +131,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             let identity =
                 PatientIdentity { patient_id: "WALK-1".into(), issuer: "HOSP-A".into(), ..Default::default() };
             let key = upsert(&app.db, &identity).await.expect("patient");
-            path.replace("{patient_key}", &key)
+            path.replace("{patient_key}", key.as_str())
         }
         (_, other) => {
             assert!(!other.contains('{'), "add a fixture for the path parameters of {other}");

@@ -38,7 +38,7 @@ fn settings() -> DerivedSeriesSettings {
         uid_root: Uid::parse("1.2.826.0.1.3680043.10.1234").expect("root"),
         label: "petal denoised (research use):".into(),
         series_number_offset: 1000,
-        model_version: Some(1),
+        model_version: Some(1.into()),
         device_uid: "2.25.77".into(),
         uid_seed: None,
     }

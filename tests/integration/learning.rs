@@ -111,7 +111,7 @@ fn finished(round: &Value) -> bool {
 
 /// The stored weights of version `id`.
 async fn version_weights(app: &TestApp, id: i64) -> ModelWeights {
-    let bytes = petal::storage::models::weights(&app.db, id).await.expect("query").expect("weights");
+    let bytes = petal::storage::models::weights(&app.db, id.into()).await.expect("query").expect("weights");
     ModelWeights::from_safetensors(&bytes).expect("safetensors")
 }
 
@@ -365,9 +365,12 @@ async fn a_failing_gate_keeps_the_active_version_and_erasure_removes_everything(
     let blobs = app.database.dir.path().join("blobs");
     let files = walk(&blobs);
     assert!(files.is_empty(), "blobs left behind: {files:?}");
-    assert!(petal::storage::models::get(&app.db, version_id).await.expect("query").is_none());
-    assert!(petal::storage::models::get(&app.db, base_id).await.expect("query").is_some(), "the base model stays");
-    assert!(petal::storage::rounds::get(&app.db, id).await.expect("query").is_none());
+    assert!(petal::storage::models::get(&app.db, version_id.into()).await.expect("query").is_none());
+    assert!(
+        petal::storage::models::get(&app.db, base_id.into()).await.expect("query").is_some(),
+        "the base model stays"
+    );
+    assert!(petal::storage::rounds::get(&app.db, id.into()).await.expect("query").is_none());
     let audit = get(&app, &format!("/api/v1/audit?action=patient.erase&patient_key={patient_key}")).await;
     assert_eq!(audit["events"][0]["outcome"], "success", "{audit}");
     app.stop().await;

@@ -34,7 +34,7 @@ async fn base_models_register_once_and_never_change(engine: Engine) {
     // Several processes starting together register the same base model.
     let new = new_version(&model, &config, &weights);
     let registrations = futures::future::join_all((0..4).map(|_| models::register_base(&db, &new))).await;
-    let ids: Vec<i64> = registrations.into_iter().map(|r| r.expect("register").id).collect();
+    let ids: Vec<petal::domain::ModelVersionId> = registrations.into_iter().map(|r| r.expect("register").id).collect();
     assert!(ids.iter().all(|id| *id == ids[0]), "one row for one base model: {ids:?}");
 
     let version = models::get(&db, ids[0]).await.expect("get").expect("present");

@@ -49,7 +49,7 @@ async fn the_active_version_denoises_and_version_zero_rolls_back(engine: Engine)
     let model = small_model(21);
     let config = serde_json::to_string(&model.config).expect("config");
     let weights = model.weights.to_safetensors().expect("weights");
-    let base_id = base["id"].as_i64();
+    let base_id = base["id"].as_i64().map(petal::domain::ModelVersionId::from);
     let version = petal::storage::models::insert(
         &app.db,
         &NewModelVersion {
@@ -59,7 +59,7 @@ async fn the_active_version_denoises_and_version_zero_rolls_back(engine: Engine)
             config: &config,
             weights: &weights,
             parent_id: base_id,
-            patient_key: Some(&patient_key),
+            patient_key: Some(&petal::domain::PatientKey::from(patient_key.clone())),
             report: Some("{}"),
             created_by: Some("test"),
         },
@@ -69,14 +69,14 @@ async fn the_active_version_denoises_and_version_zero_rolls_back(engine: Engine)
 
     let listed = get(&app, &format!("/api/v1/patients/{patient_key}/models")).await;
     assert_eq!(listed["active_version"], 0, "{listed}");
-    assert_eq!(listed["base"]["id"].as_i64(), base_id);
-    assert_eq!(listed["versions"][0]["id"], version.id);
+    assert_eq!(listed["base"]["id"].as_i64(), base_id.map(petal::domain::ModelVersionId::get));
+    assert_eq!(listed["versions"][0]["id"], version.id.get());
 
     let (code, body) = post(&app, &format!("/api/v1/patients/{patient_key}/models/{}/activate", version.id)).await;
     assert_eq!(code, StatusCode::OK, "{body}");
-    assert_eq!(get(&app, &format!("/api/v1/patients/{patient_key}/models")).await["active_version"], version.id);
+    assert_eq!(get(&app, &format!("/api/v1/patients/{patient_key}/models")).await["active_version"], version.id.get());
     let with_version = denoise_again(&app, &source, first["derived_series_uid"].as_str().expect("first")).await;
-    assert_eq!(with_version["model_version"]["id"], version.id);
+    assert_eq!(with_version["model_version"]["id"], version.id.get());
     assert_eq!(with_version["model_version"]["device_uid"], version.device_uid.as_str());
 
     // Rollback: version 0 is the base model again.

@@ -65,7 +65,7 @@ async fn find(
     let patient = if found.is_empty() { None } else { index::study_patient(&state.db, &study).await? };
     let outcome = if found.is_empty() { Outcome::Failure } else { Outcome::Success };
     let resource = format!("/dicomweb/studies/{study}/series/{series}");
-    actor.audit(&state.db, "dicom.pixels", &resource, patient.as_deref(), outcome).await?;
+    actor.audit(&state.db, "dicom.pixels", &resource, patient.as_ref(), outcome).await?;
     if found.is_empty() {
         return Err(ApiError::NotFound("no stored instance matches these UIDs".into()));
     }

@@ -13,6 +13,7 @@ use super::{base_url, path_uid};
 use crate::api::extract::Actor;
 use crate::api::{ApiError, AppState};
 use crate::dicom::json::{resolve_attribute, set_number, set_text, tag_key};
+use crate::domain::PatientKey;
 use crate::storage::audit::Outcome;
 use crate::storage::search::{self, Column, Filter, Level, Match, SearchQuery};
 
@@ -125,7 +126,7 @@ async fn run(
             .push(Value::Object(render(&state, found, level, scope.study.is_none(), &request.include, &base).await?));
     }
     // One audit event per patient whose data the search returned.
-    let mut patients: Vec<&str> = matches.iter().map(|m| m.patient_key.as_str()).collect();
+    let mut patients: Vec<&PatientKey> = matches.iter().map(|m| &m.patient_key).collect();
     patients.sort_unstable();
     patients.dedup();
     for patient in patients {

@@ -264,7 +264,7 @@ async fn audit_studies(state: &AppState, actor: &Actor, receipts: &[Receipt]) ->
         let patient_key = index::study_patient(&state.db, study.as_str()).await?;
         let outcome = if stored { Outcome::Success } else { Outcome::Failure };
         let resource = format!("/dicomweb/studies/{study}");
-        actor.audit(&state.db, "dicom.store", &resource, patient_key.as_deref(), outcome).await?;
+        actor.audit(&state.db, "dicom.store", &resource, patient_key.as_ref(), outcome).await?;
     }
     if receipts.iter().any(|r| r.study_uid.is_none()) {
         actor.audit(&state.db, "dicom.store", "/dicomweb/studies", None, Outcome::Failure).await?;

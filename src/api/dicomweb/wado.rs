@@ -166,7 +166,7 @@ async fn audit_access(
 ) -> Result<(), ApiError> {
     let patient = if found { index::study_patient(&state.db, &target.study).await? } else { None };
     let outcome = if found { Outcome::Success } else { Outcome::Failure };
-    actor.audit(&state.db, action, &target.resource(), patient.as_deref(), outcome).await?;
+    actor.audit(&state.db, action, &target.resource(), patient.as_ref(), outcome).await?;
     if found { Ok(()) } else { Err(ApiError::NotFound("no stored instance matches these UIDs".into())) }
 }
 
@@ -317,7 +317,7 @@ pub async fn delete_study(
         actor.audit(&state.db, "dicom.delete", &resource, None, Outcome::Failure).await?;
         return Err(ApiError::NotFound("no study has this UID".into()));
     };
-    actor.audit(&state.db, "dicom.delete", &resource, patient.as_deref(), Outcome::Success).await?;
+    actor.audit(&state.db, "dicom.delete", &resource, patient.as_ref(), Outcome::Success).await?;
     // The index no longer names these blobs; a blob left behind by a failure here is an
     // orphan, never a dangling index row.
     for key in keys {

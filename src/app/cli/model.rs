@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde_json::json;
 
 use crate::app::config::DatabaseArgs;
+use crate::domain::ModelVersionId;
 use crate::science::model::config::DnCnnConfig;
 use crate::science::model::directory::StoredModel;
 use crate::science::model::kse::layer_kse;
@@ -21,8 +22,10 @@ pub async fn resolve(model: &str, database: &DatabaseArgs) -> anyhow::Result<Sto
     if path.exists() {
         return StoredModel::load(path).with_context(|| format!("reading the model directory {model}"));
     }
-    let id: i64 =
-        model.parse().map_err(|_| anyhow::anyhow!("{model} is neither a model directory nor a model version id"))?;
+    let id: ModelVersionId = model
+        .parse::<i64>()
+        .map(ModelVersionId::from)
+        .map_err(|_| anyhow::anyhow!("{model} is neither a model directory nor a model version id"))?;
     let db = super::database::open_database(database).await?;
     let result = async {
         let version = models::get(&db, id).await?.with_context(|| format!("no model version {id} in the database"))?;

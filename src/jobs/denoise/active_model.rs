@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::domain::{ModelVersionId, PatientKey};
 use crate::inference::InferenceContext;
 use crate::science::model::directory::StoredModel;
 use crate::storage::{Database, models};
@@ -14,7 +15,7 @@ use crate::storage::{Database, models};
 pub struct ActiveModel {
     pub model: Arc<StoredModel>,
     /// `None` only for a base model the registry could not record.
-    pub version_id: Option<i64>,
+    pub version_id: Option<ModelVersionId>,
     pub device_uid: String,
 }
 
@@ -22,7 +23,7 @@ pub struct ActiveModel {
 pub async fn active_model(
     db: &Database,
     inference: &InferenceContext,
-    patient_key: &str,
+    patient_key: &PatientKey,
 ) -> anyhow::Result<ActiveModel> {
     if let Some((version, model)) = models::load_active(db, patient_key).await? {
         return Ok(ActiveModel {

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::blobs::BlobStore;
 use crate::dicom::ParsedInstance;
 use crate::dicom::series_kind::{DescriptionRules, SeriesKind, classify_facts, is_n2n_half};
-use crate::domain::SeriesState;
+use crate::domain::{JobId, SeriesState};
 use crate::ingest::{self, IngestError, Origin, Receipt, Stored};
 use crate::storage::jobs::{self, NewJob, now_ms};
 use crate::storage::series_processing::{self, FirstSight, Queued};
@@ -46,9 +46,9 @@ pub struct CompletionSettings {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Enqueued {
     /// A new job.
-    Queued(String),
+    Queued(JobId),
     /// A job for the series is already queued or running.
-    AlreadyActive(String),
+    AlreadyActive(JobId),
     /// The series is not in a state to be queued (e.g. another caller queued it first).
     NotEligible,
 }

@@ -64,7 +64,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
         tracing::info!("the series is gone (deleted); nothing to do");
         return Ok(());
     };
-    if series.job_id.as_deref() != Some(job.id.as_str()) {
+    if series.job_id.as_ref() != Some(&job.id) {
         tracing::info!("a newer denoise job replaced this one; nothing to do");
         return Ok(());
     }
@@ -88,7 +88,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
         series_number_offset: context.naming.series_number_offset,
         model_version: chosen.version_id,
         device_uid: chosen.device_uid.clone(),
-        uid_seed: Some(job.id.clone()),
+        uid_seed: Some(job.id.to_string()),
     };
     let started = Instant::now();
     let denoised = match denoise_series(engine, chosen.model.clone(), &sources, &settings).await {

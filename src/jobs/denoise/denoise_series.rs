@@ -9,6 +9,7 @@ use crate::dicom::Uid;
 use crate::dicom::derived::{Derivation, DerivedError, derive_instance};
 use crate::dicom::uid::UidError;
 use crate::dicom::volume::{Normalisation, Slice, VolumeError, assemble};
+use crate::domain::ModelVersionId;
 use crate::inference::{InferenceEngine, InferenceError, Volume as WindowVolume};
 use crate::science::model::directory::StoredModel;
 
@@ -22,7 +23,7 @@ pub struct DerivedSeriesSettings {
     /// Added to the source's SeriesNumber.
     pub series_number_offset: i32,
     /// The model version's id, for the description.
-    pub model_version: Option<i64>,
+    pub model_version: Option<ModelVersionId>,
     /// The model version's DICOM UID (DeviceUID).
     pub device_uid: String,
     /// When set, the derived UIDs are derived from it (and the source UIDs), so repeating

@@ -27,7 +27,7 @@ pub async fn detect(db: &Database, learning: &LearningSettings) -> Result<usize,
             ChosenPair { source: PairSource::DetectedPair, series_a: &pair.series_a, series_b: Some(&pair.series_b) };
         match create_round(db, &pair.patient_key, &chosen, &learning.round_defaults, DETECTOR).await? {
             Created::Round(round) => {
-                tracing::info!(round = round.id, patient = %pair.patient_key, "a pair of N2N halves started a round");
+                tracing::info!(round = %round.id, patient = %pair.patient_key, "a pair of N2N halves started a round");
                 started += 1;
             }
             Created::AlreadyActive(_) => {}

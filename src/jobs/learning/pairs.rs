@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::domain::PatientKey;
 use crate::storage::jobs::now_ms;
 use crate::storage::series_processing::{self, SeriesProcessing};
 use crate::storage::{Database, StorageError};
@@ -11,7 +12,7 @@ use crate::storage::{Database, StorageError};
 /// Two complete halves of one study.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CompletePair {
-    pub patient_key: String,
+    pub patient_key: PatientKey,
     pub study_uid: String,
     pub series_a: String,
     pub series_b: String,
@@ -29,12 +30,12 @@ fn complete(half: &SeriesProcessing, quiet_before_ms: i64) -> bool {
 /// halves are paired in arrival order among those with equal instance counts.
 pub async fn complete_pairs(
     db: &Database,
-    patient_key: Option<&str>,
+    patient_key: Option<&PatientKey>,
     unused_only: bool,
     quiet: Duration,
 ) -> Result<Vec<CompletePair>, StorageError> {
     let quiet_before_ms = now_ms().saturating_sub(i64::try_from(quiet.as_millis()).unwrap_or(i64::MAX));
-    let mut by_study: BTreeMap<(String, String), Vec<SeriesProcessing>> = BTreeMap::new();
+    let mut by_study: BTreeMap<(PatientKey, String), Vec<SeriesProcessing>> = BTreeMap::new();
     for half in series_processing::n2n_halves(db, patient_key, unused_only).await? {
         if complete(&half, quiet_before_ms) {
             by_study.entry((half.patient_key.clone(), half.study_uid.clone())).or_default().push(half);

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 
 use super::LearningSettings;
 use super::pairs::{CompletePair, complete_pairs};
+use crate::domain::PatientKey;
 use crate::science::training::n2n_round::{InvalidRoundSettings, RoundSettings};
 use crate::science::training::pair_source::PairSource;
 use crate::storage::rounds::{self, Created, NewRound};
@@ -74,11 +75,15 @@ pub fn merged_settings(
 }
 
 /// A series of this patient, or why it cannot be used.
-async fn patient_series(db: &Database, patient_key: &str, series_uid: &str) -> Result<SeriesProcessing, RequestError> {
+async fn patient_series(
+    db: &Database,
+    patient_key: &PatientKey,
+    series_uid: &str,
+) -> Result<SeriesProcessing, RequestError> {
     let series = series_processing::get(db, series_uid)
         .await?
         .ok_or_else(|| RequestError::Unusable(format!("petal holds no series {series_uid}")))?;
-    if series.patient_key != patient_key {
+    if series.patient_key != *patient_key {
         return Err(RequestError::Unusable(format!("series {series_uid} belongs to another patient")));
     }
     if series.source_series_uid.is_some() || series.reason.as_deref().is_some_and(|r| r.starts_with("derived by petal"))
@@ -91,7 +96,7 @@ async fn patient_series(db: &Database, patient_key: &str, series_uid: &str) -> R
 /// Creates the round (queued, with its job), or says which round is already active.
 pub async fn request_round(
     db: &Database,
-    patient_key: &str,
+    patient_key: &PatientKey,
     request: &RoundRequest,
     learning: &LearningSettings,
     requested_by: &str,
@@ -145,7 +150,7 @@ pub(super) struct ChosenPair<'a> {
 /// Stores the round and its job (no checks: the callers made them).
 pub(super) async fn create_round(
     db: &Database,
-    patient_key: &str,
+    patient_key: &PatientKey,
     pair: &ChosenPair<'_>,
     settings: &RoundSettings,
     requested_by: &str,

@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use super::LearningSettings;
 use crate::blobs::BlobStore;
 use crate::dicom::series_image::{PairError, pair_of, series_image};
-use crate::domain::RoundState;
+use crate::domain::{RoundId, RoundState};
 use crate::inference::InferenceContext;
 use crate::jobs::denoise::active_model::{ActiveModel, active_model};
 use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
@@ -49,7 +49,7 @@ const SYSTEM_ACTOR: &str = "petal";
 /// What a `fine_tune` job carries.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RoundPayload {
-    pub round_id: i64,
+    pub round_id: RoundId,
 }
 
 /// Everything a round job needs, shared by every job the worker runs.
@@ -74,7 +74,7 @@ pub fn handler(context: Arc<RoundJobContext>) -> Handler {
 /// The report stored with a round's model version.
 #[derive(serde::Serialize)]
 struct VersionReport<'a> {
-    round_id: i64,
+    round_id: RoundId,
     pair_source: &'a str,
     series: [Option<&'a str>; 2],
     device: TrainingDevice,
@@ -109,7 +109,7 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
     let LoadedPair { pair, full_count } = match load_pair(context, &round, settings.seed).await? {
         Ok(loaded) => loaded,
         Err(reason) => {
-            tracing::warn!(round = round.id, reason = %reason, "the round's pair cannot be used");
+            tracing::warn!(round = %round.id, reason = %reason, "the round's pair cannot be used");
             rounds::finish_without_version(db, round.id, RoundState::Failed, &reason.to_string()).await?;
             return Ok(());
         }
@@ -128,7 +128,7 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
             cancelled(db, &round, step).await
         }
         Err(err @ (RoundError::Pair(_) | RoundError::Settings(_) | RoundError::Diverged(_))) => {
-            tracing::warn!(round = round.id, error = %err, "the round failed");
+            tracing::warn!(round = %round.id, error = %err, "the round failed");
             rounds::finish_without_version(db, round.id, RoundState::Failed, &err.to_string()).await?;
             Ok(())
         }
@@ -140,7 +140,7 @@ async fn cancelled(db: &Database, round: &Round, step: i64) -> anyhow::Result<()
     let who = rounds::get(db, round.id).await?.and_then(|r| r.cancel_requested_by).unwrap_or_else(|| "an admin".into());
     let reason = format!("cancelled by {who} at step {step}");
     rounds::finish_without_version(db, round.id, RoundState::Cancelled, &reason).await?;
-    tracing::info!(round = round.id, step, "round cancelled");
+    tracing::info!(round = %round.id, step, "round cancelled");
     Ok(())
 }
 
@@ -274,7 +274,7 @@ async fn series_files(context: &RoundJobContext, series_uid: &str) -> anyhow::Re
 struct DatabaseProgress {
     runtime: Handle,
     db: Database,
-    round_id: i64,
+    round_id: RoundId,
     every: Duration,
     started: Instant,
     last_write: Option<Instant>,
@@ -452,8 +452,8 @@ async fn conclude(
     )
     .await?;
     tracing::info!(
-        round = round.id,
-        version = version.id,
+        round = %round.id,
+        version = %version.id,
         passed = verdict.passed,
         reasons = ?verdict.reasons,
         "round finished"
@@ -472,13 +472,13 @@ async fn follow_up(context: &RoundJobContext, round: &Round) -> anyhow::Result<(
     }
     let db = &context.db;
     let Some(latest) = series_processing::latest_denoised(db, &round.patient_key).await? else {
-        tracing::info!(round = round.id, "the patient has no denoised series to show the new version on");
+        tracing::info!(round = %round.id, "the patient has no denoised series to show the new version on");
         return Ok(());
     };
     let requested_by = format!("{SYSTEM_ACTOR} (round {})", round.id);
     match enqueue_denoise(db, &latest.series_uid, &requested_by, true).await? {
-        Enqueued::Queued(job) => tracing::info!(round = round.id, job, "re-denoising the latest series"),
-        Enqueued::AlreadyActive(job) => tracing::info!(round = round.id, job, "the latest series is already queued"),
+        Enqueued::Queued(job) => tracing::info!(round = %round.id, %job, "re-denoising the latest series"),
+        Enqueued::AlreadyActive(job) => tracing::info!(round = %round.id, %job, "the latest series is already queued"),
         Enqueued::NotEligible => return Ok(()),
     }
     rounds::note_redenoised(db, round.id, &latest.series_uid).await?;
