@@ -85,22 +85,6 @@ pub struct Receipt {
     pub result: Result<Stored, IngestError>,
 }
 
-/// Stores one instance (blob, then index). Returns the receipt and, when the instance could
-/// be parsed, the parsed instance, which callers note for its series' completion
-/// ([`crate::jobs::denoise::completion::store_and_note`] does both).
-pub async fn store_instance(
-    db: &Database,
-    blobs: &BlobStore,
-    bytes: Bytes,
-    origin: Origin<'_>,
-) -> (Receipt, Option<ParsedInstance>) {
-    let mut stored = store_instances(db, blobs, vec![bytes], origin).await;
-    match stored.pop() {
-        Some(one) => one,
-        None => unreachable!("one receipt per instance"),
-    }
-}
-
 /// Stores a batch of instances: each is validated and its blob written, then the batch is
 /// indexed in one transaction (one commit instead of one per instance). Receipts come in
 /// the order given. If the batch cannot be indexed as a whole, each instance is indexed on
