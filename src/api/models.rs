@@ -1,8 +1,10 @@
 //! The model registry for readers and admins: a patient's versions and which is active,
-//! one version with its report, and activation (rollback or roll-forward), all audited.
-//! Version 0 of every patient is the base model.
+//! one version with its report, its weights for admins to export, and activation
+//! (rollback or roll-forward), all audited. Version 0 of every patient is the base model.
 
 use axum::extract::{Path, State};
+use axum::http::header;
+use axum::response::IntoResponse;
 use serde::Serialize;
 
 use super::extract::Actor;
@@ -64,6 +66,33 @@ pub async fn get(
         actor.audit(&state.db, "model.read", &resource, Some(patient), Outcome::Success).await?;
     }
     Ok(axum::Json(version))
+}
+
+/// A version's weights as stored (safetensors; its sha256 is the version's `sha256`), so a
+/// physicist can check a version outside petal or judge a rejected one against data petal
+/// never saw. A patient's version is fitted to their images, so every export is audited.
+pub async fn weights(
+    State(state): State<AppState>,
+    actor: Actor,
+    Path(version_id): Path<ModelVersionId>,
+) -> Result<impl IntoResponse, ApiError> {
+    let resource = format!("/api/v1/models/{version_id}/weights");
+    let (Some(version), Some(bytes)) =
+        (models::get(&state.db, version_id).await?, models::weights(&state.db, version_id).await?)
+    else {
+        actor.audit(&state.db, "model.export", &resource, None, Outcome::Failure).await?;
+        return Err(ApiError::NotFound("no model version has this id".into()));
+    };
+    actor.audit(&state.db, "model.export", &resource, version.patient_key.as_ref(), Outcome::Success).await?;
+    let disposition = format!("attachment; filename=\"petal-model-{version_id}.safetensors\"");
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+            (header::ETAG, format!("\"{}\"", version.sha256)),
+        ],
+        bytes,
+    ))
 }
 
 #[derive(Debug, Serialize)]

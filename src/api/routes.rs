@@ -109,6 +109,7 @@ pub fn endpoints() -> Vec<Endpoint> {
             models::activate,
         ),
         Endpoint::get("/api/v1/models/{version_id}", Roles(READERS), Json, models::get),
+        Endpoint::get("/api/v1/models/{version_id}/weights", Roles(ADMIN), Download, models::weights),
         Endpoint::post("/dicomweb/studies", Roles(STORERS), Upload, dicomweb::stow::store_any),
         Endpoint::post("/dicomweb/studies/{study}", Roles(STORERS), Upload, dicomweb::stow::store_in_study),
         Endpoint::get("/dicomweb/studies", Roles(READERS), Json, dicomweb::qido::all_studies),

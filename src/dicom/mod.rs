@@ -1,10 +1,12 @@
 //! DICOM: parsing and validating received instances, UIDs, SOP classes and the DICOM JSON
-//! model. Knows nothing of the database or HTTP.
+//! model, and the `multipart/related` encoding DICOMweb carries instances in (read by
+//! STOW-RS and by clients of WADO-RS alike). Knows nothing of the database or of HTTP.
 
 pub mod derived;
 pub mod header;
 pub mod instance;
 pub mod json;
+pub mod multipart;
 pub mod part10;
 pub mod pixels;
 pub mod provenance;

@@ -7,7 +7,7 @@
 //!               full-count/IM0001.dcm  …one file per slice
 //!               n2n-half-a/  n2n-half-b/
 //!               low-count-01/ … low-count-NN/
-//!               truth/activity_suv.f32 body.u8 liver.u8 lesions.u8 truth.json
+//!               truth/activity_suv.f32 noiseless_recon_suv.f32 body.u8 liver.u8 lesions.u8 truth.json
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -166,7 +166,8 @@ pub fn write_study(
             .map(|(index, counts)| (SeriesRole::LowCount { index, fraction: settings.low_count_fraction }, counts)),
     );
 
-    progress.start((data.len() * settings.grid.slices) as u64);
+    // Every series, then the noiseless reconstruction.
+    progress.start(((data.len() + 1) * settings.grid.slices) as u64);
     let study_dir = output.join(settings.study_folder());
     let header = settings.study_header(&scan);
     let recon = settings.recon.settings();
@@ -191,7 +192,8 @@ pub fn write_study(
             counts: counts.total(),
         });
     }
-    write_truth(&scan, &study_dir.join("truth"))?;
+    let noiseless = reconstruct(&scan.system, &scan.noiseless(), &recon, &|| progress.slice_done());
+    write_truth(&scan, &noiseless, &study_dir.join("truth"))?;
     let manifest = StudyManifest {
         settings: settings.clone(),
         patient: scan.phantom.patient.clone(),
@@ -217,6 +219,9 @@ pub struct TruthSidecar {
     /// Patient position (mm) of the centre of voxel (0, 0, 0); slice 0 is the most inferior.
     pub first_voxel_mm: [f64; 3],
     pub activity: String,
+    /// The same OSEM as the series, of noiseless data: what a perfect denoiser of these
+    /// series would give (it keeps OSEM's resolution, which `activity` does not have).
+    pub noiseless_reconstruction: String,
     pub activity_units: String,
     pub body: String,
     pub liver: String,
@@ -225,7 +230,7 @@ pub struct TruthSidecar {
     pub uptake: crate::science::simulation::phantom::Uptake,
 }
 
-fn write_truth(scan: &Scan, directory: &Path) -> anyhow::Result<()> {
+fn write_truth(scan: &Scan, noiseless: &Image3, directory: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(directory).with_context(|| format!("creating {}", directory.display()))?;
     let phantom = &scan.phantom;
     let grid = phantom.activity.grid;
@@ -239,6 +244,10 @@ fn write_truth(scan: &Scan, directory: &Path) -> anyhow::Result<()> {
         grid,
         first_voxel_mm: [grid.x_mm(0), grid.y_mm(0), grid.z_mm(0)],
         activity: write("activity_suv.f32", phantom.activity.data.iter().flat_map(|v| v.to_le_bytes()).collect())?,
+        noiseless_reconstruction: write(
+            "noiseless_recon_suv.f32",
+            noiseless.data.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        )?,
         activity_units: "SUVbw".into(),
         body: write("body.u8", phantom.body.iter().map(|b| u8::from(*b)).collect())?,
         liver: write("liver.u8", phantom.liver.iter().map(|b| u8::from(*b)).collect())?,

@@ -95,7 +95,7 @@ async fn request_for(app: &TestApp, stored: &SeriesSpec, method: &str, path: &st
             let key = upsert(&app.db, &identity).await.expect("patient");
             path.replace("{patient_key}", key.as_str()).replace("{version}", "0")
         }
-        (_, "/api/v1/models/{version_id}") => {
+        (_, "/api/v1/models/{version_id}" | "/api/v1/models/{version_id}/weights") => {
             let model = crate::common::small_model(9);
             let version = petal::storage::models::register_base_model(&app.db, &model, std::path::Path::new("walk"))
                 .await

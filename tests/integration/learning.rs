@@ -195,6 +195,22 @@ async fn a_pair_of_halves_starts_a_round_that_goes_live_and_redenoises(engine: E
     assert_kept_channels_identical(&parent, &child, passes);
     assert_eq!(parent.get("conv8.weight"), child.get("conv8.weight"), "the noise classifier is never retrained");
 
+    // An admin can export the version's weights as stored; the ETag is its sha256.
+    let exported = app
+        .client
+        .get(app.url(&format!("/api/v1/models/{version_id}/weights")))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await
+        .expect("GET weights");
+    assert_eq!(exported.status(), reqwest::StatusCode::OK);
+    let etag = exported.headers().get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    assert_eq!(etag, format!("\"{}\"", version["sha256"].as_str().expect("sha256")));
+    let bytes = exported.bytes().await.expect("body");
+    let stored = petal::storage::models::weights(&app.db, version_id.into()).await.expect("query").expect("weights");
+    assert_eq!(bytes.as_ref(), stored.as_slice(), "the export is the stored safetensors");
+    assert_eq!(petal::science::model::weights::sha256_hex(&bytes), version["sha256"].as_str().expect("sha256"));
+
     // The latest series is denoised again by version 1, whose DeviceUID the series carries
     // (the round notes it just after its verdict is stored).
     let round = wait_round(&app, id, |r| !r["redenoised_series_uid"].is_null()).await;

@@ -231,14 +231,18 @@ async fn series_status_errors_say_what_to_do(engine: Engine) {
 }
 on_both_engines!(series_status_errors_say_what_to_do);
 
+/// A short round, so the demo's round ends quickly; whether the gate passes it or not, the
+/// demo must judge it by the truth.
+const DEMO_ROUND: &str = r#"{"steps_per_pass": 20, "batch": 4, "patch": 16}"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_command_posts_a_study_and_prints_where_its_denoised_series_is() {
-    let app = TestApp::spawn(Engine::Sqlite).await;
+async fn the_demo_command_posts_a_study_prints_where_its_denoised_series_is_and_judges_its_round() {
+    let app = TestApp::spawn_with(Engine::Sqlite, &["--round-defaults", DEMO_ROUND]).await;
     let token_file = app.database.dir.path().join("admin-token");
     let base_url = app.base_url.clone();
     let output = tokio::task::spawn_blocking(move || {
         std::process::Command::new(crate::common::petal_binary())
-            .args(["demo", "--url", &base_url, "--size", "32", "--slices", "6", "--timeout-seconds", "120"])
+            .args(["demo", "--url", &base_url, "--size", "32", "--slices", "6", "--timeout-seconds", "240"])
             .arg("--token-file")
             .arg(&token_file)
             .output()
@@ -249,5 +253,8 @@ async fn the_demo_command_posts_a_study_and_prints_where_its_denoised_series_is(
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("WADO:") && stdout.contains("/dicomweb/studies/"), "{stdout}");
+    let last = stdout.lines().last().unwrap_or_default();
+    assert!(last.starts_with("round: activated") || last.starts_with("round: rejected"), "{stdout}");
+    assert!(last.contains("% closer to the truth") || last.contains("% further from the truth"), "{stdout}");
     app.stop().await;
 }

@@ -103,6 +103,18 @@ fn a_simulated_study_is_valid_dicom_with_suv_one_in_soft_tissue() {
     assert!((0.8..1.2).contains(&soft), "soft tissue SUV {soft} is not ≈ 1");
     let liver = region_mean(truth.uptake.liver);
     assert!((liver / truth.uptake.liver - 1.0).abs() < 0.1, "liver SUV {liver} vs true {}", truth.uptake.liver);
+
+    // The noiseless reconstruction is what the series would be without noise: on its own
+    // voxels, the same amount of activity and a few tens of percent of error in the series.
+    let noiseless =
+        read_f32_volume(&study.join("truth").join(&truth.noiseless_reconstruction), grid).expect("noiseless");
+    let total = |values: &[f32]| values.iter().map(|v| f64::from(*v)).sum::<f64>();
+    let (series_total, noiseless_total) = (total(&suv), total(&noiseless.data));
+    assert!((series_total / noiseless_total - 1.0).abs() < 0.05, "{series_total} vs {noiseless_total}");
+    let body: Vec<bool> =
+        std::fs::read(study.join("truth").join(&truth.body)).expect("body").iter().map(|b| *b != 0).collect();
+    let error = petal::science::evaluation::rounds::measures::relative_error(&suv, &noiseless.data, &body);
+    assert!((0.01..0.6).contains(&error), "the series' error against the noiseless reconstruction: {error}");
 }
 
 #[test]

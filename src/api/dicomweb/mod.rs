@@ -1,7 +1,6 @@
 //! DICOMweb (PS3.18) under `/dicomweb`: STOW-RS ingest, QIDO-RS search, WADO-RS retrieval.
 
 pub mod media;
-mod multipart;
 pub mod pixels;
 pub mod qido;
 pub mod stow;

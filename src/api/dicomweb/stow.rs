@@ -18,11 +18,11 @@ use futures::StreamExt;
 use serde_json::{Map, Value, json};
 
 use super::media::{MediaType, parse_accept};
-use super::multipart::{MultipartError, MultipartReader};
 use super::{base_url, path_uid};
 use crate::api::extract::Actor;
 use crate::api::{ApiError, AppState};
 use crate::dicom::json::{attribute, tag_key};
+use crate::dicom::multipart::{MultipartError, MultipartReader};
 use crate::dicom::{InstanceError, Uid};
 use crate::ingest::{IngestError, Origin, Receipt, Stored};
 use crate::storage::audit::Outcome;

@@ -85,7 +85,11 @@ pub struct DemoArgs {
     /// Number of slices.
     #[arg(long, default_value_t = 32)]
     pub slices: usize,
-    /// How long to wait for the derived series.
+    /// The OSEM version of the simulated scanner. The shipped base model was trained on v1;
+    /// v2, a reconstruction it never saw, is the paper's case for learning each patient.
+    #[arg(long, default_value = "v2", value_parser = recon_version_parser())]
+    pub recon: crate::science::simulation::ReconVersion,
+    /// How long to wait for the derived series and then for the learning round it starts.
     #[arg(long, default_value_t = 600)]
     pub timeout_seconds: u64,
 }

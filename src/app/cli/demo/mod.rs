@@ -1,6 +1,10 @@
 //! `petal demo`: shows the main job to a newcomer. It simulates a small whole-body study,
 //! posts it to a running petal over STOW-RS as a PACS would, waits for the derived series
-//! and prints where to fetch it.
+//! and prints where to fetch it. The study's N2N halves start a learning round; the demo
+//! waits for it and ends with one line that judges it by the patient's known truth
+//! ([`round_verdict`]).
+
+mod round_verdict;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,8 +13,9 @@ use anyhow::Context;
 
 use crate::app::config::DemoArgs;
 use crate::dicom::simulated_study::{Silent, SimulationSettings, StudyManifest, write_study};
+use crate::science::simulation::Grid;
 use crate::science::simulation::acquisition::ScannerModel;
-use crate::science::simulation::{Grid, ReconVersion};
+use round_verdict::{DemoSeries, Petal, Truth, judge_round};
 
 const BOUNDARY: &str = "petal-demo-boundary";
 
@@ -48,13 +53,20 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let settings = SimulationSettings {
         seed: args.seed,
         grid: Grid::new(args.size, args.slices),
-        recon: ReconVersion::V1,
+        recon: args.recon,
         seconds_per_bed: 120.0,
         realizations: 1,
         low_count_fraction: 0.1,
         scanner: ScannerModel::default(),
     };
-    println!("simulating a {}×{}×{} whole-body FDG study (seed {})…", args.size, args.size, args.slices, args.seed);
+    println!(
+        "simulating a {}×{}×{} whole-body FDG study (seed {}, OSEM {})…",
+        args.size,
+        args.size,
+        args.slices,
+        args.seed,
+        args.recon.name()
+    );
     let manifest: StudyManifest = {
         let (settings, folder) = (settings.clone(), folder.clone());
         tokio::task::spawn_blocking(move || write_study(&settings, &folder, &Silent)).await.context("simulating")??
@@ -90,7 +102,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
             _ => tokio::time::sleep(Duration::from_millis(500)).await,
         }
     };
+    let truth = Truth::load(&study_dir);
     let _ = std::fs::remove_dir_all(&folder);
+    let truth = truth?;
     let derived = status["derived_series_uid"].as_str().unwrap_or_default();
     let study = &manifest.study_uid;
     println!(
@@ -104,5 +118,15 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("  WADO:      {base}/dicomweb/studies/{study}/series/{derived}");
     println!("  preview:   {base}/dicomweb/studies/{study}/series/{derived}/rendered");
     println!("  (send `Authorization: Bearer $(cat {})`)", args.token_file.display());
+    println!();
+    println!("waiting for the learning round the N2N halves started …");
+    let petal = Petal { client: &client, base: &base, token: &token };
+    let series = DemoSeries {
+        study_uid: study,
+        full_count: &full.series_uid,
+        base_derived: derived,
+        patient_key: status["patient_key"].as_str().context("the series' patient_key")?,
+    };
+    println!("{}", judge_round(&petal, &truth, &series, deadline).await?);
     Ok(())
 }

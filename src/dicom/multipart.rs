@@ -1,4 +1,5 @@
-//! A streaming reader for `multipart/related` bodies (RFC 2046 §5.1, as PS3.18 uses it).
+//! A streaming reader for `multipart/related` bodies (RFC 2046 §5.1, as PS3.18 uses it): a
+//! STOW-RS request's, or a WADO-RS response's for a client.
 //!
 //! Parts are yielded one at a time while the body is still arriving, so a study is never
 //! held in memory whole: only the part being read is. It accepts what real clients send:
