@@ -82,13 +82,13 @@ pub fn fine_tune<B: AutodiffBackend>(
     let total = settings.total_steps();
     let mut losses = Vec::with_capacity(total);
     let mut step = 0usize;
-    // Uniform draws: an online round's pairs are DICOM series, whose lesions are unknown, and
-    // the paper's fine-tuning (eval paper) drew uniformly too.
+    // A round's pairs know no lesions, only the hot spots found in its halves (when asked
+    // for, `hot_spot_share`); the paper's fine-tuning (eval paper) drew uniformly.
     let sampling = PatchSampling {
         batch: settings.batch,
         patch: settings.patch,
         window: parent.config.input_slices,
-        lesion_share: 0.0,
+        lesion_share: settings.hot_spot_share,
     };
     let sampler = PatchSampler::new(pairs, sampling);
     let mut train = |trainer: &mut Trainer<B>| -> Result<(), RoundError> {

@@ -11,6 +11,7 @@ pub mod base;
 pub mod error_estimate;
 pub mod fine_tune;
 pub mod gate;
+pub mod hot_spots;
 pub mod n2n_round;
 pub mod pair_source;
 pub mod round_control;

@@ -18,6 +18,7 @@ use super::base::TrainingPair;
 use super::base::checkpoint::LossPoint;
 use super::error_estimate::HalfOutputs;
 use super::fine_tune::fine_tune;
+use super::hot_spots::hot_spot_regions;
 pub use super::pair_source::N2nPair;
 pub use super::round_control::{Flow, RoundError, RoundObserver};
 pub use super::round_settings::{InvalidRoundSettings, RoundKind, RoundSettings};
@@ -94,15 +95,22 @@ pub fn validation_loss(
 
 /// Training pairs of each (input, target), with patches centred only on slices that are
 /// not held out. A round passes both N2N directions; a truth-trained oracle passes each half
-/// with the noiseless image.
-pub fn outside_held_out(directions: &[(&Image3, &Image3)], held_out: &[usize]) -> Vec<TrainingPair> {
+/// with the noiseless image. With a `hot_spot_share`, the hot spots of `pair` are where
+/// that share of the patches is drawn.
+pub fn outside_held_out(
+    directions: &[(&Image3, &Image3)],
+    held_out: &[usize],
+    pair: &N2nPair,
+    settings: &RoundSettings,
+) -> Vec<TrainingPair> {
+    let regions = (settings.hot_spot_share > 0.0).then(|| hot_spot_regions(pair));
     directions
         .iter()
         .map(|(input, target)| TrainingPair {
             name: "n2n".into(),
             inputs: vec![(1.0, (*input).clone())],
             target: (*target).clone(),
-            regions: None,
+            regions: regions.clone(),
             train_slices: Some((0..input.grid.slices).filter(|z| !held_out.contains(z)).collect()),
         })
         .collect()
@@ -156,7 +164,7 @@ pub fn run_round<B: AutodiffBackend>(
     let (validation_loss_parent, parent_outputs) = validation_loss(parent, pair, &held_out)?;
     observer.parent_validated(validation_loss_parent);
 
-    let pairs = outside_held_out(&[(&pair.a, &pair.b), (&pair.b, &pair.a)], &held_out);
+    let pairs = outside_held_out(&[(&pair.a, &pair.b), (&pair.b, &pair.a)], &held_out, pair, settings);
     let tuned = fine_tune::<B>(parent, &pairs, settings, observer)?;
     let model = tuned.model;
     let (passes, fraction_retrained, losses) = (tuned.passes, tuned.fraction_retrained, tuned.losses);

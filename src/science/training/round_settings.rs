@@ -47,6 +47,9 @@ pub struct RoundSettings {
     pub batch_norm_batches: usize,
     pub batch: usize,
     pub patch: usize,
+    /// Share of the patches drawn around the hot spots found in the halves
+    /// (`science::training::hot_spots`); the rest are drawn uniformly.
+    pub hot_spot_share: f64,
     /// Share of the slices held out for validation and the gate: one in every
     /// round(1 / fraction), spread through the volume.
     pub validation_fraction: f64,
@@ -66,6 +69,7 @@ impl Default for RoundSettings {
             batch_norm_batches: 50,
             batch: DEFAULT_BATCH,
             patch: DEFAULT_PATCH,
+            hot_spot_share: 0.0,
             validation_fraction: 0.25,
             seed: 1,
         }
@@ -82,6 +86,7 @@ impl RoundSettings {
             && self.learning_rate < 1.0
             && self.batch > 0
             && self.patch >= 8
+            && (0.0..=1.0).contains(&self.hot_spot_share)
             && self.validation_fraction > 0.0
             && self.validation_fraction < 0.9;
         if fine { Ok(()) } else { Err(InvalidRoundSettings) }
@@ -97,6 +102,6 @@ impl RoundSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "round settings: phi in [0, 1], steps_per_pass > 0, tgd_passes 1 to 5, 0 < learning_rate < 1, batch > 0, \
-     patch ≥ 8, validation_fraction in (0, 0.9)"
+     patch ≥ 8, hot_spot_share in [0, 1], validation_fraction in (0, 0.9)"
 )]
 pub struct InvalidRoundSettings;

@@ -195,7 +195,7 @@ fn oracle_round(
 ) -> Result<OracleRound, RoundError> {
     let started = std::time::Instant::now();
     let (truth, halves) = (&patient.truth, &patient.first.halves);
-    let pairs = outside_held_out(&[(&halves.a, truth), (&halves.b, truth)], held_out);
+    let pairs = outside_held_out(&[(&halves.a, truth), (&halves.b, truth)], held_out, halves, settings);
     let (oracle, _) = fine_tune_on_best_device(parent, &pairs, settings, observer)?;
     let after = Measures::of(&denoise(&oracle.model, &patient.first.full)?, patient, held_out);
     Ok(OracleRound {

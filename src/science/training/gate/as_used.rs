@@ -22,7 +22,8 @@
 //! broken only by what the round changed.
 
 use super::limits::{
-    GateLimits, HOT_FACTOR, MAX_HOT_SPOTS, at_most, beyond_range_percent, change_percent, drifted, within,
+    GateLimits, HOT_FACTOR, INPUT_PEAK_FACTOR, MAX_HOT_SPOTS, at_most, beyond_range_percent, change_percent, drifted,
+    within,
 };
 use crate::science::image::Image3;
 use crate::science::regions::{
@@ -89,9 +90,6 @@ pub struct AsUsedMeasures {
     pub new_hot_spots: usize,
 }
 
-/// An input hot spot's SUVpeak must reach this multiple of the body's mean: single noisy
-/// voxels above [`HOT_FACTOR`] do not.
-const INPUT_PEAK_FACTOR: f64 = 2.0;
 /// An output's hot group is new where the input's SUVpeak stays below this multiple.
 const NEW_SPOT_INPUT_PEAK_FACTOR: f64 = 1.5;
 

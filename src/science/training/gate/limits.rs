@@ -4,7 +4,11 @@
 
 /// Hot spots: voxels above this multiple of the body's mean, on the halves and on the
 /// series as used alike.
-pub(super) const HOT_FACTOR: f64 = 3.0;
+pub const HOT_FACTOR: f64 = 3.0;
+/// A hot spot of the input is a group above [`HOT_FACTOR`] whose SUVpeak is at least this
+/// multiple of the body's mean (a single noisy voxel is not a hot spot); rounds draw patches
+/// around the same hot spots (`science::training::hot_spots`).
+pub const INPUT_PEAK_FACTOR: f64 = 2.0;
 /// At most this many hot spots (the hottest) are compared.
 pub(super) const MAX_HOT_SPOTS: usize = 10;
 
