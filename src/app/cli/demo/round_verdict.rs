@@ -209,6 +209,7 @@ pub async fn judge_round(
 async fn finished_round(petal: &Petal<'_>, patient_key: &str, deadline: Instant) -> anyhow::Result<Option<Value>> {
     let appear_by = Instant::now() + ROUND_APPEARS_WITHIN;
     let mut last_report = Instant::now();
+    let mut last_line = String::new();
     loop {
         let list = petal.json(&format!("/api/v1/patients/{patient_key}/rounds")).await?;
         let round = list["rounds"].as_array().and_then(|rounds| rounds.first()).cloned();
@@ -218,7 +219,15 @@ async fn finished_round(petal: &Petal<'_>, patient_key: &str, deadline: Instant)
             Some(round) if last_report.elapsed() > Duration::from_secs(15) => {
                 last_report = Instant::now();
                 let progress = &round["progress"];
-                println!("round {}: step {} of {}", round["id"], progress["step"], progress["total_steps"]);
+                let line = if progress["step"] == progress["total_steps"] {
+                    format!("round {}: trained; the gate is judging it", round["id"])
+                } else {
+                    format!("round {}: step {} of {}", round["id"], progress["step"], progress["total_steps"])
+                };
+                if line != last_line {
+                    println!("{line}");
+                    last_line = line;
+                }
             }
             _ => {}
         }
