@@ -24,9 +24,14 @@ fn the_quick_rounds_evaluation_judges_each_round_by_the_truth_and_resumes() {
     assert!(!first.contains("reusing"), "nothing to reuse on the first run: {first}");
     let results = work.join("results");
     let report = std::fs::read_to_string(results.join("rounds.md")).expect("rounds.md");
-    for expected in
-        ["## Summary", "## First rounds", "## Follow-up scans and second rounds", "domain shift", "same domain"]
-    {
+    for expected in [
+        "## Summary",
+        "## First rounds",
+        "## Follow-up scans and second rounds",
+        "## Lesions moved further from the truth",
+        "domain shift",
+        "same domain",
+    ] {
         assert!(report.contains(expected), "the report has {expected}:\n{report}");
     }
     let json: serde_json::Value =

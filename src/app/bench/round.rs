@@ -10,7 +10,9 @@ use crate::science::model::directory::StoredModel;
 use crate::science::simulation::acquisition::ScannerModel;
 use crate::science::simulation::osem::reconstruct;
 use crate::science::simulation::{Grid, ReconVersion, Scan};
-use crate::science::training::n2n_round::{Flow, N2nPair, RoundSettings, run_round};
+use crate::science::training::base::patches::PatchSampler;
+use crate::science::training::fine_tune::{mean_batch_loss, round_sampling};
+use crate::science::training::n2n_round::{Flow, N2nPair, RoundSettings, outside_held_out, run_round};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BenchDevice {
@@ -77,6 +79,26 @@ pub fn run(args: &RoundBenchArgs) -> anyhow::Result<()> {
     step_seconds.sort_by(f64::total_cmp);
     let median = step_seconds.get(step_seconds.len() / 2).copied().unwrap_or(f64::NAN);
     let report = &outcome.report;
+    // The round's first and last tenth of batches, each scored by the parent and by the new
+    // network: whether the round lowered its own objective, whatever the batches' difficulty.
+    let pairs = outside_held_out(&[(&pair.a, &pair.b), (&pair.b, &pair.a)], &report.held_out, &pair, &settings);
+    let sampler = PatchSampler::new(&pairs, round_sampling(&parent, &settings));
+    let steps = report.losses.len();
+    let tenth = (steps / 10).max(1).min(steps);
+    let step_loss = |points: &[crate::science::training::base::checkpoint::LossPoint]| {
+        points.iter().map(|p| p.loss).sum::<f64>() / points.len().max(1) as f64
+    };
+    let mut batch_losses = serde_json::Map::new();
+    for (name, range) in [("first_tenth", 0..tenth), ("last_tenth", steps - tenth..steps)] {
+        batch_losses.insert(
+            name.into(),
+            serde_json::json!({
+                "while_stepping": step_loss(&report.losses[range.clone()]),
+                "parent": mean_batch_loss(&parent, &sampler, &settings, range.clone())?,
+                "after": mean_batch_loss(&outcome.model, &sampler, &settings, range)?,
+            }),
+        );
+    }
     let line = serde_json::json!({
         "device": format!("{:?}", args.device).to_lowercase(),
         "steps": report.losses.len(),
@@ -89,6 +111,7 @@ pub fn run(args: &RoundBenchArgs) -> anyhow::Result<()> {
         "validation_gain_percent": (1.0 - report.validation_loss / report.validation_loss_parent) * 100.0,
         "settings": settings,
         "fraction_retrained": report.fraction_retrained,
+        "batch_losses": batch_losses,
     });
     crate::report!("{line}");
     Ok(())

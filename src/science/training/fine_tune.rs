@@ -5,7 +5,7 @@
 //! high-count pairs of a few studies of the new reconstruction (TGD-net and FT-net).
 
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -84,17 +84,10 @@ pub fn fine_tune<B: AutodiffBackend>(
     let mut step = 0usize;
     // A round's pairs know no lesions, only the hot spots found in its halves (when asked
     // for, `hot_spot_share`); the paper's fine-tuning (eval paper) drew uniformly.
-    let sampling = PatchSampling {
-        batch: settings.batch,
-        patch: settings.patch,
-        window: parent.config.input_slices,
-        lesion_share: settings.hot_spot_share,
-    };
-    let sampler = PatchSampler::new(pairs, sampling);
+    let sampler = PatchSampler::new(pairs, round_sampling(parent, settings));
     let mut train = |trainer: &mut Trainer<B>| -> Result<(), RoundError> {
         for _ in 0..settings.steps_per_pass {
-            let mut rng = StdRng::seed_from_u64(settings.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64);
-            let batch = sampler.draw(&mut rng);
+            let batch = sampler.draw(&mut batch_rng(settings.seed, step));
             let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
             let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
             let loss = trainer.step(input, target);
@@ -135,6 +128,47 @@ pub fn fine_tune<B: AutodiffBackend>(
     let plan = UpdatePlan { retrain: retrained, rule: UpdateRule::ParameterMask };
     let model = average_retrained_statistics(trained, &sampler, settings, &plan)?;
     Ok(FineTuned { model, passes, fraction_retrained, losses })
+}
+
+/// How a round draws its patches from its pairs.
+pub fn round_sampling(parent: &StoredModel, settings: &RoundSettings) -> PatchSampling {
+    PatchSampling {
+        batch: settings.batch,
+        patch: settings.patch,
+        window: parent.config.input_slices,
+        lesion_share: settings.hot_spot_share,
+    }
+}
+
+/// The random numbers behind a round's batch at `step` (counted from 0 over all passes):
+/// they depend on the seed and the step alone, so any batch can be drawn again.
+pub fn batch_rng(seed: u64, step: usize) -> StdRng {
+    StdRng::seed_from_u64(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ step as u64)
+}
+
+/// The mean loss of `model` (inference as it denoises, running statistics) on the batches
+/// a round with `settings` drew at `steps`: the same batches scored for two networks tell
+/// whether a round lowered its own objective, which the losses it saw while stepping (each
+/// on its own batch, by a network that kept changing) cannot.
+pub fn mean_batch_loss(
+    model: &StoredModel,
+    sampler: &PatchSampler<'_>,
+    settings: &RoundSettings,
+    steps: std::ops::Range<usize>,
+) -> Result<f64, RoundError> {
+    let device = Default::default();
+    let network = DnCnn::<CpuBackend>::from_weights(&model.config, &model.weights, &device)?;
+    let gates = crate::science::model::network::TgdGates::none();
+    let count = steps.len();
+    let mut sum = 0.0;
+    for step in steps {
+        let batch = sampler.draw(&mut batch_rng(settings.seed, step));
+        let input = Tensor::<CpuBackend, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
+        let target = Tensor::<CpuBackend, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
+        let output = network.forward_gated_frozen_statistics(input, &gates);
+        sum += super::trainer::mse(output, target).into_scalar().elem::<f64>();
+    }
+    Ok(sum / count.max(1) as f64)
 }
 
 /// `trained` with the running statistics of the channels `plan` retrained replaced by the

@@ -442,6 +442,32 @@ mod rounds {
     }
 
     #[test]
+    fn batches_drawn_again_are_the_rounds_own() {
+        use super::super::fine_tune::{mean_batch_loss, round_sampling};
+        use super::super::n2n_round::outside_held_out;
+        let (parent, pair) = (parent(), pair());
+        let settings = RoundSettings {
+            steps_per_pass: 4,
+            batch: 4,
+            patch: 16,
+            batch_statistics: super::super::trainer::BatchStatistics::Frozen,
+            ..Default::default()
+        };
+        let mut go_on = |_: usize, _: usize, _: f64| Flow::Continue;
+        let outcome = run_round::<Ad>(&parent, &pair, &settings, &mut go_on).expect("round");
+        let report = &outcome.report;
+        let pairs = outside_held_out(&[(&pair.a, &pair.b), (&pair.b, &pair.a)], &report.held_out, &pair, &settings);
+        let sampler = super::super::base::patches::PatchSampler::new(&pairs, round_sampling(&parent, &settings));
+        // The first step's loss is the parent's on the first batch, before any step.
+        let first = mean_batch_loss(&parent, &sampler, &settings, 0..1).expect("loss");
+        let seen = report.losses[0].loss;
+        assert!((first - seen).abs() <= 1e-5 * seen, "re-drawn {first}, while stepping {seen}");
+        // A later batch is another batch.
+        let second = mean_batch_loss(&parent, &sampler, &settings, 1..2).expect("loss");
+        assert!((second - first).abs() > 1e-6 * first, "{first} {second}");
+    }
+
+    #[test]
     fn averaged_batch_norm_statistics_leave_kept_channels_bit_identical() {
         let (parent, pair) = (parent(), pair());
         let settings = RoundSettings {

@@ -29,6 +29,10 @@ pub const ACCEPTANCE_SEEDS: Range<u64> = 5000..5005;
 /// Patients a sweep of the round settings may use; disjoint from [`ACCEPTANCE_SEEDS`].
 pub const SWEEP_SEEDS: Range<u64> = 6000..6003;
 
+/// A lesion's SUVmean may move at most this many percentage points further from the truth
+/// after an activated round (the acceptance criterion of online learning).
+pub const LESION_DRIFT_POINTS: f64 = 2.0;
+
 /// How large the simulated patients are.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct RoundsScale {

@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::RoundsResults;
 use super::case::{CaseResult, JudgedRound, TruthVerdict};
+use super::{LESION_DRIFT_POINTS, RoundsResults};
 
 /// The report in Markdown.
 pub fn markdown(results: &RoundsResults) -> String {
@@ -34,7 +34,9 @@ pub fn markdown(results: &RoundsResults) -> String {
         "The error is the normalised RMSE of the full-count series over the body against the \
          noiseless reconstruction; a change is (after / before − 1) in percent, negative is \
          better. A rejected round leaves the patient on the parent, so it counts as no change. \
-         The truth calls a round better or worse beyond ±1 %.\n"
+         The truth calls a round better or worse beyond ±1 %. The training loss is the N2N loss \
+         of the round's own batches (network units), averaged over its first and its last tenth \
+         of steps.\n"
     );
     let _ = writeln!(out, "## Summary\n");
     let _ = writeln!(out, "| measure | value |\n|---|---|");
@@ -63,9 +65,9 @@ pub fn markdown(results: &RoundsResults) -> String {
         out,
         "| patient | case | OSEM error | base error | after | change | oracle | gate | truth | agrees | \
          held-out change: truth | held-out change: gate's estimate | N2N loss change | body mean bias | liver noise | \
-         new hot spots | lesion SUVmean bias |"
+         new hot spots | lesion SUVmean bias | training loss |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for case in &results.cases {
         first_round_row(&mut out, case);
     }
@@ -77,15 +79,16 @@ pub fn markdown(results: &RoundsResults) -> String {
     );
     let _ = writeln!(
         out,
-        "| patient | case | parent's error | patient model's error | change | second round: change | gate | truth | agrees |"
+        "| patient | case | parent's error | patient model's error | change | second round: change | gate | truth | agrees | \
+         training loss |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for case in &results.cases {
         let Some(f) = &case.follow_up else { continue };
         let r = &f.second_round;
         let _ = writeln!(
             out,
-            "| {} | {} | {:.4} | {:.4} | {:+.2} % | {:+.2} % | {} | {} | {} |",
+            "| {} | {} | {:.4} | {:.4} | {:+.2} % | {:+.2} % | {} | {} | {} | {} |",
             case.seed,
             case.kind.as_str(),
             f.parent.error,
@@ -95,8 +98,10 @@ pub fn markdown(results: &RoundsResults) -> String {
             gate_word(r),
             truth_word(r.truth),
             if r.gate_agrees { "yes" } else { "**no**" },
+            training_loss(r),
         );
     }
+    lesion_drifts(&mut out, results);
     let _ = writeln!(out, "\n## Why rounds were rejected\n");
     for case in &results.cases {
         let second = case.follow_up.as_ref().map(|f| ("second", &f.second_round));
@@ -115,6 +120,59 @@ pub fn markdown(results: &RoundsResults) -> String {
     out
 }
 
+/// Every lesion an activated first round moved further from the truth than
+/// [`LESION_DRIFT_POINTS`], with the input's own bias beside it: one noisy realization
+/// cannot tell a round that restored contrast the parent smoothed away (its output nears the
+/// input's value, noise and all) from one that biased the lesion.
+fn lesion_drifts(out: &mut String, results: &RoundsResults) {
+    let _ = writeln!(out, "\n## Lesions moved further from the truth\n");
+    let _ = writeln!(
+        out,
+        "Lesions whose SUVmean an activated first round moved more than {LESION_DRIFT_POINTS} points further \
+         from the truth. \"Toward the input\" means the new output lies between the parent's and the input's \
+         (the full-count OSEM series, whose own noise sets its bias).\n"
+    );
+    let mut rows = 0;
+    for case in results.cases.iter().filter(|c| c.round.gate.passed) {
+        for after in &case.round.after.lesions {
+            let (Some(before), Some(input)) = (case.round.before.lesion(after.label), case.osem.lesion(after.label))
+            else {
+                continue;
+            };
+            let drift = after.suv_mean_bias_percent.abs() - before.suv_mean_bias_percent.abs();
+            if drift <= LESION_DRIFT_POINTS {
+                continue;
+            }
+            if rows == 0 {
+                let _ = writeln!(
+                    out,
+                    "| patient | case | lesion | organ | voxels | SUVmean bias: input | parent | after | further by | toward the input |"
+                );
+                let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+            }
+            rows += 1;
+            let (low, high) = (before.suv_mean.min(input.suv_mean), before.suv_mean.max(input.suv_mean));
+            let _ = writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {:+.1} % | {:+.1} % | {:+.1} % | {:.1} points | {} |",
+                case.seed,
+                case.kind.as_str(),
+                after.label,
+                after.organ,
+                after.voxels,
+                input.suv_mean_bias_percent,
+                before.suv_mean_bias_percent,
+                after.suv_mean_bias_percent,
+                drift,
+                if (low..=high).contains(&after.suv_mean) { "yes" } else { "no" },
+            );
+        }
+    }
+    if rows == 0 {
+        let _ = writeln!(out, "None.");
+    }
+}
+
 fn first_round_row(out: &mut String, case: &CaseResult) {
     let r = &case.round;
     let estimate = &r.gate.measures.error_change;
@@ -124,7 +182,7 @@ fn first_round_row(out: &mut String, case: &CaseResult) {
     let _ = writeln!(
         out,
         "| {} | {} | {:.4} | {:.4} | {:.4} | {:+.2} % | {} | {} | {} | {} | {:+.2} % | {:+.2} % [{:+.2}, {:+.2}] | \
-         {:+.2} % | {:+.2} → {:+.2} % | {:.1} → {:.1} % | {} → {} | {} → {} |",
+         {:+.2} % | {:+.2} → {:+.2} % | {:.1} → {:.1} % | {} → {} | {} → {} | {} |",
         case.seed,
         case.kind.as_str(),
         case.osem.error,
@@ -148,7 +206,13 @@ fn first_round_row(out: &mut String, case: &CaseResult) {
         r.after.new_hot_spots,
         biases(&r.before),
         biases(&r.after),
+        training_loss(r),
     );
+}
+
+/// The round's training loss, the mean of its first and of its last tenth of steps.
+fn training_loss(round: &JudgedRound) -> String {
+    format!("{:.4} → {:.4}", round.training_loss_start, round.training_loss_end)
 }
 
 fn gate_word(round: &JudgedRound) -> &'static str {
