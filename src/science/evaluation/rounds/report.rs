@@ -14,14 +14,15 @@ pub fn markdown(results: &RoundsResults) -> String {
     let _ = writeln!(out, "# Online learning judged against the truth\n");
     let _ = writeln!(
         out,
-        "Written by `{}` on {} ({}). Base model `{}` (sha256 {}), {} simulated patients of \
-         {}×{}×{} at {} s/bed ({} scale). Round settings: `{}`.\n",
+        "Written by `{}` on {} ({}). Base model `{}` (sha256 {}), {} cases of {} simulated \
+         patients of {}×{}×{} at {} s/bed ({} scale). Round settings: `{}`.\n",
         results.command,
         results.date,
         results.machine,
         results.base_model,
         &results.base_sha256[..results.base_sha256.len().min(12)],
         results.cases.len(),
+        results.cases.iter().map(|c| c.seed).collect::<std::collections::BTreeSet<_>>().len(),
         scale.size,
         scale.size,
         scale.slices,
