@@ -32,7 +32,15 @@ struct CachedCase {
 }
 
 pub fn run(args: &EvalRoundsArgs) -> anyhow::Result<()> {
-    let scale = if args.quick { RoundsScale::quick() } else { RoundsScale::default_scale() };
+    let scale = if args.quick {
+        RoundsScale::quick()
+    } else {
+        let default = RoundsScale::default_scale();
+        RoundsScale::resized(
+            args.size.map_or(default.size, usize::from),
+            args.slices.map_or(default.slices, usize::from),
+        )
+    };
     let settings = scale.settings(&args.settings);
     settings.validate()?;
     let limits = GateLimits::default();
@@ -40,10 +48,9 @@ pub fn run(args: &EvalRoundsArgs) -> anyhow::Result<()> {
     let base = StoredModel::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     let command = std::iter::once("petal".to_owned()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
     let work = args.work.clone().unwrap_or_else(|| PathBuf::from(format!("eval-rounds-{}", scale.name)));
-    let out = args
-        .out
-        .clone()
-        .unwrap_or_else(|| if args.quick { work.join("results") } else { PathBuf::from("docs/results") });
+    let out = args.out.clone().unwrap_or_else(|| {
+        if scale == RoundsScale::default_scale() { PathBuf::from("docs/results") } else { work.join("results") }
+    });
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let plan = CasePlan { beyond_first_round: !args.first_rounds_only };
     let made_from = serde_json::to_string(&(CASE_FORMAT, &base.sha256, &settings, &limits, &scale, BASE_RECON, plan))?;

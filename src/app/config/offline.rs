@@ -37,6 +37,14 @@ pub struct EvalRoundsArgs {
     /// Round settings to change from the defaults, as JSON (the API's RoundSettings).
     #[arg(long, default_value = "{}", value_parser = super::values::parse_round_defaults)]
     pub settings: crate::science::training::n2n_round::RoundSettings,
+    /// Pixels across each simulated slice instead of the recorded scale's 96: judges rounds
+    /// at another voxel size (the body fills the field of view, so more pixels are smaller
+    /// voxels). Results go to WORK/results unless --out says otherwise.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(32..=512), conflicts_with = "quick")]
+    pub size: Option<u16>,
+    /// Slices of each simulated patient instead of the recorded scale's 32.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(8..=256), conflicts_with = "quick")]
+    pub slices: Option<u16>,
     /// Only the first round of each patient (no oracle, follow-up scan or second round):
     /// what a sweep of the settings needs.
     #[arg(long)]

@@ -52,6 +52,16 @@ impl RoundsScale {
         Self { name: "default".into(), size: 96, slices: 32, seconds_per_bed: 120.0, steps_per_pass: None }
     }
 
+    /// The recorded scale at another size: named after it, so its cases and results never
+    /// mix with the recorded ones.
+    pub fn resized(size: usize, slices: usize) -> Self {
+        let default = Self::default_scale();
+        if (size, slices) == (default.size, default.slices) {
+            return default;
+        }
+        Self { name: format!("{size}x{slices}"), size, slices, ..default }
+    }
+
     /// A smoke run of a few minutes.
     pub fn quick() -> Self {
         Self { name: "quick".into(), size: 64, slices: 8, seconds_per_bed: 120.0, steps_per_pass: Some(10) }
@@ -164,5 +174,14 @@ mod tests {
         assert!(disjoint(&ACCEPTANCE_SEEDS, &SWEEP_SEEDS));
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
+    }
+
+    #[test]
+    fn a_resized_scale_is_named_apart_from_the_recorded_one() {
+        assert_eq!(RoundsScale::resized(96, 32), RoundsScale::default_scale());
+        let larger = RoundsScale::resized(128, 32);
+        assert_eq!((larger.name.as_str(), larger.size, larger.slices), ("128x32", 128, 32));
+        assert_eq!(larger.seconds_per_bed, RoundsScale::default_scale().seconds_per_bed);
+        assert_eq!(larger.steps_per_pass, None, "a resized scale runs the real rounds");
     }
 }
