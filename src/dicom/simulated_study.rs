@@ -17,7 +17,8 @@ use anyhow::Context;
 use super::simulated_series::{SeriesHeader, StudyHeader, derived_uid, write_series};
 use crate::science::image::{Grid, Image3};
 use crate::science::simulation::acquisition::{ScannerModel, Sinograms};
-use crate::science::simulation::osem::{ReconVersion, reconstruct};
+use crate::science::simulation::anatomy::Anatomy;
+use crate::science::simulation::osem::{ReconSettings, ReconVersion, reconstruct};
 use crate::science::simulation::scan::Scan;
 
 /// What to simulate.
@@ -33,12 +34,18 @@ pub struct SimulationSettings {
     /// Share of the full counts in each realization (realizations × fraction ≤ 1).
     pub low_count_fraction: f64,
     pub scanner: ScannerModel,
+    /// What is drawn: the torso (fitted onto the slices, or a section at true length) or
+    /// the NEMA IEC body phantom.
+    pub anatomy: Anatomy,
+    /// Replaces the reconstruction version's Gaussian post-filter (mm FWHM; 0 for none).
+    pub post_filter_mm: Option<f64>,
 }
 
 /// The SeriesDescription of each role; the N2N halves and low-count series carry the markers
 /// that petal's default rules match (they are training material, not denoised).
-pub fn series_description(recon: ReconVersion, role: &SeriesRole) -> String {
-    let base = format!("PET WB FDG {}", recon.name());
+pub fn series_description(recon: ReconVersion, anatomy: &Anatomy, role: &SeriesRole) -> String {
+    let object = if matches!(anatomy, Anatomy::NemaIec { .. }) { "NEMA IEC" } else { "WB FDG" };
+    let base = format!("PET {object} {}", recon.name());
     match role {
         SeriesRole::FullCount => format!("{base} full-count"),
         SeriesRole::N2nHalf(half) => format!("{base} N2N half {half}"),
@@ -119,6 +126,41 @@ impl SimulationSettings {
         format!("sim-{:05}", self.seed)
     }
 
+    /// What sets this study apart from the original simulator's defaults, for its UIDs; empty
+    /// for those defaults, so that their UIDs stay as they were.
+    fn variant_label(&self) -> String {
+        let mut label = String::new();
+        if self.grid != Grid::new(self.grid.size, self.grid.slices) {
+            label += &format!("/{}x{}mm", self.grid.pixel_mm, self.grid.slice_mm);
+        }
+        if self.scanner != ScannerModel::default() {
+            label += &format!(
+                "/psf{}x{}mm/{}/{}",
+                self.scanner.detector_blur_fwhm_mm,
+                self.scanner.axial_blur_fwhm_mm,
+                self.scanner.sensitivity,
+                self.scanner.background_fraction
+            );
+        }
+        if !self.anatomy.is_fitted() {
+            label += &format!("/{}", self.anatomy.label());
+        }
+        if let Some(filter) = self.post_filter_mm {
+            label += &format!("/filter{filter}mm");
+        }
+        label
+    }
+
+    /// The reconstruction the series get: the version's, with the post-filter replaced
+    /// when one is set.
+    pub fn reconstruction(&self) -> ReconSettings {
+        let mut settings = self.recon.settings();
+        if let Some(filter) = self.post_filter_mm {
+            settings.post_filter_fwhm_mm = filter;
+        }
+        settings
+    }
+
     fn study_header(&self, scan: &Scan) -> StudyHeader {
         let uid_seed = format!(
             "petal-sim/{}/{}x{}x{}/{}/{}s/{}x{}",
@@ -130,7 +172,7 @@ impl SimulationSettings {
             self.seconds_per_bed,
             self.realizations,
             self.low_count_fraction
-        );
+        ) + &self.variant_label();
         StudyHeader {
             patient: scan.phantom.patient.clone(),
             patient_id: format!("SIM-{:05}", self.seed),
@@ -149,7 +191,14 @@ pub fn write_study(
     output: &Path,
     progress: &dyn Progress,
 ) -> anyhow::Result<StudyManifest> {
-    let scan = Scan::acquire(settings.seed, settings.grid, settings.scanner.clone(), settings.seconds_per_bed);
+    let scan = Scan::acquire_anatomy(
+        settings.seed,
+        settings.grid,
+        &settings.anatomy,
+        settings.scanner.clone(),
+        settings.seconds_per_bed,
+    );
+    scan.phantom.check_field_of_view().context("the object does not fit the field of view")?;
     let (half_a, half_b) = scan.n2n_halves();
     let realizations = scan
         .realizations(settings.realizations, settings.low_count_fraction)
@@ -170,14 +219,14 @@ pub fn write_study(
     progress.start(((data.len() + 1) * settings.grid.slices) as u64);
     let study_dir = output.join(settings.study_folder());
     let header = settings.study_header(&scan);
-    let recon = settings.recon.settings();
+    let recon = settings.reconstruction();
     let mut series = Vec::new();
     for (role, counts) in &data {
         let image = reconstruct(&scan.system, counts, &recon, &|| progress.slice_done());
         let series_header = SeriesHeader {
             role: role.folder(),
             series_number: role.series_number(),
-            description: series_description(settings.recon, role),
+            description: series_description(settings.recon, &settings.anatomy, role),
             reconstruction: recon.describe(),
             fraction: counts.fraction,
         };

@@ -2,7 +2,7 @@
 //! checked (one orientation, one size, no duplicate positions, no missing slices), pixel
 //! values in physical units (per-slice RescaleSlope and Intercept applied), and the
 //! intensity normalisation the network works in: SUVbw when the header allows it, else a
-//! robust per-volume scale. The normalisation is recorded so that its exact inverse can
+//! scale that puts the body's median where SUV series have it. The normalisation is recorded so that its exact inverse can
 //! be applied to the network's output.
 
 use dicom_dictionary_std::tags;
@@ -61,7 +61,8 @@ pub enum VolumeError {
 pub enum Normalisation {
     /// normalised = value × factor (SUVbw).
     SuvBw { factor: f64 },
-    /// normalised = value / scale, with scale a high percentile of the volume.
+    /// normalised = value / scale, with scale the median of the body's voxels over the SUV
+    /// that median reads in SUV series (for series whose header lacks weight or dose).
     Robust { scale: f64 },
 }
 
@@ -193,15 +194,35 @@ fn median(values: &[f64]) -> Option<f64> {
     sorted.get(sorted.len() / 2).copied()
 }
 
-/// The 99.5th percentile of the positive values, or 1 when there are none.
+/// SUVbw that the median of a whole-body FDG series' body voxels reads. Soft tissue (SUV
+/// 0.9–1.1) is most of the body, so the median sits there whichever organs are in view;
+/// this is the level the network was trained at.
+pub const BODY_MEDIAN_SUV: f64 = 1.0;
+/// Voxels above this share of the whole volume's mean belong to the body. The air around
+/// the patient reads near 0 and lungs about a third of soft tissue, while the volume's mean
+/// is the body's mean times the share of the field of view it fills (a third to a half).
+const BODY_SHARE_OF_VOLUME_MEAN: f64 = 0.5;
+
+/// The scale that brings a series without SUV information to the network's range: the
+/// median of its body voxels divided by [`BODY_MEDIAN_SUV`] (1 when nothing is positive).
+///
+/// A high percentile (petal's earlier choice) follows the hottest organ, the bladder or the
+/// heart, and fed the network inputs 4–10× dimmer than SUV.
 fn robust_scale(slices: &[Slice]) -> f64 {
-    let mut values: Vec<f32> = slices.iter().flat_map(|s| s.values.iter().copied()).filter(|v| *v > 0.0).collect();
-    if values.is_empty() {
+    let count = slices.iter().map(|s| s.values.len()).sum::<usize>();
+    let total: f64 = slices.iter().flat_map(|s| s.values.iter()).map(|v| f64::from(v.max(0.0))).sum();
+    if count == 0 || total <= 0.0 {
         return 1.0;
     }
-    let at = (values.len() - 1) * 995 / 1000;
-    let (_, high, _) = values.select_nth_unstable_by(at, f32::total_cmp);
-    f64::from(*high).max(f64::MIN_POSITIVE)
+    let threshold = BODY_SHARE_OF_VOLUME_MEAN * total / count as f64;
+    let mut body: Vec<f32> =
+        slices.iter().flat_map(|s| s.values.iter().copied()).filter(|v| f64::from(*v) > threshold).collect();
+    if body.is_empty() {
+        return 1.0;
+    }
+    let at = body.len() / 2;
+    let (_, median, _) = body.select_nth_unstable_by(at, f32::total_cmp);
+    (f64::from(*median) / BODY_MEDIAN_SUV).max(f64::MIN_POSITIVE)
 }
 
 #[cfg(test)]
@@ -239,6 +260,24 @@ mod tests {
         let mut tilted = slice(3.0, "b");
         tilted.orientation = [1.0, 0.0, 0.0, 0.0, 0.0, -1.0];
         assert_eq!(assemble(vec![slice(0.0, "a"), tilted]).err(), Some(VolumeError::MixedOrientation));
+    }
+
+    #[test]
+    fn without_suv_the_bodys_median_is_brought_to_soft_tissue_level() {
+        // A body of 1000 voxels at 5000 Bq/ml with a hot organ and cold lungs, in air.
+        let mut values = vec![0.0f32; 2000];
+        values[..700].fill(5000.0);
+        values[700..800].fill(60_000.0);
+        values[800..1000].fill(1800.0);
+        values[1000..1010].fill(40.0);
+        let mut only = slice(0.0, "a");
+        only.suv_factor = None;
+        only.rows = 40;
+        only.columns = 50;
+        only.values = values;
+        let volume = assemble(vec![only]).expect("volume");
+        let Normalisation::Robust { scale } = volume.normalisation else { panic!("robust expected") };
+        assert!((volume.normalisation.forward(5000.0) - BODY_MEDIAN_SUV as f32).abs() < 1e-6, "scale {scale}");
     }
 
     #[test]

@@ -26,6 +26,21 @@ impl Grid {
         Self { size, slices, pixel_mm, slice_mm: pixel_mm }
     }
 
+    /// A grid with the given spacing (mm): the field of view is then `size × pixel_mm`.
+    pub fn with_spacing(size: usize, slices: usize, pixel_mm: f64, slice_mm: f64) -> Self {
+        Self { size, slices, pixel_mm, slice_mm }
+    }
+
+    /// Transaxial field of view of this grid (mm).
+    pub fn field_of_view_mm(&self) -> f64 {
+        self.size as f64 * self.pixel_mm
+    }
+
+    /// Axial length covered by the slices (mm).
+    pub fn axial_extent_mm(&self) -> f64 {
+        self.slices as f64 * self.slice_mm
+    }
+
     pub fn pixels_per_slice(&self) -> usize {
         self.size * self.size
     }

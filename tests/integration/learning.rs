@@ -44,6 +44,8 @@ pub fn study(dir: &Path, seed: u64, recon: ReconVersion) -> PathBuf {
         realizations: 1,
         low_count_fraction: 0.25,
         scanner: ScannerModel::default(),
+        anatomy: Default::default(),
+        post_filter_mm: None,
     };
     write_study(&settings, dir, &Silent).expect("simulate");
     dir.join(settings.study_folder())

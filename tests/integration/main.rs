@@ -19,6 +19,7 @@ mod learning;
 mod model_agreement;
 mod model_cli;
 mod model_versions;
+mod normalisation;
 
 mod acceptance;
 mod access;
@@ -26,6 +27,7 @@ mod audit;
 mod bench_inference;
 mod bench_stow;
 mod errors;
+mod eval_nema;
 mod eval_paper;
 mod eval_rounds;
 mod health;

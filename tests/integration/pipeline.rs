@@ -26,6 +26,8 @@ pub fn simulated_study(dir: &Path, seed: u64) -> PathBuf {
         realizations: 2,
         low_count_fraction: 0.25,
         scanner: ScannerModel::default(),
+        anatomy: Default::default(),
+        post_filter_mm: None,
     };
     write_study(&settings, dir, &Silent).expect("simulate");
     dir.join(settings.study_folder())

@@ -4,6 +4,7 @@
 mod database;
 mod demo;
 mod denoise;
+mod eval_nema;
 mod eval_paper;
 mod eval_rounds;
 mod healthcheck;
@@ -79,6 +80,9 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Eval(EvalCommand::Rounds(args)) => {
             tokio::task::spawn_blocking(move || eval_rounds::run(&args)).await.context("the evaluation stopped")??
+        }
+        Command::Eval(EvalCommand::Nema(args)) => {
+            tokio::task::spawn_blocking(move || eval_nema::run(&args)).await.context("the evaluation stopped")??
         }
         Command::Eval(EvalCommand::Paper(args)) => {
             tokio::task::spawn_blocking(move || eval_paper::run(&args)).await.context("the evaluation stopped")??

@@ -8,7 +8,6 @@ use anyhow::Context;
 use super::progress::{SimulationBar, bar};
 use crate::app::config::SimulateArgs;
 use crate::dicom::simulated_study::{SimulationSettings, write_study};
-use crate::science::image::Grid;
 use crate::science::simulation::acquisition::ScannerModel;
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
@@ -19,16 +18,34 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         args.realizations as f64 * args.low_count_fraction <= 1.0 + 1e-9 && args.low_count_fraction > 0.0,
         "--realizations × --low-count-fraction must be ≤ 1: the realizations are disjoint parts of one scan's counts"
     );
+    for (flag, value) in [("--pixel-mm", args.pixel_mm), ("--slice-mm", args.slice_mm)] {
+        if let Some(mm) = value {
+            anyhow::ensure!((0.5..=20.0).contains(&mm), "{flag} must be between 0.5 and 20 mm, not {mm}");
+        }
+    }
+    if let Some(fwhm) = args.fwhm_mm {
+        anyhow::ensure!((0.0..=20.0).contains(&fwhm), "--fwhm-mm must be between 0 and 20 mm, not {fwhm}");
+    }
+    if let Some(filter) = args.post_filter_mm {
+        anyhow::ensure!((0.0..=20.0).contains(&filter), "--post-filter-mm must be between 0 and 20 mm, not {filter}");
+    }
+    anyhow::ensure!(
+        args.contrast > 1.0 && args.contrast <= 50.0,
+        "--contrast is the spheres' activity over the background's and must be above 1 (EARL uses 4, 8 or 10), not {}",
+        args.contrast
+    );
     std::fs::create_dir_all(&args.output).with_context(|| format!("creating {}", args.output.display()))?;
     for patient in 0..args.patients {
         let settings = SimulationSettings {
             seed: args.seed + patient,
-            grid: Grid::new(args.size, args.slices),
+            grid: args.grid(),
             recon: args.recon,
             seconds_per_bed: args.seconds_per_bed,
             realizations: args.realizations,
             low_count_fraction: args.low_count_fraction,
-            scanner: ScannerModel::default(),
+            scanner: args.fwhm_mm.map_or_else(ScannerModel::default, ScannerModel::with_resolution),
+            anatomy: args.anatomy(),
+            post_filter_mm: args.post_filter_mm,
         };
         let started = Instant::now();
         let progress = SimulationBar(bar(0, &format!("sim-{:05}", settings.seed)));

@@ -25,7 +25,8 @@ pub use bench::{BenchArgs, BenchCommand};
 pub use common::{BlobArgs, DEFAULT_DATABASE_URL, DatabaseArgs, LogArgs, LogFormat};
 pub use dimse::{DimseArgs, ForwardArgs, OtherObjectsArg};
 pub use offline::{
-    DemoArgs, DenoiseArgs, EvalCommand, EvalPaperArgs, EvalRoundsArgs, RoundCase, SimulateArgs, TrainBaseArgs,
+    DemoArgs, DenoiseArgs, EvalCommand, EvalNemaArgs, EvalPaperArgs, EvalRoundsArgs, RoundCase, SimulateArgs,
+    TrainBaseArgs,
 };
 pub use serve::{
     DerivedSeriesArgs, HttpArgs, InferenceArgs, JobArgs, LearningArgs, MigrateArgs, PipelineArgs, ServeArgs,

@@ -16,6 +16,83 @@ pub enum EvalCommand {
     /// reconstruction is known (domain shift and same domain), an oracle round, a follow-up
     /// scan and a second round; writes rounds.md and rounds.json; resumable.
     Rounds(EvalRoundsArgs),
+    /// The NEMA IEC body phantom through OSEM and through petal: contrast recovery of each
+    /// sphere, background variability and noise, lung residual, and OSEM filtered to
+    /// petal's noise; writes nema.md and nema.json.
+    Nema(EvalNemaArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvalNemaArgs {
+    /// A smoke run of about a minute (5 mm pixels, 3 realizations, 2 count levels).
+    #[arg(long)]
+    pub quick: bool,
+    /// Independent realizations per count level.
+    #[arg(long, default_value_t = 10)]
+    pub realizations: usize,
+    /// Count levels in percent of the full-count scan, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "100,50,25,10")]
+    pub counts: Vec<f64>,
+    /// Sphere-to-background activity (EARL: 4, 8 or 10).
+    #[arg(long, default_value_t = 4.0)]
+    pub contrast: f64,
+    /// The model to judge.
+    #[arg(long, env = "PETAL_BASE_MODEL", default_value = "models/base")]
+    pub model: PathBuf,
+    /// Folder for nema.md and nema.json (docs/results for the default scale, else
+    /// eval-nema-<scale>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// What `petal simulate` draws.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PhantomChoice {
+    /// A patient's torso (see `--section`).
+    Body,
+    /// The NEMA NU 2 / IEC body phantom: six spheres and a lung insert.
+    Nema,
+}
+
+/// Which part of the torso `petal simulate` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SectionChoice {
+    /// The whole torso stretched onto the slices (the original layout).
+    Fit,
+    Thorax,
+    Liver,
+    Abdomen,
+    Pelvis,
+    /// Centred mid-torso at true length.
+    Whole,
+}
+
+impl SimulateArgs {
+    /// The object these flags ask for.
+    pub fn anatomy(&self) -> crate::science::simulation::anatomy::Anatomy {
+        use crate::science::simulation::anatomy::{Anatomy, Section};
+        match (self.phantom, self.section) {
+            (PhantomChoice::Nema, _) => Anatomy::NemaIec { contrast: self.contrast },
+            (PhantomChoice::Body, SectionChoice::Fit) => Anatomy::FittedTorso,
+            (PhantomChoice::Body, section) => Anatomy::Torso {
+                section: match section {
+                    SectionChoice::Thorax => Section::Thorax,
+                    SectionChoice::Liver => Section::Liver,
+                    SectionChoice::Abdomen => Section::Abdomen,
+                    SectionChoice::Pelvis => Section::Pelvis,
+                    SectionChoice::Fit | SectionChoice::Whole => Section::Whole,
+                },
+            },
+        }
+    }
+
+    /// The voxel grid these flags ask for.
+    pub fn grid(&self) -> crate::science::image::Grid {
+        use crate::science::image::Grid;
+        let original = Grid::new(self.size, self.slices);
+        let pixel_mm = self.pixel_mm.unwrap_or(original.pixel_mm);
+        Grid::with_spacing(self.size, self.slices, pixel_mm, self.slice_mm.unwrap_or(pixel_mm))
+    }
 }
 
 /// A case of `petal eval rounds`.
@@ -192,12 +269,37 @@ pub struct SimulateArgs {
     /// Seed of the first patient: the same seed gives the same phantom, counts and files.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Pixels across each slice (over a 600 mm field of view), e.g. 96, 128 or 192.
+    /// Pixels across each slice, e.g. 96, 128 or 192 (over a 600 mm field of view unless
+    /// `--pixel-mm` is given).
     #[arg(long, default_value_t = 128)]
     pub size: usize,
-    /// Number of axial slices (the phantom spans the thorax to the pelvis whatever the number).
+    /// Number of axial slices. With `--section fit` the torso spans them whatever their
+    /// number; otherwise they show `slices × slice-mm` of the body.
     #[arg(long, default_value_t = 48)]
     pub slices: usize,
+    /// In-plane pixel size (mm); default 600 / size. Clinical scanners: 2–4 mm.
+    #[arg(long)]
+    pub pixel_mm: Option<f64>,
+    /// Slice spacing (mm); default the pixel size. Clinical scanners: 2–4 mm.
+    #[arg(long)]
+    pub slice_mm: Option<f64>,
+    /// Scanner resolution (mm FWHM), in-plane and axial; default 6 mm in-plane and none
+    /// along z (the original model). Clinical scanners: 4–8 mm.
+    #[arg(long)]
+    pub fwhm_mm: Option<f64>,
+    /// Gaussian post-filter (mm FWHM, 0 for none) in place of the reconstruction version's.
+    #[arg(long)]
+    pub post_filter_mm: Option<f64>,
+    /// What to draw: a patient's torso, or the NEMA IEC body phantom.
+    #[arg(long, value_enum, default_value_t = PhantomChoice::Body)]
+    pub phantom: PhantomChoice,
+    /// Which part of the torso the slices show at true length (thorax, liver, abdomen,
+    /// pelvis, whole); `fit` stretches the whole torso onto the slices (the original layout).
+    #[arg(long, value_enum, default_value_t = SectionChoice::Fit)]
+    pub section: SectionChoice,
+    /// Sphere-to-background activity of the NEMA phantom (EARL: 4, 8 or 10).
+    #[arg(long, default_value_t = 4.0)]
+    pub contrast: f64,
     /// Full-count scan time per bed position (s): sets the count level.
     #[arg(long, default_value_t = 120.0)]
     pub seconds_per_bed: f64,

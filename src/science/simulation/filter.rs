@@ -65,6 +65,33 @@ pub fn smooth_volume(image: &mut Image3, fwhm_in_plane_mm: f64, fwhm_axial_mm: f
     convolve_lines(&mut image.data, &axial, 0..plane, slices, plane);
 }
 
+/// Smooths a volume along z only (mm FWHM), as if the object went on beyond the first and
+/// last slices as they are (the ends are repeated, not padded with zeros): for blurring an
+/// object whose volume is a section of something longer.
+pub fn smooth_along_z_extended(image: &mut Image3, fwhm_mm: f64) {
+    let grid = image.grid;
+    let kernel = gaussian_kernel(fwhm_mm / grid.slice_mm);
+    if kernel.len() == 1 {
+        return;
+    }
+    let (plane, slices) = (grid.pixels_per_slice(), grid.slices as isize);
+    let radius = (kernel.len() / 2) as isize;
+    let mut column = vec![0.0f32; grid.slices];
+    for pixel in 0..plane {
+        for (z, value) in column.iter_mut().enumerate() {
+            *value = image.data[z * plane + pixel];
+        }
+        for z in 0..slices {
+            let sum: f32 = kernel
+                .iter()
+                .enumerate()
+                .map(|(k, weight)| weight * column[(z + k as isize - radius).clamp(0, slices - 1) as usize])
+                .sum();
+            image.data[z as usize * plane + pixel] = sum;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,6 +120,19 @@ mod tests {
         let lhs: f32 = bx.iter().zip(&y).map(|(a, b)| a * b).sum();
         let rhs: f32 = x.iter().zip(&by).map(|(a, b)| a * b).sum();
         assert!((lhs - rhs).abs() < 1e-3 * lhs.abs());
+    }
+
+    #[test]
+    fn the_axial_blur_of_a_section_keeps_a_uniform_object_uniform() {
+        let grid = Grid::with_spacing(4, 6, 4.0, 3.0);
+        let mut image = Image3 { grid, data: vec![2.0; grid.voxels()] };
+        image.data[3 * 16 + 5] = 8.0;
+        smooth_along_z_extended(&mut image, 6.0);
+        // The ends stay at the object's value: the object goes on beyond them.
+        assert!((image.data[4] - 2.0).abs() < 1e-5 && (image.data[5 * 16 + 4] - 2.0).abs() < 1e-5);
+        // The bright voxel spread to its neighbours along z, and only along z.
+        assert!(image.data[3 * 16 + 5] < 8.0 && image.data[2 * 16 + 5] > 2.0);
+        assert!((image.data[3 * 16 + 6] - 2.0).abs() < 1e-5);
     }
 
     #[test]

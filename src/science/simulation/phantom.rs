@@ -8,6 +8,8 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
+use super::anatomy::{Anatomy, BodyAxis};
+use super::spheres::Sphere;
 use crate::science::image::{Grid, Image3};
 
 /// Linear attenuation coefficients at 511 keV (1/mm).
@@ -59,6 +61,19 @@ pub struct Lesion {
     pub contrast: f64,
     /// The lesion's SUV.
     pub suv: f64,
+}
+
+/// The object reaches beyond what the scanner reconstructs.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum OutsideFieldOfView {
+    #[error(
+        "the object is wider than the {field_of_view_mm:.0} mm field of view (size × pixel size): raise the pixel count or the pixel size"
+    )]
+    Cut { field_of_view_mm: f64 },
+    #[error(
+        "the object reaches {reach_mm:.0} mm from the axis, but OSEM reconstructs only the circle inscribed in the {field_of_view_mm:.0} mm field of view: raise the pixel count or the pixel size"
+    )]
+    BeyondCircle { reach_mm: f64, field_of_view_mm: f64 },
 }
 
 /// The phantom on a grid.
@@ -189,46 +204,93 @@ fn tissue(patient: &PatientParameters, x: f64, y: f64, t: f64) -> (f64, f32, boo
     (value.0, value.1, true, value.2)
 }
 
+/// Where a lesion of each kind may sit: its organ, the in-plane centre is
+/// `base + uniform(x_range or y_range) × range_scale` (mm), and the body positions it may take.
+struct LesionSite {
+    organ: &'static str,
+    base: [f64; 2],
+    x_range: [f64; 2],
+    y_range: [f64; 2],
+    range_scale: f64,
+    body_range: [f64; 2],
+}
+
+fn lesion_site(index: usize, scale: f64) -> LesionSite {
+    match index % 3 {
+        0 => LesionSite {
+            organ: "liver",
+            base: [LIVER.centre[0] * scale, LIVER.centre[1] * scale],
+            x_range: [-25.0, 25.0],
+            y_range: [-20.0, 20.0],
+            range_scale: 1.0,
+            body_range: [0.44, 0.56],
+        },
+        1 => LesionSite {
+            organ: "lung",
+            base: [LUNG_RIGHT.centre[0] * scale, LUNG_RIGHT.centre[1] * scale],
+            x_range: [-15.0, 15.0],
+            y_range: [-25.0, 25.0],
+            range_scale: 1.0,
+            body_range: [0.12, 0.3],
+        },
+        _ => LesionSite {
+            organ: "soft tissue",
+            base: [0.0, 0.0],
+            x_range: [-40.0, 40.0],
+            y_range: [-70.0, -50.0],
+            range_scale: scale,
+            body_range: [0.6, 0.8],
+        },
+    }
+}
+
 /// Places 1–4 lesions; the first always in the liver (the paper's test needs one there).
-fn place_lesions(patient: &PatientParameters, grid: &Grid) -> Vec<Lesion> {
+/// The original layout keeps its draws (radius 7–15 mm, uniform); the other layouts draw
+/// diameters of 6–30 mm, log-uniform as lesion sizes are in clinical series, and place
+/// lesions only where the volume shows them.
+fn place_lesions(patient: &PatientParameters, grid: &Grid, anatomy: &Anatomy, axis: &BodyAxis) -> Vec<Lesion> {
     let mut rng = StdRng::seed_from_u64(patient.seed ^ 0x01e5_10a5);
     let count = rng.random_range(1..=4);
-    let body_length_mm = grid.slices as f64 * grid.slice_mm;
-    let z_of = |t: f64| (0.5 - t) * body_length_mm;
     let s = patient.size_scale;
+    // Body positions the volume shows, its end slices excluded.
+    let (shown_low, shown_high) = {
+        let a = axis.t_of(grid.z_mm(grid.slices.saturating_sub(1)));
+        let b = axis.t_of(grid.z_mm(0));
+        (a.min(b), a.max(b))
+    };
     let mut lesions = Vec::new();
     for index in 0..count {
-        let (organ, centre, t) = match index % 3 {
-            0 => (
-                "liver",
-                [
-                    LIVER.centre[0] * s + rng.random_range(-25.0..25.0),
-                    LIVER.centre[1] * s + rng.random_range(-20.0..20.0),
-                ],
-                rng.random_range(0.44..0.56),
-            ),
-            1 => (
-                "lung",
-                [
-                    LUNG_RIGHT.centre[0] * s + rng.random_range(-15.0..15.0),
-                    LUNG_RIGHT.centre[1] * s + rng.random_range(-25.0..25.0),
-                ],
-                rng.random_range(0.12..0.3),
-            ),
-            _ => (
-                "soft tissue",
-                [rng.random_range(-40.0..40.0) * s, rng.random_range(-70.0..-50.0) * s],
-                rng.random_range(0.6..0.8),
-            ),
-        };
-        // At least 0.9 voxel, so that a coarse grid still draws every lesion.
-        let radius_mm = rng.random_range(7.0..15.0f64).max(0.9 * grid.pixel_mm.max(grid.slice_mm));
+        let site = lesion_site(index, s);
+        let x = site.base[0] + rng.random_range(site.x_range[0]..site.x_range[1]) * site.range_scale;
+        let y = site.base[1] + rng.random_range(site.y_range[0]..site.y_range[1]) * site.range_scale;
+        let radius_mm;
+        let t;
+        if anatomy.is_fitted() {
+            t = rng.random_range(site.body_range[0]..site.body_range[1]);
+            // At least 0.9 voxel, so that a coarse grid still draws every lesion.
+            radius_mm = rng.random_range(7.0..15.0f64).max(0.9 * grid.pixel_mm.max(grid.slice_mm));
+        } else {
+            let diameter_mm = (rng.random_range(6.0f64.ln()..30.0f64.ln())).exp();
+            radius_mm = diameter_mm / 2.0;
+            // The lesion's centre within both the organ's range and the shown slices.
+            let margin = radius_mm / axis.length_mm;
+            let low = site.body_range[0].max(shown_low + margin);
+            let high = site.body_range[1].min(shown_high - margin);
+            let draw = rng.random_range(0.0..1.0);
+            if low >= high {
+                continue;
+            }
+            t = low + draw * (high - low);
+        }
         let contrast = rng.random_range(2.5..6.0);
-        let (background, ..) = tissue(patient, centre[0], centre[1], t);
+        let (background, ..) = tissue(patient, x, y, t);
+        if !anatomy.is_fitted() && background <= 0.0 {
+            continue;
+        }
         lesions.push(Lesion {
-            label: index as u8 + 1,
-            organ: organ.to_owned(),
-            centre_mm: [centre[0], centre[1], z_of(t)],
+            label: lesions.len() as u8 + 1,
+            organ: site.organ.to_owned(),
+            centre_mm: [x, y, axis.z_of(t)],
             radius_mm,
             contrast,
             suv: background * contrast,
@@ -238,39 +300,87 @@ fn place_lesions(patient: &PatientParameters, grid: &Grid) -> Vec<Lesion> {
 }
 
 impl Phantom {
-    /// Draws the patient for `seed` onto `grid`.
+    /// Draws the patient for `seed` onto `grid` in petal's original layout (the whole torso
+    /// fitted onto the slices).
     pub fn generate(seed: u64, grid: Grid) -> Self {
+        Self::draw(seed, grid, &Anatomy::FittedTorso)
+    }
+
+    /// Draws `anatomy` for `seed` onto `grid`.
+    pub fn draw(seed: u64, grid: Grid, anatomy: &Anatomy) -> Self {
+        if let Anatomy::NemaIec { contrast } = anatomy {
+            return super::nema::draw(seed, grid, *contrast);
+        }
         let patient = PatientParameters::from_seed(seed);
-        let lesion_list = place_lesions(&patient, &grid);
+        let axis = BodyAxis::new(anatomy, grid.axial_extent_mm(), patient.height_m);
+        let lesion_list = place_lesions(&patient, &grid, anatomy, &axis);
         let mut activity = Image3::zeros(grid);
         let mut attenuation = Image3::zeros(grid);
         let voxels = grid.voxels();
         let (mut body, mut liver, mut lesions) = (vec![false; voxels], vec![false; voxels], vec![0u8; voxels]);
         let n = grid.size;
         for z in 0..grid.slices {
-            let t = grid.body_position(z);
-            let z_mm = grid.z_mm(z);
+            // The original layout keeps its own arithmetic, so its draws stay bit for bit.
+            let t = if anatomy.is_fitted() { grid.body_position(z) } else { axis.t_of(grid.z_mm(z)) };
             for y in 0..n {
                 for x in 0..n {
                     let index = (z * n + y) * n + x;
-                    let (x_mm, y_mm) = (grid.x_mm(x), grid.y_mm(y));
-                    let (suv, mu, in_body, in_liver) = tissue(&patient, x_mm, y_mm, t);
+                    let (suv, mu, in_body, in_liver) = tissue(&patient, grid.x_mm(x), grid.y_mm(y), t);
                     activity.data[index] = suv as f32;
                     attenuation.data[index] = mu;
                     body[index] = in_body;
                     liver[index] = in_liver;
-                    for lesion in &lesion_list {
-                        let [cx, cy, cz] = lesion.centre_mm;
-                        let d2 = (x_mm - cx).powi(2) + (y_mm - cy).powi(2) + (z_mm - cz).powi(2);
-                        if in_body && d2 <= lesion.radius_mm.powi(2) {
-                            activity.data[index] = lesion.suv as f32;
-                            lesions[index] = lesion.label;
-                        }
+                }
+            }
+        }
+        for lesion in &lesion_list {
+            let sphere = Sphere { centre_mm: lesion.centre_mm, radius_mm: lesion.radius_mm };
+            if anatomy.is_fitted() {
+                // Voxel centres inside the sphere, as the original layout drew them.
+                for index in sphere.bounding_voxels(&grid) {
+                    let (x, y, z) = (index % n, (index / n) % n, index / (n * n));
+                    let d2 = (grid.x_mm(x) - lesion.centre_mm[0]).powi(2)
+                        + (grid.y_mm(y) - lesion.centre_mm[1]).powi(2)
+                        + (grid.z_mm(z) - lesion.centre_mm[2]).powi(2);
+                    if body[index] && d2 <= lesion.radius_mm.powi(2) {
+                        activity.data[index] = lesion.suv as f32;
+                        lesions[index] = lesion.label;
+                    }
+                }
+            } else {
+                for (index, share) in sphere.coverage(&grid) {
+                    if !body[index] {
+                        continue;
+                    }
+                    let value = activity.data[index];
+                    activity.data[index] = value + share * (lesion.suv as f32 - value);
+                    if share >= 0.5 {
+                        lesions[index] = lesion.label;
                     }
                 }
             }
         }
         Self { patient, activity, attenuation, body, liver, lesions, lesion_list }
+    }
+
+    /// Checks that the object lies inside the circle that OSEM reconstructs (the field of
+    /// view's inscribed circle, less a pixel).
+    pub fn check_field_of_view(&self) -> Result<(), OutsideFieldOfView> {
+        let grid = self.activity.grid;
+        let n = grid.size;
+        let field_of_view_mm = grid.field_of_view_mm();
+        let mut reach_mm = 0.0f64;
+        for (index, _) in self.body.iter().enumerate().filter(|(_, inside)| **inside) {
+            let (x, y) = (index % n, (index / n) % n);
+            if x == 0 || y == 0 || x == n - 1 || y == n - 1 {
+                return Err(OutsideFieldOfView::Cut { field_of_view_mm });
+            }
+            reach_mm = reach_mm.max(grid.x_mm(x).hypot(grid.y_mm(y)) + grid.pixel_mm / 2.0);
+        }
+        if reach_mm > field_of_view_mm / 2.0 - grid.pixel_mm / 2.0 {
+            return Err(OutsideFieldOfView::BeyondCircle { reach_mm, field_of_view_mm });
+        }
+        Ok(())
     }
 
     /// Voxels of soft tissue away from organs and lesions: where SUV should read ≈ 1.

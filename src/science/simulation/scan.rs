@@ -2,6 +2,7 @@
 //! lower-count data sets cut from those counts (N2N halves, low-count realizations).
 
 use super::acquisition::{ScannerModel, Sinograms, SplitError, SystemModel, poisson, split, thin};
+use super::anatomy::Anatomy;
 use super::phantom::Phantom;
 use crate::science::image::Grid;
 
@@ -26,7 +27,12 @@ pub struct Scan {
 impl Scan {
     /// Draws the phantom for `seed` and its full-count data.
     pub fn acquire(seed: u64, grid: Grid, scanner: ScannerModel, duration_s: f64) -> Self {
-        let phantom = Phantom::generate(seed, grid);
+        Self::acquire_anatomy(seed, grid, &Anatomy::FittedTorso, scanner, duration_s)
+    }
+
+    /// Draws `anatomy` for `seed` and its full-count data.
+    pub fn acquire_anatomy(seed: u64, grid: Grid, anatomy: &Anatomy, scanner: ScannerModel, duration_s: f64) -> Self {
+        let phantom = Phantom::draw(seed, grid, anatomy);
         let system = SystemModel::new(&phantom.activity, &phantom.attenuation, scanner, duration_s);
         let counts = poisson(&system.expected(&phantom.activity), seed, STREAM_FULL);
         Self { seed, phantom, system, counts }

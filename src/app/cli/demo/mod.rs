@@ -58,6 +58,8 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         realizations: 1,
         low_count_fraction: 0.1,
         scanner: ScannerModel::default(),
+        anatomy: Default::default(),
+        post_filter_mm: None,
     };
     println!(
         "simulating a {}×{}×{} whole-body FDG study (seed {}, OSEM {})…",
