@@ -155,6 +155,7 @@ impl SimulationSettings {
     /// when one is set.
     pub fn reconstruction(&self) -> ReconSettings {
         let mut settings = self.recon.settings();
+        settings.object_continues_axially = !self.anatomy.is_fitted();
         if let Some(filter) = self.post_filter_mm {
             settings.post_filter_fwhm_mm = filter;
         }

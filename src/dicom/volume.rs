@@ -198,31 +198,53 @@ fn median(values: &[f64]) -> Option<f64> {
 /// 0.9–1.1) is most of the body, so the median sits there whichever organs are in view;
 /// this is the level the network was trained at.
 pub const BODY_MEDIAN_SUV: f64 = 1.0;
-/// Voxels above this share of the whole volume's mean belong to the body. The air around
-/// the patient reads near 0 and lungs about a third of soft tissue, while the volume's mean
-/// is the body's mean times the share of the field of view it fills (a third to a half).
-const BODY_SHARE_OF_VOLUME_MEAN: f64 = 0.5;
+/// Where the search for the body starts: voxels above this share of the whole volume's mean.
+const START_SHARE_OF_VOLUME_MEAN: f64 = 0.5;
+/// The body is every voxel above this share of its own median: lungs (a third of soft
+/// tissue) stay in, while the air around the patient and the low tails of scatter, which
+/// real series carry far from the body, stay out.
+const BODY_SHARE_OF_MEDIAN: f64 = 0.25;
+/// Rounds of the search; it settles in two or three.
+const BODY_SEARCH_ROUNDS: usize = 10;
 
 /// The scale that brings a series without SUV information to the network's range: the
 /// median of its body voxels divided by [`BODY_MEDIAN_SUV`] (1 when nothing is positive).
 ///
-/// A high percentile (petal's earlier choice) follows the hottest organ, the bladder or the
-/// heart, and fed the network inputs 4–10× dimmer than SUV.
+/// The body is found by a fixed point: start above half the volume's mean, then keep every
+/// voxel above a quarter of the current body's median until that median settles. The
+/// volume's mean alone is no threshold: a slice where the patient fills a tenth of the
+/// field of view, with low scatter tails around, puts it far below soft tissue. A high
+/// percentile (petal's earlier choice) follows the hottest organ, the bladder or the heart,
+/// and fed the network inputs 4–10× dimmer than SUV.
 fn robust_scale(slices: &[Slice]) -> f64 {
-    let count = slices.iter().map(|s| s.values.len()).sum::<usize>();
-    let total: f64 = slices.iter().flat_map(|s| s.values.iter()).map(|v| f64::from(v.max(0.0))).sum();
-    if count == 0 || total <= 0.0 {
+    let values: Vec<f32> = slices.iter().flat_map(|s| s.values.iter().copied()).collect();
+    let total: f64 = values.iter().map(|v| f64::from(v.max(0.0))).sum();
+    if values.is_empty() || total <= 0.0 {
         return 1.0;
     }
-    let threshold = BODY_SHARE_OF_VOLUME_MEAN * total / count as f64;
-    let mut body: Vec<f32> =
-        slices.iter().flat_map(|s| s.values.iter().copied()).filter(|v| f64::from(*v) > threshold).collect();
-    if body.is_empty() {
-        return 1.0;
+    let mut threshold = START_SHARE_OF_VOLUME_MEAN * total / values.len() as f64;
+    let mut median = None;
+    for _ in 0..BODY_SEARCH_ROUNDS {
+        let Some(next) = median_above(&values, threshold) else { break };
+        let settled = median.is_some_and(|m: f64| (next - m).abs() <= 1e-3 * m);
+        median = Some(next);
+        if settled {
+            break;
+        }
+        threshold = BODY_SHARE_OF_MEDIAN * next;
     }
-    let at = body.len() / 2;
-    let (_, median, _) = body.select_nth_unstable_by(at, f32::total_cmp);
-    (f64::from(*median) / BODY_MEDIAN_SUV).max(f64::MIN_POSITIVE)
+    median.map_or(1.0, |m| (m / BODY_MEDIAN_SUV).max(f64::MIN_POSITIVE))
+}
+
+/// The median of the values above `threshold`, if any are.
+fn median_above(values: &[f32], threshold: f64) -> Option<f64> {
+    let mut above: Vec<f32> = values.iter().copied().filter(|v| f64::from(*v) > threshold).collect();
+    if above.is_empty() {
+        return None;
+    }
+    let at = above.len() / 2;
+    let (_, median, _) = above.select_nth_unstable_by(at, f32::total_cmp);
+    Some(f64::from(*median))
 }
 
 #[cfg(test)]

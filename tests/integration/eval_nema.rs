@@ -5,14 +5,15 @@
 
 use std::process::Command;
 
-use crate::common::{base_model_dir, petal_binary};
+use crate::common::petal_binary;
+use crate::learning::shipped_model;
 
 #[test]
 fn the_quick_nema_evaluation_reads_every_sphere_and_the_background() {
     let dir = tempfile::tempdir().expect("dir");
     let output = Command::new(petal_binary())
         .args(["eval", "nema", "--quick", "--model"])
-        .arg(base_model_dir())
+        .arg(shipped_model())
         .arg("--out")
         .arg(dir.path())
         .output()
@@ -46,15 +47,11 @@ fn the_quick_nema_evaluation_reads_every_sphere_and_the_background() {
         let (osem_cov, petal_cov) = (number(osem, "background_cov_percent"), number(petal, "background_cov_percent"));
         assert!(petal_cov < osem_cov, "petal lowers the voxel noise: {petal_cov} vs {osem_cov}");
         let matched = number(&level["matched_filter"]["mean"], "background_cov_percent");
-        let fwhm = level["matched_filter_fwhm_mm"].as_f64().expect("fwhm");
-        assert!(
-            fwhm > 0.0 && matched < osem_cov,
-            "the filter ({fwhm} mm) lowers OSEM's noise: {matched} vs {osem_cov}"
-        );
+        assert!((matched - petal_cov).abs() < 0.02 * petal_cov, "matched filter CoV {matched} vs petal {petal_cov}");
         // The background stays near its true SUV of 1 in both.
         for image in [osem, petal] {
             let mean = number(image, "background_mean");
-            assert!((mean - 1.0).abs() < 0.1, "background SUV {mean}");
+            assert!((mean - 1.0).abs() < 0.03, "background SUV {mean}");
         }
         let crc = numbers(&osem["crc"]);
         assert!(crc[5] > crc[0], "OSEM recovers the 37 mm sphere better than the 10 mm: {crc:?}");

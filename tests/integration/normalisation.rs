@@ -13,7 +13,8 @@ use petal::science::image::Grid;
 use petal::science::simulation::ReconVersion;
 use petal::science::simulation::acquisition::ScannerModel;
 
-use crate::common::{base_model_dir, ort_dylib_path, petal_binary};
+use crate::common::{ort_dylib_path, petal_binary};
+use crate::learning::shipped_model;
 
 /// Largest voxel-wise NRMSE over the body between the two paths' outputs.
 const MOST_NRMSE: f64 = 0.02;
@@ -50,7 +51,7 @@ fn volume_of(folder: &Path) -> petal::dicom::volume::Volume {
 fn denoise(input: &Path, output: &Path) {
     let run = Command::new(petal_binary())
         .args(["denoise", &input.display().to_string(), &output.display().to_string()])
-        .args(["--model", &base_model_dir().display().to_string(), "--inference-threads", "1"])
+        .args(["--model", &shipped_model().display().to_string(), "--inference-threads", "1"])
         .env("ORT_DYLIB_PATH", ort_dylib_path())
         .output()
         .expect("run petal denoise");

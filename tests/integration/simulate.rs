@@ -201,8 +201,7 @@ fn the_nema_phantom_is_valid_dicom_and_its_spheres_recover_with_size() {
         "sphere 6 is the largest"
     );
     // Read as a physicist reads it: OSEM's own partial volume costs the smallest sphere
-    // most, the largest keeps most of its contrast, and the background is near SUV 1
-    // (3-iteration OSEM with an 8 mm filter reads it a few percent low).
+    // most, the largest keeps most of its contrast, and the background reads SUV 1.
     let rois = PhantomRois::on(&truth.grid);
     let reference = NemaMeasures::of(&noiseless, &rois, 8.0);
     assert!(

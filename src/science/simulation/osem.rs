@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::acquisition::{Sinograms, SystemModel};
-use super::filter::{blur_rows, smooth_volume};
+use super::filter::{blur_rows, smooth_along_z_extended, smooth_volume};
 use crate::science::image::Image3;
 
 /// Which reconstruction made an image.
@@ -43,12 +43,20 @@ impl std::str::FromStr for ReconVersion {
 impl ReconVersion {
     pub fn settings(self) -> ReconSettings {
         match self {
-            ReconVersion::V1 => {
-                ReconSettings { iterations: 3, subsets: 8, resolution_modelling: false, post_filter_fwhm_mm: 8.0 }
-            }
-            ReconVersion::V2 => {
-                ReconSettings { iterations: 4, subsets: 8, resolution_modelling: true, post_filter_fwhm_mm: 0.0 }
-            }
+            ReconVersion::V1 => ReconSettings {
+                iterations: 3,
+                subsets: 8,
+                resolution_modelling: false,
+                post_filter_fwhm_mm: 8.0,
+                object_continues_axially: false,
+            },
+            ReconVersion::V2 => ReconSettings {
+                iterations: 4,
+                subsets: 8,
+                resolution_modelling: true,
+                post_filter_fwhm_mm: 0.0,
+                object_continues_axially: false,
+            },
         }
     }
 
@@ -69,6 +77,12 @@ pub struct ReconSettings {
     pub resolution_modelling: bool,
     /// Gaussian post-filter, in-plane and axial (mm FWHM; 0 for none).
     pub post_filter_fwhm_mm: f64,
+    /// The volume is a section of a longer object (a torso section, the NEMA phantom's
+    /// middle): the post-filter continues the end slices beyond the volume instead of
+    /// padding with zeros, which would darken the first and last few slices as no scanner's
+    /// images are. The original layout keeps zeros, so its series stay as they were.
+    #[serde(default)]
+    pub object_continues_axially: bool,
 }
 
 impl ReconSettings {
@@ -102,7 +116,12 @@ pub fn reconstruct(
         .collect();
     let mut image = Image3::from_slices(system.grid, slices);
     if settings.post_filter_fwhm_mm > 0.0 {
-        smooth_volume(&mut image, settings.post_filter_fwhm_mm, settings.post_filter_fwhm_mm);
+        if settings.object_continues_axially {
+            smooth_volume(&mut image, settings.post_filter_fwhm_mm, 0.0);
+            smooth_along_z_extended(&mut image, settings.post_filter_fwhm_mm);
+        } else {
+            smooth_volume(&mut image, settings.post_filter_fwhm_mm, settings.post_filter_fwhm_mm);
+        }
     }
     image
 }
@@ -205,8 +224,7 @@ mod tests {
         let data = system.expected(&phantom.activity);
         let mut errors = Vec::new();
         for iterations in [1, 3, 10] {
-            let settings =
-                ReconSettings { iterations, subsets: 8, resolution_modelling: true, post_filter_fwhm_mm: 0.0 };
+            let settings = ReconSettings { iterations, ..ReconVersion::V2.settings() };
             let image = reconstruct(&system, &data, &settings, &|| {});
             errors.push(rms_error(&image, &phantom.activity, &phantom.body));
         }

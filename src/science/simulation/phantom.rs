@@ -8,7 +8,7 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::anatomy::{Anatomy, BodyAxis};
+use super::anatomy::{Anatomy, BodyAxis, Section};
 use super::spheres::Sphere;
 use crate::science::image::{Grid, Image3};
 
@@ -303,14 +303,13 @@ impl Phantom {
     /// Draws the patient for `seed` onto `grid` in petal's original layout (the whole torso
     /// fitted onto the slices).
     pub fn generate(seed: u64, grid: Grid) -> Self {
-        Self::draw(seed, grid, &Anatomy::FittedTorso)
+        Self::draw_torso(seed, grid, None)
     }
 
-    /// Draws `anatomy` for `seed` onto `grid`.
-    pub fn draw(seed: u64, grid: Grid, anatomy: &Anatomy) -> Self {
-        if let Anatomy::NemaIec { contrast } = anatomy {
-            return super::nema::draw(seed, grid, *contrast);
-        }
+    /// Draws the patient for `seed` onto `grid`: the whole torso fitted onto the slices when
+    /// `section` is `None`, else the torso at its true length centred on `section`.
+    pub fn draw_torso(seed: u64, grid: Grid, section: Option<Section>) -> Self {
+        let anatomy = &section.map_or(Anatomy::FittedTorso, |section| Anatomy::Torso { section });
         let patient = PatientParameters::from_seed(seed);
         let axis = BodyAxis::new(anatomy, grid.axial_extent_mm(), patient.height_m);
         let lesion_list = place_lesions(&patient, &grid, anatomy, &axis);

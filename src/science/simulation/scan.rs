@@ -3,6 +3,7 @@
 
 use super::acquisition::{ScannerModel, Sinograms, SplitError, SystemModel, poisson, split, thin};
 use super::anatomy::Anatomy;
+use super::nema;
 use super::phantom::Phantom;
 use crate::science::image::Grid;
 
@@ -13,6 +14,15 @@ const STREAM_REALIZATIONS: u64 = 3;
 const STREAM_THINNED: u64 = 100;
 /// Seeds of follow-up visits: far from any patient seed, so no visit repeats another draw.
 const FOLLOW_UP_SEED_STEP: u64 = 0x9E37_79B9;
+
+/// Draws `anatomy` for `seed` on `grid`: a patient's torso, or the NEMA IEC body phantom.
+pub fn draw_object(seed: u64, grid: Grid, anatomy: &Anatomy) -> Phantom {
+    match anatomy {
+        Anatomy::FittedTorso => Phantom::draw_torso(seed, grid, None),
+        Anatomy::Torso { section } => Phantom::draw_torso(seed, grid, Some(*section)),
+        Anatomy::NemaIec { contrast } => nema::draw(seed, grid, *contrast),
+    }
+}
 
 /// A phantom scanned for `duration_s` seconds.
 #[derive(Debug, Clone)]
@@ -32,7 +42,7 @@ impl Scan {
 
     /// Draws `anatomy` for `seed` and its full-count data.
     pub fn acquire_anatomy(seed: u64, grid: Grid, anatomy: &Anatomy, scanner: ScannerModel, duration_s: f64) -> Self {
-        let phantom = Phantom::draw(seed, grid, anatomy);
+        let phantom = draw_object(seed, grid, anatomy);
         let system = SystemModel::new(&phantom.activity, &phantom.attenuation, scanner, duration_s);
         let counts = poisson(&system.expected(&phantom.activity), seed, STREAM_FULL);
         Self { seed, phantom, system, counts }
