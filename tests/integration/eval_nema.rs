@@ -30,6 +30,11 @@ fn the_quick_nema_evaluation_reads_every_sphere_and_the_background() {
     let numbers = |value: &serde_json::Value| -> Vec<f64> {
         value.as_array().expect("array").iter().map(|v| v.as_f64().expect("number")).collect()
     };
+    for figure in ["nema-slices.png", "nema-crc.png"] {
+        let bytes = std::fs::read(dir.path().join(figure)).expect(figure);
+        assert_eq!(&bytes[1..4], b"PNG", "{figure} is a PNG");
+    }
+    assert_eq!(json["noiseless_osem"]["false_hot_spots"], 0.0, "no hot spot without noise");
     let reference = numbers(&json["noiseless_osem"]["crc"]);
     assert_eq!(reference.len(), 6);
     assert!(reference[5] > reference[0] + 0.2, "noiseless OSEM recovers the 37 mm sphere best: {reference:?}");
@@ -56,5 +61,13 @@ fn the_quick_nema_evaluation_reads_every_sphere_and_the_background() {
         let crc = numbers(&osem["crc"]);
         assert!(crc[5] > crc[0], "OSEM recovers the 37 mm sphere better than the 10 mm: {crc:?}");
         assert!(numbers(&petal["crc"]).iter().all(|c| c.is_finite() && *c > 0.0));
+        for field in ["rc_max", "rc_a50", "suv_peak"] {
+            let values = numbers(&petal[field]);
+            assert!(values.iter().all(|v| v.is_finite() && *v > 0.0), "{field}: {values:?}");
+        }
+        // A 1 mL mean never exceeds the hottest voxel, and the larger sphere reads higher.
+        let (peak, max) = (numbers(&osem["suv_peak"]), numbers(&osem["suv_max"]));
+        assert!(peak.iter().zip(&max).all(|(p, m)| p <= m), "SUVpeak {peak:?} above SUVmax {max:?}");
+        assert!(peak[5] > peak[0], "SUVpeak of the 37 mm sphere {} vs the 10 mm {}", peak[5], peak[0]);
     }
 }

@@ -203,7 +203,7 @@ fn the_nema_phantom_is_valid_dicom_and_its_spheres_recover_with_size() {
     // Read as a physicist reads it: OSEM's own partial volume costs the smallest sphere
     // most, the largest keeps most of its contrast, and the background reads SUV 1.
     let rois = PhantomRois::on(&truth.grid);
-    let reference = NemaMeasures::of(&noiseless, &rois, 8.0);
+    let reference = NemaMeasures::of(&noiseless, &rois, 8.0, f64::INFINITY);
     assert!(
         (0.85..1.05).contains(&reference.background_mean),
         "noiseless background SUV {}",

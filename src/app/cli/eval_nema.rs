@@ -7,7 +7,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::app::config::EvalNemaArgs;
-use crate::science::evaluation::nema::{NemaPlan, NemaScale, evaluate, report};
+use crate::science::evaluation::nema::{NemaPlan, NemaScale, evaluate, figures, report};
+use crate::science::evaluation::paper::figures::slice_grid;
 use crate::science::model::directory::StoredModel;
 use crate::science::simulation::ReconVersion;
 
@@ -48,14 +49,25 @@ pub fn run(args: &EvalNemaArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     let command = std::iter::once("petal".to_owned()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
     let started = Instant::now();
-    let results = evaluate(&plan, &model, &|step| {
+    let (results, slices) = evaluate(&plan, &model, &|step| {
         println!("[{:>5.0} s] {step}", started.elapsed().as_secs_f64());
     })?;
     let markdown = report::markdown(&results, &command);
-    for (name, bytes) in [("nema.md", markdown.into_bytes()), ("nema.json", serde_json::to_vec_pretty(&results)?)] {
+    let rows: Vec<Vec<&[f32]>> = slices.rows.iter().map(|row| row.iter().map(Vec::as_slice).collect()).collect();
+    let files = [
+        ("nema.md", markdown.into_bytes()),
+        ("nema.json", serde_json::to_vec_pretty(&results)?),
+        ("nema-slices.png", slice_grid(&rows, slices.size)?),
+        ("nema-crc.png", figures::crc_plot(&results)?),
+    ];
+    for (name, bytes) in files {
         let path = out.join(name);
         std::fs::write(&path, bytes).with_context(|| format!("writing {}", path.display()))?;
     }
-    println!("wrote {} and nema.json in {:.0} s", out.join("nema.md").display(), started.elapsed().as_secs_f64());
+    println!(
+        "wrote {} with nema.json, nema-slices.png and nema-crc.png in {:.0} s",
+        out.join("nema.md").display(),
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -336,12 +336,8 @@ impl Phantom {
             let sphere = Sphere { centre_mm: lesion.centre_mm, radius_mm: lesion.radius_mm };
             if anatomy.is_fitted() {
                 // Voxel centres inside the sphere, as the original layout drew them.
-                for index in sphere.bounding_voxels(&grid) {
-                    let (x, y, z) = (index % n, (index / n) % n, index / (n * n));
-                    let d2 = (grid.x_mm(x) - lesion.centre_mm[0]).powi(2)
-                        + (grid.y_mm(y) - lesion.centre_mm[1]).powi(2)
-                        + (grid.z_mm(z) - lesion.centre_mm[2]).powi(2);
-                    if body[index] && d2 <= lesion.radius_mm.powi(2) {
+                for index in sphere.voxels_within(&grid, lesion.radius_mm) {
+                    if body[index] {
                         activity.data[index] = lesion.suv as f32;
                         lesions[index] = lesion.label;
                     }

@@ -35,6 +35,21 @@ impl Sphere {
         })
     }
 
+    /// The voxels whose centres lie within `reach_mm` of the sphere's centre.
+    pub fn voxels_within(&self, grid: &Grid, reach_mm: f64) -> Vec<usize> {
+        let n = grid.size;
+        let [cx, cy, cz] = self.centre_mm;
+        let grown = Sphere { centre_mm: self.centre_mm, radius_mm: reach_mm };
+        grown
+            .bounding_voxels(grid)
+            .filter(|i| {
+                let (x, y, z) = (i % n, (i / n) % n, i / (n * n));
+                (grid.x_mm(x) - cx).powi(2) + (grid.y_mm(y) - cy).powi(2) + (grid.z_mm(z) - cz).powi(2)
+                    <= reach_mm * reach_mm
+            })
+            .collect()
+    }
+
     /// Every voxel the sphere touches, with the share of its volume inside the sphere.
     pub fn coverage(&self, grid: &Grid) -> Vec<(usize, f32)> {
         let [cx, cy, cz] = self.centre_mm;

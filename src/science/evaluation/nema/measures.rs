@@ -3,7 +3,11 @@
 //! - **contrast recovery** of each sphere: `CRC = (C_sphere / C_background − 1) / (contrast − 1)`,
 //!   with `C_sphere` the mean of a circular ROI of the sphere's inner diameter on the slice
 //!   through the spheres' centres, and `C_background` the mean of the background ROIs;
-//! - **RC_max**: the sphere's hottest voxel over its true activity;
+//! - **RC_max**: the sphere's hottest voxel over its true activity; **RC_A50**: the mean of
+//!   the voxels around the sphere at or above half-way from the background to that maximum,
+//!   over the true activity; **SUVpeak**: the highest mean of a 1 mL sphere centred in it;
+//! - **false hot spots**: groups of two or more touching voxels of the uniform background
+//!   (every slice) as bright as the smallest sphere appears in OSEM of noiseless data;
 //! - **background variability**: the relative standard deviation of the means of 60 ROIs of
 //!   10 mm (12 positions on the spheres' slice and on the slices nearest ±10 and ±20 mm);
 //! - **background CoV**: the voxel standard deviation over the mean, in the uniform
@@ -15,10 +19,12 @@
 //! ROIs hold the voxels whose centres lie inside their circle.
 
 use crate::science::image::{Grid, Image3};
+use crate::science::regions::{connected_groups, peak_mean};
 use crate::science::simulation::nema::{
-    BACKGROUND_MARGIN_MM, CORNER_RADIUS_MM, HALF_WIDTH_MM, LUNG_INSERT_DIAMETER_MM, SPHERE_DIAMETERS_MM,
-    inside_cross_section, sphere_plane_mm, spheres,
+    AXIAL_RANGE_MM, BACKGROUND_MARGIN_MM, CORNER_RADIUS_MM, HALF_WIDTH_MM, LUNG_INSERT_DIAMETER_MM,
+    SPHERE_DIAMETERS_MM, inside_cross_section, sphere_plane_mm, spheres,
 };
+use crate::science::simulation::spheres::Sphere;
 
 /// Diameter of a background ROI (mm).
 pub const BACKGROUND_ROI_MM: f64 = 10.0;
@@ -39,12 +45,16 @@ pub type Roi = Vec<usize>;
 pub struct PhantomRois {
     /// One ROI per sphere, smallest first, on the spheres' slice.
     pub spheres: Vec<Roi>,
-    /// The 3D voxels of each sphere (centres inside it), for SUVmax.
+    /// The 3D voxels of each sphere (centres inside it), for SUVmax and SUVpeak.
     pub sphere_volumes: Vec<Roi>,
+    /// Each sphere and one pixel around it, where its A50 iso-contour is drawn.
+    pub sphere_surroundings: Vec<Roi>,
     /// 60 background ROIs.
     pub background: Vec<Roi>,
     /// Uniform-background voxels of the five background slices.
     pub background_voxels: Roi,
+    /// Uniform-background voxels of every slice, where false hot spots are looked for.
+    pub searched_background: Roi,
     /// The lung insert's ROI on each of the five slices, together.
     pub lung: Roi,
 }
@@ -58,6 +68,14 @@ pub struct NemaMeasures {
     pub rc_max: Vec<f64>,
     /// Per sphere: hottest voxel (SUV).
     pub suv_max: Vec<f64>,
+    /// Per sphere: the highest mean of a 1 mL sphere centred on one of its voxels (SUV).
+    pub suv_peak: Vec<f64>,
+    /// Per sphere: the mean of the voxels around it at or above half-way from the background
+    /// to its maximum (the background-adapted 50 % iso-contour), over the true activity.
+    pub rc_a50: Vec<f64>,
+    /// Groups of two or more touching voxels of the uniform background as bright as the
+    /// given level (the smallest sphere as OSEM shows it without noise).
+    pub false_hot_spots: f64,
     /// Mean of the background ROIs (SUV; the truth is 1).
     pub background_mean: f64,
     /// Percent.
@@ -68,7 +86,8 @@ pub struct NemaMeasures {
     pub lung_residual_percent: f64,
 }
 
-fn slice_nearest(grid: &Grid, z_mm: f64) -> usize {
+/// The slice whose centre is nearest `z_mm`.
+pub fn slice_nearest(grid: &Grid, z_mm: f64) -> usize {
     let from_first = (z_mm - grid.z_mm(0)) / grid.slice_mm;
     (from_first.round().max(0.0) as usize).min(grid.slices - 1)
 }
@@ -127,20 +146,9 @@ impl PhantomRois {
             .map(|s| circle(grid, centre_slice, [s.centre_mm[0], s.centre_mm[1]], 2.0 * s.radius_mm))
             .collect();
         let n = grid.size;
-        let sphere_volumes = sphere_list
-            .iter()
-            .map(|s| {
-                s.bounding_voxels(grid)
-                    .filter(|i| {
-                        let (x, y, z) = (i % n, (i / n) % n, i / (n * n));
-                        (grid.x_mm(x) - s.centre_mm[0]).powi(2)
-                            + (grid.y_mm(y) - s.centre_mm[1]).powi(2)
-                            + (grid.z_mm(z) - s.centre_mm[2]).powi(2)
-                            <= s.radius_mm.powi(2)
-                    })
-                    .collect()
-            })
-            .collect();
+        let sphere_volumes = sphere_list.iter().map(|s| s.voxels_within(grid, s.radius_mm)).collect();
+        let sphere_surroundings =
+            sphere_list.iter().map(|s| s.voxels_within(grid, s.radius_mm + grid.pixel_mm)).collect();
         let slices: Vec<usize> =
             BACKGROUND_SLICE_OFFSETS_MM.iter().map(|offset| slice_nearest(grid, plane_mm + offset)).collect();
         let positions = background_positions();
@@ -148,24 +156,41 @@ impl PhantomRois {
             .iter()
             .flat_map(|z| positions.iter().map(move |p| circle(grid, *z, *p, BACKGROUND_ROI_MM)))
             .collect();
-        let background_voxels = slices
-            .iter()
-            .flat_map(|z| (0..n * n).map(move |i| (*z, i)))
-            .filter(|(_, i)| {
-                let (x, y) = (grid.x_mm(i % n), grid.y_mm(i / n));
-                (0..16).all(|k| {
-                    let theta = f64::from(k) * std::f64::consts::PI / 8.0;
-                    inside_cross_section(x + WALL_MARGIN_MM * theta.cos(), y + WALL_MARGIN_MM * theta.sin())
-                }) && x.hypot(y) > LUNG_INSERT_DIAMETER_MM / 2.0 + BACKGROUND_MARGIN_MM
-                    && sphere_list
-                        .iter()
-                        .all(|s| (x - s.centre_mm[0]).hypot(y - s.centre_mm[1]) > s.radius_mm + BACKGROUND_MARGIN_MM)
-            })
-            .map(|(z, i)| z * n * n + i)
-            .collect();
+        let uniform = |index: &usize| in_uniform_background(grid, *index, &sphere_list);
+        let background_voxels =
+            slices.iter().flat_map(|z| (0..n * n).map(move |i| z * n * n + i)).filter(uniform).collect();
+        let searched_background = (0..grid.voxels()).filter(uniform).collect();
         let lung = slices.iter().flat_map(|z| circle(grid, *z, [0.0, 0.0], LUNG_ROI_MM)).collect();
-        Self { spheres: spheres_2d, sphere_volumes, background, background_voxels, lung }
+        Self {
+            spheres: spheres_2d,
+            sphere_volumes,
+            sphere_surroundings,
+            background,
+            background_voxels,
+            searched_background,
+            lung,
+        }
     }
+}
+
+/// Whether voxel `index` lies in the uniform background: `WALL_MARGIN_MM` inside the wall,
+/// and `BACKGROUND_MARGIN_MM` from the lung insert and from every sphere's surface.
+fn in_uniform_background(grid: &Grid, index: usize, spheres: &[Sphere]) -> bool {
+    let n = grid.size;
+    let (x, y, z) = (grid.x_mm(index % n), grid.y_mm((index / n) % n), grid.z_mm(index / (n * n)));
+    let inside = (0..16).all(|k| {
+        let theta = f64::from(k) * std::f64::consts::PI / 8.0;
+        inside_cross_section(x + WALL_MARGIN_MM * theta.cos(), y + WALL_MARGIN_MM * theta.sin())
+    });
+    let within_length = z - sphere_plane_mm(grid) > AXIAL_RANGE_MM[0] + WALL_MARGIN_MM
+        && z - sphere_plane_mm(grid) < AXIAL_RANGE_MM[1] - WALL_MARGIN_MM;
+    inside
+        && within_length
+        && x.hypot(y) > LUNG_INSERT_DIAMETER_MM / 2.0 + BACKGROUND_MARGIN_MM
+        && spheres.iter().all(|s| {
+            let [cx, cy, cz] = s.centre_mm;
+            ((x - cx).powi(2) + (y - cy).powi(2) + (z - cz).powi(2)).sqrt() > s.radius_mm + BACKGROUND_MARGIN_MM
+        })
 }
 
 fn mean_of(image: &Image3, roi: &[usize]) -> f64 {
@@ -183,22 +208,46 @@ fn relative_sd_percent(values: &[f64]) -> f64 {
 }
 
 impl NemaMeasures {
-    /// The figures of `image` (SUV) of a phantom filled at `contrast` : 1.
-    pub fn of(image: &Image3, rois: &PhantomRois, contrast: f64) -> Self {
+    /// The figures of `image` (SUV) of a phantom filled at `contrast` : 1; background spots
+    /// above `hot_spot_level` count as false hot spots.
+    pub fn of(image: &Image3, rois: &PhantomRois, contrast: f64, hot_spot_level: f64) -> Self {
         let roi_means: Vec<f64> = rois.background.iter().map(|roi| mean_of(image, roi)).collect();
         let background_mean = roi_means.iter().sum::<f64>() / roi_means.len() as f64;
         let crc =
             rois.spheres.iter().map(|roi| (mean_of(image, roi) / background_mean - 1.0) / (contrast - 1.0)).collect();
-        let suv_max: Vec<f64> = rois
+        let highest = |roi: &Roi| roi.iter().map(|i| f64::from(image.data[*i])).fold(f64::NAN, f64::max);
+        let suv_max: Vec<f64> = rois.sphere_volumes.iter().map(highest).collect();
+        let suv_peak = rois
             .sphere_volumes
             .iter()
-            .map(|roi| roi.iter().map(|i| f64::from(image.data[*i])).fold(f64::NAN, f64::max))
+            .map(|roi| roi.iter().map(|i| peak_mean(image, *i)).fold(f64::NAN, f64::max))
             .collect();
+        let rc_a50 = rois
+            .sphere_surroundings
+            .iter()
+            .map(|roi| {
+                let threshold = background_mean + 0.5 * (highest(roi) - background_mean);
+                let above: Vec<usize> =
+                    roi.iter().copied().filter(|i| f64::from(image.data[*i]) >= threshold).collect();
+                mean_of(image, &above) / contrast
+            })
+            .collect();
+        let mut searched = vec![false; image.data.len()];
+        for index in &rois.searched_background {
+            searched[*index] = true;
+        }
+        let false_hot_spots = connected_groups(image, |i| searched[i] && f64::from(image.data[i]) > hot_spot_level)
+            .iter()
+            .filter(|group| group.len() >= 2)
+            .count() as f64;
         let voxels: Vec<f64> = rois.background_voxels.iter().map(|i| f64::from(image.data[*i])).collect();
         Self {
             crc,
             rc_max: suv_max.iter().map(|m| m / contrast).collect(),
             suv_max,
+            suv_peak,
+            rc_a50,
+            false_hot_spots,
             background_mean,
             background_variability_percent: relative_sd_percent(&roi_means),
             background_cov_percent: relative_sd_percent(&voxels),
@@ -224,7 +273,7 @@ mod tests {
         let rois = PhantomRois::on(&grid);
         assert_eq!(rois.background.len(), 60);
         assert!(rois.background.iter().all(|roi| roi.len() >= 3), "every background ROI holds voxels");
-        let measures = NemaMeasures::of(&phantom.activity, &rois, 4.0);
+        let measures = NemaMeasures::of(&phantom.activity, &rois, 4.0, 1.5);
         assert!((measures.background_mean - 1.0).abs() < 1e-6);
         assert!(measures.background_variability_percent < 1e-6 && measures.background_cov_percent < 1e-6);
         assert!(measures.lung_residual_percent.abs() < 1e-6);
@@ -233,5 +282,8 @@ mod tests {
         assert!(measures.crc.iter().all(|c| (0.75..=1.0 + 1e-9).contains(c)), "{:?}", measures.crc);
         assert!(measures.crc[5] > 0.9, "{:?}", measures.crc);
         assert!(measures.rc_max.iter().all(|r| (r - 1.0).abs() < 1e-6), "{:?}", measures.rc_max);
+        assert_eq!(measures.false_hot_spots, 0.0, "the true background is flat");
+        // The spheres above 1 mL hold a whole 1 mL sphere at their activity.
+        assert!(measures.suv_peak[3..].iter().all(|p| (p - 4.0).abs() < 1e-6), "{:?}", measures.suv_peak);
     }
 }

@@ -12,6 +12,7 @@
 //! noise, OSEM's own non-uniformity and the spill from spheres and lung insert, which a wide
 //! filter raises. The filtered images' variability is reported beside petal's.)
 
+pub mod figures;
 pub mod measures;
 pub mod report;
 
@@ -92,6 +93,15 @@ pub struct NemaPlan {
     pub recon: ReconVersion,
 }
 
+/// The slice through the spheres of the first realization at each count level: OSEM, petal,
+/// OSEM filtered to petal's noise, and OSEM of noiseless data (for nema-slices.png).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SphereSlices {
+    /// Pixels across each slice.
+    pub size: usize,
+    pub rows: Vec<[Vec<f32>; 4]>,
+}
+
 /// Figures averaged over realizations, with the spread of SUVmax.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Averaged {
@@ -124,6 +134,9 @@ pub struct NemaResults {
     pub reconstruction: String,
     /// OSEM of noiseless data: what the reconstruction itself recovers.
     pub noiseless_osem: NemaMeasures,
+    /// SUV above which touching background voxels count as a false hot spot: the mean of
+    /// the 10 mm sphere's ROI in OSEM of noiseless data.
+    pub false_hot_spot_level: f64,
     pub levels: Vec<CountLevel>,
 }
 
@@ -147,6 +160,9 @@ fn averaged(measures: &[NemaMeasures]) -> Averaged {
             crc: per_sphere(&|m| &m.crc),
             rc_max: per_sphere(&|m| &m.rc_max),
             suv_max,
+            suv_peak: per_sphere(&|m| &m.suv_peak),
+            rc_a50: per_sphere(&|m| &m.rc_a50),
+            false_hot_spots: mean_of(&|m| m.false_hot_spots),
             background_mean: mean_of(&|m| m.background_mean),
             background_variability_percent: mean_of(&|m| m.background_variability_percent),
             background_cov_percent: mean_of(&|m| m.background_cov_percent),
@@ -171,7 +187,7 @@ fn filtered(image: &Image3, fwhm_mm: f64) -> Image3 {
 fn matched_filter(osem: &[Image3], rois: &PhantomRois, contrast: f64, target: f64) -> f64 {
     let variability = |fwhm: f64| {
         osem.iter()
-            .map(|image| NemaMeasures::of(&filtered(image, fwhm), rois, contrast).background_cov_percent)
+            .map(|image| NemaMeasures::of(&filtered(image, fwhm), rois, contrast, f64::INFINITY).background_cov_percent)
             .sum::<f64>()
             / osem.len() as f64
     };
@@ -191,7 +207,11 @@ fn matched_filter(osem: &[Image3], rois: &PhantomRois, contrast: f64, target: f6
 }
 
 /// Runs the plan with `model`; `progress` hears each step.
-pub fn evaluate(plan: &NemaPlan, model: &StoredModel, progress: &dyn Fn(&str)) -> Result<NemaResults, NemaError> {
+pub fn evaluate(
+    plan: &NemaPlan,
+    model: &StoredModel,
+    progress: &dyn Fn(&str),
+) -> Result<(NemaResults, SphereSlices), NemaError> {
     let scale = &plan.scale;
     let realizations = scale.realizations.max(2);
     let scan = Scan::acquire_anatomy(
@@ -204,7 +224,14 @@ pub fn evaluate(plan: &NemaPlan, model: &StoredModel, progress: &dyn Fn(&str)) -
     let recon = ReconSettings { object_continues_axially: true, ..plan.recon.settings() };
     let rois = PhantomRois::on(&scale.grid);
     let noiseless = reconstruct(&scan.system, &scan.noiseless(), &recon, &|| {});
+    // A background spot counts as a false hot spot when it is as bright as the smallest
+    // sphere's ROI in OSEM of noiseless data.
+    let hot_spot_level = rois.spheres[0].iter().map(|i| f64::from(noiseless.data[*i])).sum::<f64>()
+        / rois.spheres[0].len().max(1) as f64;
     let parts = scan.realizations(realizations, 1.0 / realizations as f64)?;
+    let spheres_slice =
+        measures::slice_nearest(&scale.grid, crate::science::simulation::nema::sphere_plane_mm(&scale.grid));
+    let mut slices = SphereSlices { size: scale.grid.size, rows: Vec::new() };
     let mut levels = Vec::new();
     for fraction in &plan.counts {
         progress(&format!("{:.0} % of the counts: {realizations} realizations", fraction * 100.0));
@@ -221,12 +248,18 @@ pub fn evaluate(plan: &NemaPlan, model: &StoredModel, progress: &dyn Fn(&str)) -
             osem.push(image);
         }
         let measure = |images: &[Image3]| -> Vec<NemaMeasures> {
-            images.iter().map(|image| NemaMeasures::of(image, &rois, plan.contrast)).collect()
+            images.iter().map(|image| NemaMeasures::of(image, &rois, plan.contrast, hot_spot_level)).collect()
         };
         let (osem_measures, petal_measures) = (measure(&osem), measure(&denoised));
         let petal = averaged(&petal_measures);
         let fwhm = matched_filter(&osem, &rois, plan.contrast, petal.mean.background_cov_percent);
         let matched: Vec<Image3> = osem.iter().map(|image| filtered(image, fwhm)).collect();
+        slices.rows.push([
+            osem[0].slice(spheres_slice).to_vec(),
+            denoised[0].slice(spheres_slice).to_vec(),
+            matched[0].slice(spheres_slice).to_vec(),
+            noiseless.slice(spheres_slice).to_vec(),
+        ]);
         levels.push(CountLevel {
             fraction: *fraction,
             osem: averaged(&osem_measures),
@@ -235,14 +268,16 @@ pub fn evaluate(plan: &NemaPlan, model: &StoredModel, progress: &dyn Fn(&str)) -
             matched_filter: averaged(&measure(&matched)),
         });
     }
-    Ok(NemaResults {
+    let results = NemaResults {
         model_sha256: model.sha256.clone(),
         contrast: plan.contrast,
         realizations,
         voxel_mm: [scale.grid.pixel_mm, scale.grid.pixel_mm, scale.grid.slice_mm],
         fwhm_mm: scale.fwhm_mm,
         reconstruction: recon.describe(),
-        noiseless_osem: NemaMeasures::of(&noiseless, &rois, plan.contrast),
+        noiseless_osem: NemaMeasures::of(&noiseless, &rois, plan.contrast, hot_spot_level),
+        false_hot_spot_level: hot_spot_level,
         levels,
-    })
+    };
+    Ok((results, slices))
 }
