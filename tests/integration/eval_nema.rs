@@ -20,9 +20,14 @@ fn the_quick_nema_evaluation_reads_every_sphere_and_the_background() {
         .expect("run eval nema");
     assert!(output.status.success(), "eval nema: {}", String::from_utf8_lossy(&output.stderr));
     let report = std::fs::read_to_string(dir.path().join("nema.md")).expect("nema.md");
-    for expected in
-        ["## 100 % of the counts", "## 25 % of the counts", "| 10 mm |", "| 37 mm |", "BV (60 ROIs of 10 mm)"]
-    {
+    for expected in [
+        "## 100 % of the counts",
+        "## 25 % of the counts",
+        "| 10 mm |",
+        "| 37 mm |",
+        "BV (60 ROIs of 10 mm)",
+        "EARL 1 RC_max",
+    ] {
         assert!(report.contains(expected), "the report has {expected}:\n{report}");
     }
     let json: serde_json::Value =

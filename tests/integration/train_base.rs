@@ -58,6 +58,33 @@ fn a_tiny_base_model_learns_and_its_directory_is_complete() {
 }
 
 #[test]
+fn clinical_geometry_is_named_in_the_report_and_a_field_too_small_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |extra: &[&str], out: &str| {
+        Command::new(petal_binary())
+            .arg("train-base")
+            .args(TINY)
+            .args(["--steps", "5"])
+            .args(extra)
+            .arg(dir.path().join(out))
+            .output()
+            .expect("run train-base")
+    };
+    let refused = run(&["--pixel-mm", "4", "--sections", "liver"], "too-small");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("field of view"), "{stderr}");
+
+    let geometry = ["--pixel-mm", "14", "--slice-mm", "3", "--fwhm-mm", "6", "--sections", "liver,thorax"];
+    let output = run(&geometry, "sections");
+    assert!(output.status.success(), "train-base: {}", String::from_utf8_lossy(&output.stderr));
+    let report = std::fs::read_to_string(dir.path().join("sections/report.md")).expect("report");
+    for named in ["14 × 3 mm voxels", "6 mm scanner resolution", "sections torso-liver, torso-thorax in turn"] {
+        assert!(report.contains(named), "the report names {named}: {report}");
+    }
+}
+
+#[test]
 fn a_killed_run_resumes_from_its_checkpoint() {
     let dir = tempfile::tempdir().expect("dir");
     let out = dir.path().join("model");

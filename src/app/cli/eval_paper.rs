@@ -66,12 +66,8 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
 
     let (v1, v1_record) = stages.time("v1-net (train-base on v1)", || base_network(&scale, ReconVersion::V1, &work))?;
     let (v2, v2_record) = stages.time("v2-net (train-base on v2)", || base_network(&scale, ReconVersion::V2, &work))?;
-    let fine_tune_data = SimulatedData {
-        grid: scale.grid(),
-        recon: ReconVersion::V2,
-        seconds_per_bed: scale.seconds_per_bed,
-        count_levels: scale.count_levels.clone(),
-    };
+    let fine_tune_data =
+        SimulatedData::original(scale.grid(), ReconVersion::V2, scale.seconds_per_bed, scale.count_levels.clone());
     let few_v2 = stages.time("simulating the fine-tune studies (v2)", || {
         Ok((0..scale.fine_tune_studies).map(|i| fine_tune_data.pair(scale.base_seed + i)).collect::<Vec<_>>())
     })?;

@@ -10,13 +10,15 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::progress::bar;
-use crate::app::config::TrainBaseArgs;
+use crate::app::config::{TrainBaseArgs, simulated_grid};
 use crate::dicom::series_image::series_image;
 use crate::science::image::Grid;
 use crate::science::image::Image3;
 use crate::science::model::config::DnCnnConfig;
 use crate::science::model::directory::StoredModel;
 use crate::science::model::onnx::export_folded;
+use crate::science::simulation::acquisition::ScannerModel;
+use crate::science::simulation::anatomy::Anatomy;
 use crate::science::training::base::data::SimulatedData;
 use crate::science::training::base::loss_plot::loss_curve_png;
 use crate::science::training::base::report::{
@@ -208,11 +210,17 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
     let levels = args.count_levels.clone();
     anyhow::ensure!(levels.iter().all(|l| *l > 0.0 && *l <= 1.0), "--count-levels must lie in (0, 1]");
     let data = SimulatedData {
-        grid: Grid::new(args.size, args.slices),
-        recon: args.recon,
-        seconds_per_bed: args.seconds_per_bed,
-        count_levels: levels,
+        scanner: args.fwhm_mm.map_or_else(ScannerModel::default, ScannerModel::with_resolution),
+        anatomies: args.sections.iter().map(|s| s.anatomy()).collect(),
+        ..SimulatedData::original(
+            simulated_grid(args.size, args.slices, args.pixel_mm, args.slice_mm),
+            args.recon,
+            args.seconds_per_bed,
+            levels,
+        )
     };
+    data.check_field_of_view(args.seed, args.patients + 1)
+        .context("the simulated patients do not fit the field of view (--size × --pixel-mm)")?;
     let progress = bar(args.patients + 1, "simulating");
     let mut pairs = Vec::new();
     for seed in args.seed..args.seed + args.patients {
@@ -234,6 +242,18 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
         data.count_levels,
         args.lesion_share * 100.0
     );
+    // Only what differs from the original simulator is named, so its runs keep their fingerprint.
+    if data.grid != Grid::new(args.size, args.slices) {
+        description.push_str(&format!(", {} × {} mm voxels", data.grid.pixel_mm, data.grid.slice_mm));
+    }
+    if data.scanner != ScannerModel::default() {
+        description.push_str(&format!(", {} mm scanner resolution", data.scanner.detector_blur_fwhm_mm));
+    }
+    if data.anatomies != [Anatomy::FittedTorso] {
+        let names: Vec<String> =
+            data.anatomies.iter().map(|a| if a.is_fitted() { "fit".to_owned() } else { a.label() }).collect();
+        description.push_str(&format!(", sections {} in turn", names.join(", ")));
+    }
     // Only a weighted loss is named, so runs of plain MSE keep their fingerprint.
     if args.lesion_weight != 1.0 {
         description.push_str(&format!(", lesion voxels weighted ×{} in the loss", args.lesion_weight));

@@ -26,7 +26,7 @@ pub use common::{BlobArgs, DEFAULT_DATABASE_URL, DatabaseArgs, LogArgs, LogForma
 pub use dimse::{DimseArgs, ForwardArgs, OtherObjectsArg};
 pub use offline::{
     DemoArgs, DenoiseArgs, EvalCommand, EvalNemaArgs, EvalPaperArgs, EvalRoundsArgs, RoundCase, SimulateArgs,
-    TrainBaseArgs,
+    TrainBaseArgs, simulated_grid,
 };
 pub use serve::{
     DerivedSeriesArgs, HttpArgs, InferenceArgs, JobArgs, LearningArgs, MigrateArgs, PipelineArgs, ServeArgs,

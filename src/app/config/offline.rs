@@ -67,31 +67,47 @@ pub enum SectionChoice {
     Whole,
 }
 
+impl SectionChoice {
+    /// The torso this choice draws.
+    pub fn anatomy(self) -> crate::science::simulation::anatomy::Anatomy {
+        use crate::science::simulation::anatomy::{Anatomy, Section};
+        let section = match self {
+            SectionChoice::Fit => return Anatomy::FittedTorso,
+            SectionChoice::Thorax => Section::Thorax,
+            SectionChoice::Liver => Section::Liver,
+            SectionChoice::Abdomen => Section::Abdomen,
+            SectionChoice::Pelvis => Section::Pelvis,
+            SectionChoice::Whole => Section::Whole,
+        };
+        Anatomy::Torso { section }
+    }
+}
+
+/// The voxel grid of `size` pixels and `slices` slices with the given spacing: 600 / size mm
+/// pixels and slices as thick unless told otherwise.
+pub fn simulated_grid(
+    size: usize,
+    slices: usize,
+    pixel_mm: Option<f64>,
+    slice_mm: Option<f64>,
+) -> crate::science::image::Grid {
+    use crate::science::image::Grid;
+    let pixel_mm = pixel_mm.unwrap_or(Grid::new(size, slices).pixel_mm);
+    Grid::with_spacing(size, slices, pixel_mm, slice_mm.unwrap_or(pixel_mm))
+}
+
 impl SimulateArgs {
     /// The object these flags ask for.
     pub fn anatomy(&self) -> crate::science::simulation::anatomy::Anatomy {
-        use crate::science::simulation::anatomy::{Anatomy, Section};
-        match (self.phantom, self.section) {
-            (PhantomChoice::Nema, _) => Anatomy::NemaIec { contrast: self.contrast },
-            (PhantomChoice::Body, SectionChoice::Fit) => Anatomy::FittedTorso,
-            (PhantomChoice::Body, section) => Anatomy::Torso {
-                section: match section {
-                    SectionChoice::Thorax => Section::Thorax,
-                    SectionChoice::Liver => Section::Liver,
-                    SectionChoice::Abdomen => Section::Abdomen,
-                    SectionChoice::Pelvis => Section::Pelvis,
-                    SectionChoice::Fit | SectionChoice::Whole => Section::Whole,
-                },
-            },
+        match self.phantom {
+            PhantomChoice::Nema => crate::science::simulation::anatomy::Anatomy::NemaIec { contrast: self.contrast },
+            PhantomChoice::Body => self.section.anatomy(),
         }
     }
 
     /// The voxel grid these flags ask for.
     pub fn grid(&self) -> crate::science::image::Grid {
-        use crate::science::image::Grid;
-        let original = Grid::new(self.size, self.slices);
-        let pixel_mm = self.pixel_mm.unwrap_or(original.pixel_mm);
-        Grid::with_spacing(self.size, self.slices, pixel_mm, self.slice_mm.unwrap_or(pixel_mm))
+        simulated_grid(self.size, self.slices, self.pixel_mm, self.slice_mm)
     }
 }
 
@@ -243,6 +259,20 @@ pub struct TrainBaseArgs {
     /// Full-count scan time of the simulated patients (s per bed).
     #[arg(long, default_value_t = 120.0)]
     pub seconds_per_bed: f64,
+    /// In-plane pixel size of the simulated patients (mm); default 600 / size.
+    #[arg(long)]
+    pub pixel_mm: Option<f64>,
+    /// Slice spacing of the simulated patients (mm); default the pixel size.
+    #[arg(long)]
+    pub slice_mm: Option<f64>,
+    /// Scanner resolution (mm FWHM, in-plane and axial); default the original model's.
+    #[arg(long)]
+    pub fwhm_mm: Option<f64>,
+    /// What the patients' volumes show, taken in turn by seed: `fit` (the whole torso
+    /// stretched onto the slices, the original layout) or sections of the torso at true
+    /// length (thorax, liver, abdomen, pelvis, whole), e.g. `thorax,liver,abdomen,pelvis`.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [SectionChoice::Fit])]
+    pub sections: Vec<SectionChoice>,
     /// Shares of the full counts the noisy inputs are reconstructed from.
     #[arg(long, value_delimiter = ',', default_values_t = [0.1, 0.25, 0.5, 1.0])]
     pub count_levels: Vec<f64>,

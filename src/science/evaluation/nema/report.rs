@@ -5,6 +5,21 @@ use std::fmt::Write;
 use super::NemaResults;
 use super::measures::sphere_diameters;
 
+/// EARL's FDG-PET/CT accreditation windows ("EARL 18F standards 1", specifications of January
+/// 2017, for a 10:1 sphere-to-background fill) for RC_A50, smallest sphere first: (lowest,
+/// highest) measured over true activity.
+pub const EARL1_RC_A50: [(f64, f64); 6] =
+    [(0.27, 0.43), (0.44, 0.60), (0.57, 0.73), (0.63, 0.78), (0.72, 0.85), (0.76, 0.89)];
+/// The same for RC_max.
+pub const EARL1_RC_MAX: [(f64, f64); 6] =
+    [(0.34, 0.57), (0.59, 0.85), (0.73, 1.01), (0.83, 1.09), (0.91, 1.13), (0.95, 1.16)];
+
+/// `value` with a mark saying whether it lies in `window`.
+fn against(value: f64, (low, high): (f64, f64)) -> String {
+    let mark = if (low..=high).contains(&value) { "in" } else { "**out**" };
+    format!("{value:.3} {mark}")
+}
+
 /// The Markdown report; `command` is the command line that made it.
 pub fn markdown(results: &NemaResults, command: &str) -> String {
     let mut text = String::new();
@@ -24,6 +39,13 @@ pub fn markdown(results: &NemaResults, command: &str) -> String {
         results.reconstruction,
         results.realizations,
         &results.model_sha256[..12.min(results.model_sha256.len())]
+    );
+    let _ = writeln!(
+        text,
+        "EARL's accreditation windows (EARL 18F standards 1, specifications of January 2017) are \
+         defined for spheres filled at 10:1; this run fills them at {}:1, so read the in/out marks with that \
+         in mind.\n",
+        results.contrast
     );
     let reference = &results.noiseless_osem;
     let _ = writeln!(
@@ -71,6 +93,26 @@ pub fn markdown(results: &NemaResults, command: &str) -> String {
             );
         }
         let (osem, petal, filter) = (&level.osem.mean, &level.petal.mean, &level.matched_filter.mean);
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "| sphere | EARL 1 RC_max | OSEM | petal | EARL 1 RC_A50 | OSEM | petal |\n|---|---|---|---|---|---|---|"
+        );
+        for (k, diameter) in sphere_diameters().iter().enumerate() {
+            let (max_window, a50_window) = (EARL1_RC_MAX[k], EARL1_RC_A50[k]);
+            let _ = writeln!(
+                text,
+                "| {diameter} mm | {:.2}–{:.2} | {} | {} | {:.2}–{:.2} | {} | {} |",
+                max_window.0,
+                max_window.1,
+                against(osem.rc_max[k], max_window),
+                against(petal.rc_max[k], max_window),
+                a50_window.0,
+                a50_window.1,
+                against(osem.rc_a50[k], a50_window),
+                against(petal.rc_a50[k], a50_window),
+            );
+        }
         let _ = writeln!(text);
         let _ = writeln!(text, "| background | OSEM | petal | OSEM + Gaussian | noiseless OSEM |");
         let _ = writeln!(text, "|---|---|---|---|---|");

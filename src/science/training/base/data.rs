@@ -6,7 +6,10 @@ use anyhow::Context;
 use rayon::prelude::*;
 
 use crate::science::simulation::acquisition::{ScannerModel, Sinograms};
-use crate::science::simulation::osem::reconstruct;
+use crate::science::simulation::anatomy::Anatomy;
+use crate::science::simulation::osem::{ReconSettings, reconstruct};
+use crate::science::simulation::phantom::OutsideFieldOfView;
+use crate::science::simulation::scan::draw_object;
 use crate::science::simulation::{Grid, Image3, ReconVersion, Scan};
 
 /// Where the liver and the lesions of a simulated patient are: for the report's regional
@@ -48,9 +51,43 @@ pub struct SimulatedData {
     pub seconds_per_bed: f64,
     /// Shares of the full counts the inputs are reconstructed from.
     pub count_levels: Vec<f64>,
+    /// The scanner's resolution and sensitivity.
+    pub scanner: ScannerModel,
+    /// What each patient's volume shows, taken in turn by seed: the fitted torso (the
+    /// original layout), or sections of the torso at true length.
+    pub anatomies: Vec<Anatomy>,
 }
 
 impl SimulatedData {
+    /// The original simulator: the fitted torso, the default scanner.
+    pub fn original(grid: Grid, recon: ReconVersion, seconds_per_bed: f64, count_levels: Vec<f64>) -> Self {
+        Self {
+            grid,
+            recon,
+            seconds_per_bed,
+            count_levels,
+            scanner: ScannerModel::default(),
+            anatomies: vec![Anatomy::FittedTorso],
+        }
+    }
+
+    /// Checks that every patient from `first_seed` on fits the field of view (drawing each
+    /// anatomy once: the patients' sizes vary by no more than the first few show).
+    pub fn check_field_of_view(&self, first_seed: u64, patients: u64) -> Result<(), OutsideFieldOfView> {
+        for seed in first_seed..first_seed + patients {
+            draw_object(seed, self.grid, &self.anatomy_of(seed)).check_field_of_view()?;
+        }
+        Ok(())
+    }
+
+    /// The anatomy of patient `seed`.
+    pub fn anatomy_of(&self, seed: u64) -> Anatomy {
+        if self.anatomies.is_empty() {
+            return Anatomy::FittedTorso;
+        }
+        self.anatomies[(seed % self.anatomies.len() as u64) as usize]
+    }
+
     /// The pair of one simulated patient: one input per count level.
     pub fn pair(&self, seed: u64) -> TrainingPair {
         let Ok(pair) = self.simulate(seed, |scan| {
@@ -96,8 +133,9 @@ impl SimulatedData {
         seed: u64,
         inputs: impl FnOnce(&Scan) -> Result<Vec<(f64, Sinograms)>, E>,
     ) -> Result<TrainingPair, E> {
-        let scan = Scan::acquire(seed, self.grid, ScannerModel::default(), self.seconds_per_bed);
-        let recon = self.recon.settings();
+        let anatomy = self.anatomy_of(seed);
+        let scan = Scan::acquire_anatomy(seed, self.grid, &anatomy, self.scanner.clone(), self.seconds_per_bed);
+        let recon = ReconSettings { object_continues_axially: !anatomy.is_fitted(), ..self.recon.settings() };
         let target = reconstruct(&scan.system, &scan.noiseless(), &recon, &|| {});
         let inputs = inputs(&scan)?
             .into_par_iter()
@@ -118,12 +156,7 @@ mod tests {
 
     #[test]
     fn a_held_out_patient_has_as_many_disjoint_realizations_per_level_as_fit() {
-        let data = SimulatedData {
-            grid: Grid::new(32, 8),
-            recon: ReconVersion::V1,
-            seconds_per_bed: 120.0,
-            count_levels: vec![0.25, 0.5, 1.0],
-        };
+        let data = SimulatedData::original(Grid::new(32, 8), ReconVersion::V1, 120.0, vec![0.25, 0.5, 1.0]);
         let pair = data.held_out_pair(7, 3).expect("held-out pair");
         let levels: Vec<f64> = pair.inputs.iter().map(|(level, _)| *level).collect();
         assert_eq!(levels, [0.25, 0.25, 0.25, 0.5, 0.5, 1.0], "3 at 25 %, the 2 that fit at 50 %, 1 at full count");
@@ -132,5 +165,22 @@ mod tests {
         let regions = pair.regions.expect("simulated data know their regions");
         assert_eq!(regions.lesions.len(), data.grid.voxels());
         assert!(regions.lesions.iter().any(|l| *l > 0), "the liver lesion is drawn");
+    }
+
+    #[test]
+    fn patients_take_the_sections_in_turn_at_true_length() {
+        use crate::science::simulation::anatomy::Section;
+        let data = SimulatedData {
+            scanner: ScannerModel::with_resolution(6.0),
+            anatomies: vec![Anatomy::Torso { section: Section::Liver }, Anatomy::Torso { section: Section::Thorax }],
+            ..SimulatedData::original(Grid::with_spacing(64, 8, 6.5, 3.0), ReconVersion::V1, 120.0, vec![1.0])
+        };
+        // Seed 10 is even: the liver section, with liver on every slice.
+        let liver = data.pair(10).regions.expect("regions").liver;
+        assert!(liver.chunks_exact(64 * 64).all(|slice| slice.iter().any(|v| *v)), "liver on every slice");
+        // Seed 11 is odd: the thorax, above the liver.
+        assert_eq!(data.anatomy_of(11), Anatomy::Torso { section: Section::Thorax });
+        let thorax = data.pair(11).regions.expect("regions").liver;
+        assert!(!thorax.iter().any(|v| *v), "no liver in the thorax section");
     }
 }
