@@ -121,6 +121,22 @@ impl Progress for Silent {
 }
 
 impl SimulationSettings {
+    /// A study as the original simulator makes it: 120 s per bed, one low-count
+    /// realization of 10 %, the default scanner, the torso fitted onto the slices.
+    pub fn original(seed: u64, grid: Grid, recon: ReconVersion) -> Self {
+        Self {
+            seed,
+            grid,
+            recon,
+            seconds_per_bed: 120.0,
+            realizations: 1,
+            low_count_fraction: 0.1,
+            scanner: ScannerModel::default(),
+            anatomy: Anatomy::FittedTorso,
+            post_filter_mm: None,
+        }
+    }
+
     /// Folder of this study inside the output directory.
     pub fn study_folder(&self) -> String {
         format!("sim-{:05}", self.seed)

@@ -36,17 +36,8 @@ pub fn shipped_model() -> PathBuf {
 
 /// A simulated study of 64×64×16 with N2N halves, reconstructed with `recon`.
 pub fn study(dir: &Path, seed: u64, recon: ReconVersion) -> PathBuf {
-    let settings = SimulationSettings {
-        seed,
-        grid: Grid::new(64, 16),
-        recon,
-        seconds_per_bed: 120.0,
-        realizations: 1,
-        low_count_fraction: 0.25,
-        scanner: ScannerModel::default(),
-        anatomy: Default::default(),
-        post_filter_mm: None,
-    };
+    let settings =
+        SimulationSettings { low_count_fraction: 0.25, ..SimulationSettings::original(seed, Grid::new(64, 16), recon) };
     write_study(&settings, dir, &Silent).expect("simulate");
     dir.join(settings.study_folder())
 }

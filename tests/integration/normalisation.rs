@@ -11,7 +11,6 @@ use petal::dicom::simulated_study::{Silent, SimulationSettings, write_study};
 use petal::dicom::volume::{Normalisation, Slice, assemble};
 use petal::science::image::Grid;
 use petal::science::simulation::ReconVersion;
-use petal::science::simulation::acquisition::ScannerModel;
 
 use crate::common::{ort_dylib_path, petal_binary};
 use crate::learning::shipped_model;
@@ -61,17 +60,7 @@ fn denoise(input: &Path, output: &Path) {
 #[test]
 fn a_series_without_weight_or_dose_is_denoised_as_its_suv_twin() {
     let work = tempfile::tempdir().expect("work");
-    let settings = SimulationSettings {
-        seed: 41,
-        grid: Grid::new(64, 16),
-        recon: ReconVersion::V1,
-        seconds_per_bed: 120.0,
-        realizations: 1,
-        low_count_fraction: 0.1,
-        scanner: ScannerModel::default(),
-        anatomy: Default::default(),
-        post_filter_mm: None,
-    };
+    let settings = SimulationSettings::original(41, Grid::new(64, 16), ReconVersion::V1);
     write_study(&settings, work.path(), &Silent).expect("simulated study");
     let study = work.path().join(settings.study_folder());
     let (with_suv, without_suv) = (work.path().join("in-suv"), work.path().join("in-no-suv"));

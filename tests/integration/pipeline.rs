@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use petal::dicom::simulated_study::{Silent, SimulationSettings, write_study};
-use petal::science::simulation::acquisition::ScannerModel;
 use petal::science::simulation::{Grid, ReconVersion};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -19,15 +18,9 @@ use crate::stow::stow;
 /// A small simulated study (64×64×8, two low-count realizations) written under `dir`.
 pub fn simulated_study(dir: &Path, seed: u64) -> PathBuf {
     let settings = SimulationSettings {
-        seed,
-        grid: Grid::new(64, 8),
-        recon: ReconVersion::V1,
-        seconds_per_bed: 120.0,
         realizations: 2,
         low_count_fraction: 0.25,
-        scanner: ScannerModel::default(),
-        anatomy: Default::default(),
-        post_filter_mm: None,
+        ..SimulationSettings::original(seed, Grid::new(64, 8), ReconVersion::V1)
     };
     write_study(&settings, dir, &Silent).expect("simulate");
     dir.join(settings.study_folder())

@@ -8,7 +8,6 @@ use anyhow::Context;
 use super::progress::{SimulationBar, bar};
 use crate::app::config::SimulateArgs;
 use crate::dicom::simulated_study::{SimulationSettings, write_study};
-use crate::science::simulation::acquisition::ScannerModel;
 
 pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
     anyhow::ensure!((16..=512).contains(&args.size), "--size must be between 16 and 512 pixels, not {}", args.size);
@@ -18,14 +17,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
         args.realizations as f64 * args.low_count_fraction <= 1.0 + 1e-9 && args.low_count_fraction > 0.0,
         "--realizations × --low-count-fraction must be ≤ 1: the realizations are disjoint parts of one scan's counts"
     );
-    for (flag, value) in [("--pixel-mm", args.pixel_mm), ("--slice-mm", args.slice_mm)] {
-        if let Some(mm) = value {
-            anyhow::ensure!((0.5..=20.0).contains(&mm), "{flag} must be between 0.5 and 20 mm, not {mm}");
-        }
-    }
-    if let Some(fwhm) = args.fwhm_mm {
-        anyhow::ensure!((0.0..=20.0).contains(&fwhm), "--fwhm-mm must be between 0 and 20 mm, not {fwhm}");
-    }
+    args.geometry.validate()?;
     if let Some(filter) = args.post_filter_mm {
         anyhow::ensure!((0.0..=20.0).contains(&filter), "--post-filter-mm must be between 0 and 20 mm, not {filter}");
     }
@@ -43,7 +35,7 @@ pub fn run(args: &SimulateArgs) -> anyhow::Result<()> {
             seconds_per_bed: args.seconds_per_bed,
             realizations: args.realizations,
             low_count_fraction: args.low_count_fraction,
-            scanner: args.fwhm_mm.map_or_else(ScannerModel::default, ScannerModel::with_resolution),
+            scanner: args.geometry.scanner(),
             anatomy: args.anatomy(),
             post_filter_mm: args.post_filter_mm,
         };

@@ -10,7 +10,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use super::progress::bar;
-use crate::app::config::{TrainBaseArgs, simulated_grid};
+use crate::app::config::TrainBaseArgs;
 use crate::dicom::series_image::series_image;
 use crate::science::image::Grid;
 use crate::science::image::Image3;
@@ -209,15 +209,11 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
     }
     let levels = args.count_levels.clone();
     anyhow::ensure!(levels.iter().all(|l| *l > 0.0 && *l <= 1.0), "--count-levels must lie in (0, 1]");
+    args.geometry.validate()?;
     let data = SimulatedData {
-        scanner: args.fwhm_mm.map_or_else(ScannerModel::default, ScannerModel::with_resolution),
+        scanner: args.geometry.scanner(),
         anatomies: args.sections.iter().map(|s| s.anatomy()).collect(),
-        ..SimulatedData::original(
-            simulated_grid(args.size, args.slices, args.pixel_mm, args.slice_mm),
-            args.recon,
-            args.seconds_per_bed,
-            levels,
-        )
+        ..SimulatedData::original(args.geometry.grid(args.size, args.slices), args.recon, args.seconds_per_bed, levels)
     };
     data.check_field_of_view(args.seed, args.patients + 1)
         .context("the simulated patients do not fit the field of view (--size × --pixel-mm)")?;

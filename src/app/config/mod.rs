@@ -25,8 +25,8 @@ pub use bench::{BenchArgs, BenchCommand};
 pub use common::{BlobArgs, DEFAULT_DATABASE_URL, DatabaseArgs, LogArgs, LogFormat};
 pub use dimse::{DimseArgs, ForwardArgs, OtherObjectsArg};
 pub use offline::{
-    DemoArgs, DenoiseArgs, EvalCommand, EvalNemaArgs, EvalPaperArgs, EvalRoundsArgs, RoundCase, SimulateArgs,
-    TrainBaseArgs, simulated_grid,
+    DemoArgs, DenoiseArgs, EvalCommand, EvalNemaArgs, EvalPaperArgs, EvalRoundsArgs, GeometryArgs, RoundCase,
+    SimulateArgs, TrainBaseArgs,
 };
 pub use serve::{
     DerivedSeriesArgs, HttpArgs, InferenceArgs, JobArgs, LearningArgs, MigrateArgs, PipelineArgs, ServeArgs,

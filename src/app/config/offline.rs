@@ -83,17 +83,49 @@ impl SectionChoice {
     }
 }
 
-/// The voxel grid of `size` pixels and `slices` slices with the given spacing: 600 / size mm
-/// pixels and slices as thick unless told otherwise.
-pub fn simulated_grid(
-    size: usize,
-    slices: usize,
-    pixel_mm: Option<f64>,
-    slice_mm: Option<f64>,
-) -> crate::science::image::Grid {
-    use crate::science::image::Grid;
-    let pixel_mm = pixel_mm.unwrap_or(Grid::new(size, slices).pixel_mm);
-    Grid::with_spacing(size, slices, pixel_mm, slice_mm.unwrap_or(pixel_mm))
+/// The simulator's voxel size and resolution, shared by `petal simulate` and `petal
+/// train-base`.
+#[derive(Debug, Clone, Args)]
+pub struct GeometryArgs {
+    /// In-plane pixel size (mm); default 600 / size. Clinical scanners: 2–4 mm.
+    #[arg(long)]
+    pub pixel_mm: Option<f64>,
+    /// Slice spacing (mm); default the pixel size. Clinical scanners: 2–4 mm.
+    #[arg(long)]
+    pub slice_mm: Option<f64>,
+    /// Scanner resolution (mm FWHM), in-plane and axial; default 6 mm in-plane and none
+    /// along z (the original model). Clinical scanners: 4–8 mm.
+    #[arg(long)]
+    pub fwhm_mm: Option<f64>,
+}
+
+impl GeometryArgs {
+    /// Refuses sizes no scanner has, naming the flag.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        for (flag, value) in [("--pixel-mm", self.pixel_mm), ("--slice-mm", self.slice_mm)] {
+            if let Some(mm) = value {
+                anyhow::ensure!((0.5..=20.0).contains(&mm), "{flag} must be between 0.5 and 20 mm, not {mm}");
+            }
+        }
+        if let Some(fwhm) = self.fwhm_mm {
+            anyhow::ensure!((0.0..=20.0).contains(&fwhm), "--fwhm-mm must be between 0 and 20 mm, not {fwhm}");
+        }
+        Ok(())
+    }
+
+    /// The grid of `size` pixels and `slices` slices: 600 / size mm pixels and slices as
+    /// thick unless told otherwise.
+    pub fn grid(&self, size: usize, slices: usize) -> crate::science::image::Grid {
+        use crate::science::image::Grid;
+        let pixel_mm = self.pixel_mm.unwrap_or(Grid::new(size, slices).pixel_mm);
+        Grid::with_spacing(size, slices, pixel_mm, self.slice_mm.unwrap_or(pixel_mm))
+    }
+
+    /// The scanner these flags ask for.
+    pub fn scanner(&self) -> crate::science::simulation::acquisition::ScannerModel {
+        use crate::science::simulation::acquisition::ScannerModel;
+        self.fwhm_mm.map_or_else(ScannerModel::default, ScannerModel::with_resolution)
+    }
 }
 
 impl SimulateArgs {
@@ -107,7 +139,7 @@ impl SimulateArgs {
 
     /// The voxel grid these flags ask for.
     pub fn grid(&self) -> crate::science::image::Grid {
-        simulated_grid(self.size, self.slices, self.pixel_mm, self.slice_mm)
+        self.geometry.grid(self.size, self.slices)
     }
 }
 
@@ -259,15 +291,8 @@ pub struct TrainBaseArgs {
     /// Full-count scan time of the simulated patients (s per bed).
     #[arg(long, default_value_t = 120.0)]
     pub seconds_per_bed: f64,
-    /// In-plane pixel size of the simulated patients (mm); default 600 / size.
-    #[arg(long)]
-    pub pixel_mm: Option<f64>,
-    /// Slice spacing of the simulated patients (mm); default the pixel size.
-    #[arg(long)]
-    pub slice_mm: Option<f64>,
-    /// Scanner resolution (mm FWHM, in-plane and axial); default the original model's.
-    #[arg(long)]
-    pub fwhm_mm: Option<f64>,
+    #[command(flatten)]
+    pub geometry: GeometryArgs,
     /// What the patients' volumes show, taken in turn by seed: `fit` (the whole torso
     /// stretched onto the slices, the original layout) or sections of the torso at true
     /// length (thorax, liver, abdomen, pelvis, whole), e.g. `thorax,liver,abdomen,pelvis`.
@@ -307,16 +332,8 @@ pub struct SimulateArgs {
     /// number; otherwise they show `slices × slice-mm` of the body.
     #[arg(long, default_value_t = 48)]
     pub slices: usize,
-    /// In-plane pixel size (mm); default 600 / size. Clinical scanners: 2–4 mm.
-    #[arg(long)]
-    pub pixel_mm: Option<f64>,
-    /// Slice spacing (mm); default the pixel size. Clinical scanners: 2–4 mm.
-    #[arg(long)]
-    pub slice_mm: Option<f64>,
-    /// Scanner resolution (mm FWHM), in-plane and axial; default 6 mm in-plane and none
-    /// along z (the original model). Clinical scanners: 4–8 mm.
-    #[arg(long)]
-    pub fwhm_mm: Option<f64>,
+    #[command(flatten)]
+    pub geometry: GeometryArgs,
     /// Gaussian post-filter (mm FWHM, 0 for none) in place of the reconstruction version's.
     #[arg(long)]
     pub post_filter_mm: Option<f64>,

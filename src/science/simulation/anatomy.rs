@@ -115,15 +115,12 @@ pub struct BodyAxis {
 }
 
 impl BodyAxis {
-    /// The axis of `anatomy` on a volume `volume_mm` long, for a patient `height_m` tall.
-    pub fn new(anatomy: &Anatomy, volume_mm: f64, height_m: f64) -> Self {
-        match anatomy {
-            Anatomy::FittedTorso => Self { centre: 0.5, length_mm: volume_mm },
-            Anatomy::Torso { section } => {
-                Self { centre: section.centre(), length_mm: TORSO_MM_AT_175_CM * height_m / 1.75 }
-            }
-            // The phantom has no body axis; a neutral one keeps callers simple.
-            Anatomy::NemaIec { .. } => Self { centre: 0.5, length_mm: volume_mm },
+    /// The axis of a torso on a volume `volume_mm` long, for a patient `height_m` tall:
+    /// fitted onto the volume without a section, else at true length centred on `section`.
+    pub fn new(section: Option<Section>, volume_mm: f64, height_m: f64) -> Self {
+        match section {
+            None => Self { centre: 0.5, length_mm: volume_mm },
+            Some(section) => Self { centre: section.centre(), length_mm: TORSO_MM_AT_175_CM * height_m / 1.75 },
         }
     }
 
@@ -144,7 +141,7 @@ mod tests {
     #[test]
     fn the_fitted_axis_is_the_original_slice_layout() {
         let grid = Grid::new(64, 16);
-        let axis = BodyAxis::new(&Anatomy::FittedTorso, grid.slices as f64 * grid.slice_mm, 1.7);
+        let axis = BodyAxis::new(None, grid.slices as f64 * grid.slice_mm, 1.7);
         for z in 0..grid.slices {
             let original = 1.0 - (z as f64 + 0.5) / grid.slices as f64;
             assert!((axis.t_of(grid.z_mm(z)) - original).abs() < 1e-12);
@@ -155,7 +152,7 @@ mod tests {
     #[test]
     fn a_torso_section_is_a_few_centimetres_of_anatomy_at_true_length() {
         let grid = Grid::with_spacing(64, 16, 4.0, 3.0);
-        let axis = BodyAxis::new(&Anatomy::Torso { section: Section::Liver }, 48.0, 1.75);
+        let axis = BodyAxis::new(Some(Section::Liver), 48.0, 1.75);
         let span = axis.t_of(grid.z_mm(0)) - axis.t_of(grid.z_mm(grid.slices - 1));
         // 45 mm of a 790 mm torso.
         assert!((span - 45.0 / 790.0).abs() < 1e-9, "span {span}");

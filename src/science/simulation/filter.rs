@@ -92,6 +92,21 @@ pub fn smooth_along_z_extended(image: &mut Image3, fwhm_mm: f64) {
     }
 }
 
+/// A reconstruction's Gaussian post-filter (mm FWHM, in-plane and along z). When the volume
+/// is a section of a longer object, z continues the end slices instead of padding with
+/// zeros.
+pub fn post_filter(image: &mut Image3, fwhm_mm: f64, object_continues_axially: bool) {
+    if fwhm_mm <= 0.0 {
+        return;
+    }
+    if object_continues_axially {
+        smooth_volume(image, fwhm_mm, 0.0);
+        smooth_along_z_extended(image, fwhm_mm);
+    } else {
+        smooth_volume(image, fwhm_mm, fwhm_mm);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -54,6 +54,15 @@ pub fn inside_cross_section(x: f64, y: f64) -> bool {
     (x.abs() - straight).powi(2) + y * y <= CORNER_RADIUS_MM * CORNER_RADIUS_MM
 }
 
+/// Whether the in-plane point (mm) lies at least `margin_mm` inside the tank's wall
+/// (checked at 16 points on a circle of that radius).
+pub fn inside_with_margin(x: f64, y: f64, margin_mm: f64) -> bool {
+    (0..16).all(|k| {
+        let theta = f64::from(k) * std::f64::consts::PI / 8.0;
+        inside_cross_section(x + margin_mm * theta.cos(), y + margin_mm * theta.sin())
+    })
+}
+
 /// Patient z (mm) of the spheres' plane on `grid`: the centre of its middle slice, so that
 /// one slice cuts every sphere through its centre.
 pub fn sphere_plane_mm(grid: &Grid) -> f64 {

@@ -12,7 +12,7 @@
 use rayon::prelude::*;
 
 use super::acquisition::{Sinograms, SystemModel};
-use super::filter::{blur_rows, smooth_along_z_extended, smooth_volume};
+use super::filter::{blur_rows, post_filter};
 use crate::science::image::Image3;
 
 /// Which reconstruction made an image.
@@ -115,14 +115,7 @@ pub fn reconstruct(
         })
         .collect();
     let mut image = Image3::from_slices(system.grid, slices);
-    if settings.post_filter_fwhm_mm > 0.0 {
-        if settings.object_continues_axially {
-            smooth_volume(&mut image, settings.post_filter_fwhm_mm, 0.0);
-            smooth_along_z_extended(&mut image, settings.post_filter_fwhm_mm);
-        } else {
-            smooth_volume(&mut image, settings.post_filter_fwhm_mm, settings.post_filter_fwhm_mm);
-        }
-    }
+    post_filter(&mut image, settings.post_filter_fwhm_mm, settings.object_continues_axially);
     image
 }
 

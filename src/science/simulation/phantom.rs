@@ -8,7 +8,7 @@
 
 use rand::{Rng, SeedableRng, rngs::StdRng};
 
-use super::anatomy::{Anatomy, BodyAxis, Section};
+use super::anatomy::{BodyAxis, Section};
 use super::spheres::Sphere;
 use crate::science::image::{Grid, Image3};
 
@@ -248,7 +248,7 @@ fn lesion_site(index: usize, scale: f64) -> LesionSite {
 /// The original layout keeps its draws (radius 7–15 mm, uniform); the other layouts draw
 /// diameters of 6–30 mm, log-uniform as lesion sizes are in clinical series, and place
 /// lesions only where the volume shows them.
-fn place_lesions(patient: &PatientParameters, grid: &Grid, anatomy: &Anatomy, axis: &BodyAxis) -> Vec<Lesion> {
+fn place_lesions(patient: &PatientParameters, grid: &Grid, fitted: bool, axis: &BodyAxis) -> Vec<Lesion> {
     let mut rng = StdRng::seed_from_u64(patient.seed ^ 0x01e5_10a5);
     let count = rng.random_range(1..=4);
     let s = patient.size_scale;
@@ -265,7 +265,7 @@ fn place_lesions(patient: &PatientParameters, grid: &Grid, anatomy: &Anatomy, ax
         let y = site.base[1] + rng.random_range(site.y_range[0]..site.y_range[1]) * site.range_scale;
         let radius_mm;
         let t;
-        if anatomy.is_fitted() {
+        if fitted {
             t = rng.random_range(site.body_range[0]..site.body_range[1]);
             // At least 0.9 voxel, so that a coarse grid still draws every lesion.
             radius_mm = rng.random_range(7.0..15.0f64).max(0.9 * grid.pixel_mm.max(grid.slice_mm));
@@ -284,7 +284,7 @@ fn place_lesions(patient: &PatientParameters, grid: &Grid, anatomy: &Anatomy, ax
         }
         let contrast = rng.random_range(2.5..6.0);
         let (background, ..) = tissue(patient, x, y, t);
-        if !anatomy.is_fitted() && background <= 0.0 {
+        if !fitted && background <= 0.0 {
             continue;
         }
         lesions.push(Lesion {
@@ -309,10 +309,10 @@ impl Phantom {
     /// Draws the patient for `seed` onto `grid`: the whole torso fitted onto the slices when
     /// `section` is `None`, else the torso at its true length centred on `section`.
     pub fn draw_torso(seed: u64, grid: Grid, section: Option<Section>) -> Self {
-        let anatomy = &section.map_or(Anatomy::FittedTorso, |section| Anatomy::Torso { section });
+        let fitted = section.is_none();
         let patient = PatientParameters::from_seed(seed);
-        let axis = BodyAxis::new(anatomy, grid.axial_extent_mm(), patient.height_m);
-        let lesion_list = place_lesions(&patient, &grid, anatomy, &axis);
+        let axis = BodyAxis::new(section, grid.axial_extent_mm(), patient.height_m);
+        let lesion_list = place_lesions(&patient, &grid, fitted, &axis);
         let mut activity = Image3::zeros(grid);
         let mut attenuation = Image3::zeros(grid);
         let voxels = grid.voxels();
@@ -320,7 +320,7 @@ impl Phantom {
         let n = grid.size;
         for z in 0..grid.slices {
             // The original layout keeps its own arithmetic, so its draws stay bit for bit.
-            let t = if anatomy.is_fitted() { grid.body_position(z) } else { axis.t_of(grid.z_mm(z)) };
+            let t = if fitted { grid.body_position(z) } else { axis.t_of(grid.z_mm(z)) };
             for y in 0..n {
                 for x in 0..n {
                     let index = (z * n + y) * n + x;
@@ -334,7 +334,7 @@ impl Phantom {
         }
         for lesion in &lesion_list {
             let sphere = Sphere { centre_mm: lesion.centre_mm, radius_mm: lesion.radius_mm };
-            if anatomy.is_fitted() {
+            if fitted {
                 // Voxel centres inside the sphere, as the original layout drew them.
                 for index in sphere.voxels_within(&grid, lesion.radius_mm) {
                     if body[index] {

@@ -14,7 +14,6 @@ use anyhow::Context;
 use crate::app::config::DemoArgs;
 use crate::dicom::simulated_study::{Silent, SimulationSettings, StudyManifest, write_study};
 use crate::science::simulation::Grid;
-use crate::science::simulation::acquisition::ScannerModel;
 use round_verdict::{DemoSeries, Petal, Truth, judge_round};
 
 const BOUNDARY: &str = "petal-demo-boundary";
@@ -50,17 +49,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(ready_status.is_success(), "petal at {base} is not ready to denoise: {readiness}");
 
     let folder = std::env::temp_dir().join(format!("petal-demo-{}", std::process::id()));
-    let settings = SimulationSettings {
-        seed: args.seed,
-        grid: Grid::new(args.size, args.slices),
-        recon: args.recon,
-        seconds_per_bed: 120.0,
-        realizations: 1,
-        low_count_fraction: 0.1,
-        scanner: ScannerModel::default(),
-        anatomy: Default::default(),
-        post_filter_mm: None,
-    };
+    let settings = SimulationSettings::original(args.seed, Grid::new(args.size, args.slices), args.recon);
     println!(
         "simulating a {}×{}×{} whole-body FDG study (seed {}, OSEM {})…",
         args.size,

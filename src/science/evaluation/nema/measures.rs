@@ -22,7 +22,7 @@ use crate::science::image::{Grid, Image3};
 use crate::science::regions::{connected_groups, peak_mean};
 use crate::science::simulation::nema::{
     AXIAL_RANGE_MM, BACKGROUND_MARGIN_MM, CORNER_RADIUS_MM, HALF_WIDTH_MM, LUNG_INSERT_DIAMETER_MM,
-    SPHERE_DIAMETERS_MM, inside_cross_section, sphere_plane_mm, spheres,
+    SPHERE_DIAMETERS_MM, inside_with_margin, sphere_plane_mm, spheres,
 };
 use crate::science::simulation::spheres::Sphere;
 
@@ -105,11 +105,7 @@ fn circle(grid: &Grid, z: usize, centre: [f64; 2], diameter_mm: f64) -> Roi {
 /// Whether a 10 mm ROI at (x, y) lies in the uniform background: inside the tank with room
 /// to its wall, off the lung insert, and `BACKGROUND_MARGIN_MM` from every sphere's edge.
 fn background_position_allowed(x: f64, y: f64, plane_z_mm: f64) -> bool {
-    let reach = BACKGROUND_ROI_MM / 2.0 + WALL_MARGIN_MM;
-    let inside = (0..16).all(|k| {
-        let theta = f64::from(k) * std::f64::consts::PI / 8.0;
-        inside_cross_section(x + reach * theta.cos(), y + reach * theta.sin())
-    });
+    let inside = inside_with_margin(x, y, BACKGROUND_ROI_MM / 2.0 + WALL_MARGIN_MM);
     let off_lung = x.hypot(y) >= LUNG_INSERT_DIAMETER_MM / 2.0 + BACKGROUND_ROI_MM / 2.0 + BACKGROUND_MARGIN_MM;
     let off_spheres = spheres(plane_z_mm).iter().all(|s| {
         (x - s.centre_mm[0]).hypot(y - s.centre_mm[1]) >= s.radius_mm + BACKGROUND_MARGIN_MM + BACKGROUND_ROI_MM / 2.0
@@ -178,10 +174,7 @@ impl PhantomRois {
 fn in_uniform_background(grid: &Grid, index: usize, spheres: &[Sphere]) -> bool {
     let n = grid.size;
     let (x, y, z) = (grid.x_mm(index % n), grid.y_mm((index / n) % n), grid.z_mm(index / (n * n)));
-    let inside = (0..16).all(|k| {
-        let theta = f64::from(k) * std::f64::consts::PI / 8.0;
-        inside_cross_section(x + WALL_MARGIN_MM * theta.cos(), y + WALL_MARGIN_MM * theta.sin())
-    });
+    let inside = inside_with_margin(x, y, WALL_MARGIN_MM);
     let within_length = z - sphere_plane_mm(grid) > AXIAL_RANGE_MM[0] + WALL_MARGIN_MM
         && z - sphere_plane_mm(grid) < AXIAL_RANGE_MM[1] - WALL_MARGIN_MM;
     inside
@@ -205,6 +198,12 @@ fn relative_sd_percent(values: &[f64]) -> f64 {
     let mean = values.iter().sum::<f64>() / count;
     let variance = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (count - 1.0).max(1.0);
     100.0 * variance.sqrt() / mean
+}
+
+/// The voxel CoV of the uniform background of the five background slices, percent.
+pub fn background_cov_percent(image: &Image3, rois: &PhantomRois) -> f64 {
+    let voxels: Vec<f64> = rois.background_voxels.iter().map(|i| f64::from(image.data[*i])).collect();
+    relative_sd_percent(&voxels)
 }
 
 impl NemaMeasures {
@@ -240,7 +239,6 @@ impl NemaMeasures {
             .iter()
             .filter(|group| group.len() >= 2)
             .count() as f64;
-        let voxels: Vec<f64> = rois.background_voxels.iter().map(|i| f64::from(image.data[*i])).collect();
         Self {
             crc,
             rc_max: suv_max.iter().map(|m| m / contrast).collect(),
@@ -250,7 +248,7 @@ impl NemaMeasures {
             false_hot_spots,
             background_mean,
             background_variability_percent: relative_sd_percent(&roi_means),
-            background_cov_percent: relative_sd_percent(&voxels),
+            background_cov_percent: background_cov_percent(image, rois),
             lung_residual_percent: 100.0 * mean_of(image, &rois.lung) / background_mean,
         }
     }

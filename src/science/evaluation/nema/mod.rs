@@ -22,10 +22,10 @@ use crate::science::model::directory::StoredModel;
 use crate::science::simulation::ReconVersion;
 use crate::science::simulation::acquisition::{ScannerModel, SplitError, thin};
 use crate::science::simulation::anatomy::Anatomy;
-use crate::science::simulation::filter::{smooth_along_z_extended, smooth_volume};
+use crate::science::simulation::filter::post_filter;
 use crate::science::simulation::osem::{ReconSettings, reconstruct};
 use crate::science::simulation::scan::Scan;
-use measures::{NemaMeasures, PhantomRois};
+use measures::{NemaMeasures, PhantomRois, background_cov_percent};
 
 /// Seed of the phantom's acquisition (it sets only the noise: the phantom is fixed).
 const ACQUISITION_SEED: u64 = 0x4e45_4d41;
@@ -175,21 +175,15 @@ fn averaged(measures: &[NemaMeasures]) -> Averaged {
 /// OSEM with a Gaussian post-filter, continued beyond the end slices as the phantom is.
 fn filtered(image: &Image3, fwhm_mm: f64) -> Image3 {
     let mut copy = image.clone();
-    if fwhm_mm > 0.0 {
-        smooth_volume(&mut copy, fwhm_mm, 0.0);
-        smooth_along_z_extended(&mut copy, fwhm_mm);
-    }
+    post_filter(&mut copy, fwhm_mm, true);
     copy
 }
 
 /// The Gaussian that brings the OSEM images' mean background voxel CoV down to `target`
 /// (bisection; the CoV falls as the filter widens).
-fn matched_filter(osem: &[Image3], rois: &PhantomRois, contrast: f64, target: f64) -> f64 {
+fn matched_filter(osem: &[Image3], rois: &PhantomRois, target: f64) -> f64 {
     let variability = |fwhm: f64| {
-        osem.iter()
-            .map(|image| NemaMeasures::of(&filtered(image, fwhm), rois, contrast, f64::INFINITY).background_cov_percent)
-            .sum::<f64>()
-            / osem.len() as f64
+        osem.iter().map(|image| background_cov_percent(&filtered(image, fwhm), rois)).sum::<f64>() / osem.len() as f64
     };
     if variability(0.0) <= target {
         return 0.0;
@@ -252,7 +246,7 @@ pub fn evaluate(
         };
         let (osem_measures, petal_measures) = (measure(&osem), measure(&denoised));
         let petal = averaged(&petal_measures);
-        let fwhm = matched_filter(&osem, &rois, plan.contrast, petal.mean.background_cov_percent);
+        let fwhm = matched_filter(&osem, &rois, petal.mean.background_cov_percent);
         let matched: Vec<Image3> = osem.iter().map(|image| filtered(image, fwhm)).collect();
         slices.rows.push([
             osem[0].slice(spheres_slice).to_vec(),

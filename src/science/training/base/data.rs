@@ -71,8 +71,8 @@ impl SimulatedData {
         }
     }
 
-    /// Checks that every patient from `first_seed` on fits the field of view (drawing each
-    /// anatomy once: the patients' sizes vary by no more than the first few show).
+    /// Checks that each of `patients` patients from `first_seed` on fits the field of view,
+    /// by drawing their phantoms (cheap beside the reconstructions that follow).
     pub fn check_field_of_view(&self, first_seed: u64, patients: u64) -> Result<(), OutsideFieldOfView> {
         for seed in first_seed..first_seed + patients {
             draw_object(seed, self.grid, &self.anatomy_of(seed)).check_field_of_view()?;
