@@ -1,6 +1,6 @@
 //! Extractors shared by handlers.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
@@ -47,6 +47,16 @@ impl Actor {
         patient_key: Option<&PatientKey>,
         outcome: Outcome,
     ) -> Result<(), ApiError> {
+        self.audit_detailed(db, AuditedAction { action, resource, patient_key, detail: None }, outcome).await
+    }
+
+    /// [`Actor::audit`] for an action whose event also records what it was asked to do.
+    pub async fn audit_detailed(
+        &self,
+        db: &Database,
+        AuditedAction { action, resource, patient_key, detail }: AuditedAction<'_>,
+        outcome: Outcome,
+    ) -> Result<(), ApiError> {
         audit::append(
             db,
             &NewAuditEvent {
@@ -56,11 +66,21 @@ impl Actor {
                 patient_key,
                 outcome,
                 request_id: self.request_id.as_deref(),
+                detail,
             },
         )
         .await?;
         Ok(())
     }
+}
+
+/// What an audit event names: the action, what it acted on, and what it was asked to do.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditedAction<'a> {
+    pub action: &'a str,
+    pub resource: &'a str,
+    pub patient_key: Option<&'a PatientKey>,
+    pub detail: Option<&'a str>,
 }
 
 /// A JSON request body. Rejections (wrong content type, bad syntax, missing fields) become
@@ -92,6 +112,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
             Ok(axum::Json(value)) => Ok(Json(value)),
             Err(rejection) => Err(ApiError::BadRequest(rejection.body_text())),
         }
+    }
+}
+
+/// An optional JSON body (`Option<Json<T>>`): a request without a body and without a
+/// Content-Type gives `None`; anything else is read as [`Json`] is.
+impl<S: Send + Sync, T: DeserializeOwned> OptionalFromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let headers = request.headers();
+        let declared_length = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let chunked = headers.contains_key(header::TRANSFER_ENCODING);
+        if !headers.contains_key(header::CONTENT_TYPE) && !chunked && declared_length.unwrap_or(0) == 0 {
+            return Ok(None);
+        }
+        <Json<T> as FromRequest<S>>::from_request(request, state).await.map(Some)
     }
 }
 

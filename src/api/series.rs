@@ -6,10 +6,10 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Serialize;
 
-use super::extract::Actor;
+use super::extract::{Actor, AuditedAction, Json};
 use super::{ApiError, AppState};
-use crate::domain::{ForwardState, Forwarded, JobId, ModelVersionId, SeriesState};
-use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
+use crate::domain::{DenoiseStrength, ForwardState, Forwarded, JobId, ModelVersionId, SeriesState};
+use crate::jobs::denoise::completion::{DenoisePayload, Enqueued, enqueue_denoise};
 use crate::storage::audit::Outcome;
 use crate::storage::series_processing::{self, SeriesProcessing};
 use crate::storage::{destinations, forwards, models};
@@ -132,6 +132,16 @@ pub async fn get(
     }))
 }
 
+/// The optional body of `POST …/denoise`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenoiseRequest {
+    /// `standard`, `lesion-preserving`, or a number in (0, 1]; the worker's configured
+    /// strength when left out.
+    #[serde(default)]
+    pub strength: Option<DenoiseStrength>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct DenoiseAccepted {
     pub series_uid: String,
@@ -143,11 +153,20 @@ pub async fn denoise(
     State(state): State<AppState>,
     actor: Actor,
     Path(series_uid): Path<String>,
+    body: Option<Json<DenoiseRequest>>,
 ) -> Result<(StatusCode, axum::Json<DenoiseAccepted>), ApiError> {
+    let strength = body.and_then(|Json(request)| request.strength);
     let processing = find(&state, &actor, "series.denoise", &series_uid).await?;
     let resource = format!("/api/v1/series/{series_uid}/denoise");
+    let detail = strength.map(|strength| format!("strength={strength}"));
+    let audited = AuditedAction {
+        action: "series.denoise",
+        resource: &resource,
+        patient_key: Some(&processing.patient_key),
+        detail: detail.as_deref(),
+    };
     let refuse = |error: ApiError| async {
-        actor.audit(&state.db, "series.denoise", &resource, Some(&processing.patient_key), Outcome::Failure).await?;
+        actor.audit_detailed(&state.db, audited, Outcome::Failure).await?;
         Err::<(StatusCode, axum::Json<DenoiseAccepted>), ApiError>(error)
     };
     match processing.state {
@@ -165,11 +184,10 @@ pub async fn denoise(
         }
         _ => {}
     }
-    match enqueue_denoise(&state.db, &series_uid, &actor.caller.name, true).await? {
+    let request = DenoisePayload { strength, ..DenoisePayload::new(&series_uid, &actor.caller.name) };
+    match enqueue_denoise(&state.db, &request, true).await? {
         Enqueued::Queued(job_id) => {
-            actor
-                .audit(&state.db, "series.denoise", &resource, Some(&processing.patient_key), Outcome::Success)
-                .await?;
+            actor.audit_detailed(&state.db, audited, Outcome::Success).await?;
             Ok((StatusCode::ACCEPTED, axum::Json(DenoiseAccepted { series_uid, job_id, state: SeriesState::Queued })))
         }
         Enqueued::AlreadyActive(job_id) => {

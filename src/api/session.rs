@@ -66,6 +66,7 @@ pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) ->
                 patient_key: None,
                 outcome: Outcome::Denied,
                 request_id: None,
+                detail: None,
             };
             audit::append(&state.db, &event).await?;
             return Err(ApiError::from(err));
@@ -78,6 +79,7 @@ pub async fn sign_in(State(state): State<AppState>, Json(body): Json<SignIn>) ->
         patient_key: None,
         outcome: Outcome::Success,
         request_id: None,
+        detail: None,
     };
     audit::append(&state.db, &event).await?;
     let max_age = (session.expires_ms - chrono::Utc::now().timestamp_millis()).max(0) / 1000;

@@ -54,6 +54,7 @@ impl PipelineArgs {
             uid_root: self.derived.uid_root.clone(),
             label: self.derived.series_label.clone(),
             series_number_offset: self.derived.series_number_offset,
+            strength: self.derived.strength,
         }
     }
 }

@@ -6,8 +6,10 @@ mod destination;
 mod ids;
 mod role;
 mod states;
+mod strength;
 
 pub use destination::{Destination, DestinationError, Endpoint, Forwarded, WebAuth};
 pub use ids::{JobId, ModelVersionId, PatientKey, RoundId};
 pub use role::{Role, UnknownRole};
 pub use states::{ForwardState, JobState, RoundState, SeriesState, UnknownState};
+pub use strength::{DenoiseStrength, StrengthError};

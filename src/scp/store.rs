@@ -200,6 +200,7 @@ async fn record_audit(
             patient_key: patient_key.as_ref(),
             outcome,
             request_id: Some(&sender.association_id),
+            detail: None,
         },
     )
     .await?;

@@ -41,6 +41,9 @@ pub struct NewAuditEvent<'a> {
     pub patient_key: Option<&'a PatientKey>,
     pub outcome: Outcome,
     pub request_id: Option<&'a str>,
+    /// What the action was asked to do beyond its resource, as `key=value` pairs (e.g.
+    /// `strength=standard`); `None` where the resource says it all.
+    pub detail: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -53,20 +56,22 @@ pub struct AuditEvent {
     pub patient_key: Option<PatientKey>,
     pub outcome: String,
     pub request_id: Option<String>,
+    pub detail: Option<String>,
 }
 
 pub async fn append(db: &Database, event: &NewAuditEvent<'_>) -> Result<(), StorageError> {
     execute!(
         db,
-        "INSERT INTO audit_events (at, actor, action, resource, patient_key, outcome, request_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO audit_events (at, actor, action, resource, patient_key, outcome, request_id, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         Utc::now(),
         event.actor,
         event.action,
         event.resource,
         event.patient_key,
         event.outcome.as_str(),
-        event.request_id
+        event.request_id,
+        event.detail
     )?;
     Ok(())
 }
@@ -84,7 +89,7 @@ pub struct AuditQuery {
 
 pub async fn page(db: &Database, query: &AuditQuery) -> Result<Vec<AuditEvent>, StorageError> {
     // NULL parameters switch a filter off, so one statement serves every combination.
-    let sql = "SELECT id, at, actor, action, resource, patient_key, outcome, request_id
+    let sql = "SELECT id, at, actor, action, resource, patient_key, outcome, request_id, detail
                FROM audit_events
                WHERE ($1 IS NULL OR id < $1)
                  AND ($2 IS NULL OR patient_key = $2)

@@ -184,9 +184,9 @@ async fn denoised_series(app: &TestApp) -> String {
         assert!(status.is_success(), "fixture series stored");
     }
     series_processing::complete_quiet(&app.db, i64::MAX).await.expect("complete");
-    let queued = petal::jobs::denoise::completion::enqueue_denoise(&app.db, &source.series_uid, "test", false)
-        .await
-        .expect("denoise job");
+    let request = petal::jobs::denoise::completion::DenoisePayload::new(&source.series_uid, "test");
+    let queued =
+        petal::jobs::denoise::completion::enqueue_denoise(&app.db, &request, false).await.expect("denoise job");
     let petal::jobs::denoise::completion::Enqueued::Queued(job_id) = queued else {
         panic!("the fixture series is queued: {queued:?}")
     };

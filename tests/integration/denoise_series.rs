@@ -41,6 +41,7 @@ fn settings() -> DerivedSeriesSettings {
         model_version: Some(1.into()),
         device_uid: "2.25.77".into(),
         uid_seed: None,
+        strength: petal::domain::DenoiseStrength::STANDARD,
     }
 }
 
@@ -104,4 +105,45 @@ async fn real_single_slice_pet_is_denoised_with_edge_replication() {
         let (_, after) = Frames::decode(&result.instances[0]).expect("derived");
         assert_eq!(suv_bw_factor(&after), suv_bw_factor(&before));
     }
+}
+
+/// A strength below standard keeps that share of the network's change, voxel by voxel, and
+/// the derived series says which strength made it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lower_strength_keeps_its_share_of_the_networks_change_and_says_so() {
+    use petal::domain::DenoiseStrength;
+    let engine = engine();
+    let spec = SeriesSpec::new(4);
+    let sources = spec.instances().expect("instances");
+    let model = Arc::new(small_model(3));
+    let full = denoise_series(&engine, model.clone(), &sources, &settings()).await.expect("standard");
+    let half_settings = DerivedSeriesSettings { strength: DenoiseStrength::new(0.5).expect("0.5"), ..settings() };
+    let half = denoise_series(&engine, model, &sources, &half_settings).await.expect("half");
+    let mut moved = 0.0f64;
+    for (z, (full, half)) in full.instances.iter().zip(&half.instances).enumerate() {
+        let source = values(&spec.instance(z).expect("source"));
+        let (full, half) = (values(full), values(half));
+        let largest = source.iter().chain(&full).fold(0.0f64, |m, v| m.max(v.abs()));
+        for ((s, f), h) in source.iter().zip(&full).zip(&half) {
+            // Two quantisation steps (both derived slices are rounded), plus float rounding.
+            let expected = s + 0.5 * (f - s);
+            assert!((h - expected).abs() <= 2.0 * largest / 32767.0 + 1e-4 * largest, "{s} → {f}: half gave {h}");
+            moved = moved.max((f - s).abs());
+        }
+    }
+    assert!(moved > 0.0, "the network changed nothing, so the blend was not tested");
+
+    let text = |part10: &[u8], tag| {
+        let (_, object) = Frames::decode(part10).expect("decode");
+        object
+            .get(tag)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_matches(['\0', ' ']).to_owned())
+            .unwrap_or_default()
+    };
+    use dicom_dictionary_std::tags::{DERIVATION_DESCRIPTION, SERIES_DESCRIPTION};
+    assert!(text(&half.instances[0], SERIES_DESCRIPTION).starts_with("petal denoised (research use): [0.50]"));
+    assert!(text(&half.instances[0], DERIVATION_DESCRIPTION).contains("strength 0.50 = 0.50"));
+    assert!(!text(&full.instances[0], SERIES_DESCRIPTION).contains('['), "standard is not named in the description");
+    assert!(text(&full.instances[0], DERIVATION_DESCRIPTION).contains("strength standard = 1.00"));
 }

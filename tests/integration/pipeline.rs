@@ -140,8 +140,16 @@ async fn a_posted_study_gets_one_derived_series_without_further_requests(engine:
     assert_eq!(code, StatusCode::OK);
     assert_eq!(get_json(&app, "/api/v1/jobs?kind=denoise").await["jobs"].as_array().map(Vec::len), Some(1));
 
-    // An admin re-run adds a new derived series and supersedes the first; both stay retrievable.
-    let (rerun, _) = app.admin(Method::POST, &format!("/api/v1/series/{source}/denoise"), None).await;
+    // A strength that does not exist is refused with the ones that do.
+    let path = format!("/api/v1/series/{source}/denoise");
+    let (refused, body) = app.admin(Method::POST, &path, Some(&serde_json::json!({ "strength": "max" }))).await;
+    assert_eq!(refused, StatusCode::BAD_REQUEST);
+    assert!(body.to_string().contains("lesion-preserving"), "{body}");
+
+    // An admin re-run (here at another strength) adds a new derived series and supersedes the
+    // first; both stay retrievable.
+    let strength = serde_json::json!({ "strength": "lesion-preserving" });
+    let (rerun, _) = app.admin(Method::POST, &path, Some(&strength)).await;
     assert_eq!(rerun, StatusCode::ACCEPTED);
     let again = loop {
         let current = wait_for_state(&app, &source, &["done", "failed"]).await;
@@ -158,6 +166,20 @@ async fn a_posted_study_gets_one_derived_series_without_further_requests(engine:
     assert!(history[1]["superseded_by"].is_null());
     assert_eq!(retrieve_series(&app, &study_uid, &derived).await, 8);
     assert_eq!(retrieve_series(&app, &study_uid, &second).await, 8);
+
+    // The strength is in the derived series' description and in the audit trail, both for
+    // the admin's request and for the worker that made the series.
+    let listed = get_json(&app, &format!("/dicomweb/studies/{study_uid}/series?SeriesInstanceUID={second}")).await;
+    let description = listed[0]["0008103E"]["Value"][0].as_str().unwrap_or_default().to_owned();
+    assert!(description.contains("[lesion-preserving]"), "{listed}");
+    let asked = get_json(&app, "/api/v1/audit?action=series.denoise").await;
+    assert_eq!(asked["events"][0]["detail"], "strength=lesion-preserving", "{asked}");
+    let made = get_json(&app, "/api/v1/audit?action=series.denoised").await;
+    let details: Vec<&str> =
+        made["events"].as_array().expect("events").iter().filter_map(|e| e["detail"].as_str()).collect();
+    assert_eq!(details.len(), 2, "one event per derived series: {details:?}");
+    assert!(details[0].starts_with(&format!("strength=lesion-preserving derived_series={second} ")), "{details:?}");
+    assert!(details[1].starts_with(&format!("strength=standard derived_series={derived} ")), "{details:?}");
     app.stop().await;
 }
 on_both_engines!(a_posted_study_gets_one_derived_series_without_further_requests);

@@ -145,6 +145,7 @@ pub async fn run(args: &DenoiseBenchArgs) -> anyhow::Result<()> {
         model_version: None,
         device_uid: crate::storage::models::device_uid(&model.sha256, None, None),
         uid_seed: None,
+        strength: crate::domain::DenoiseStrength::STANDARD,
     };
 
     // The pipeline: Part 10 in, Part 10 out.

@@ -64,6 +64,7 @@ pub async fn run(args: &DenoiseArgs) -> anyhow::Result<()> {
         model_version: None,
         device_uid: crate::storage::models::device_uid(&model.sha256, None, None),
         uid_seed: None,
+        strength: args.derived.strength,
     };
     let total = series.len();
     let slices: usize = series

@@ -17,6 +17,9 @@ const BASE_RECON: ReconVersion = ReconVersion::V1;
 /// Realizations and count levels of `--quick`.
 const QUICK_REALIZATIONS: usize = 3;
 const QUICK_COUNTS_PERCENT: [f64; 2] = [100.0, 25.0];
+/// Count levels of the default run: OSEM's background CoV is about 10 % at 50 % and about
+/// 21 % at 10 % (docs/results/nema.md).
+const DEFAULT_COUNTS_PERCENT: [f64; 4] = [100.0, 50.0, 25.0, 10.0];
 
 pub fn run(args: &EvalNemaArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -29,7 +32,11 @@ pub fn run(args: &EvalNemaArgs) -> anyhow::Result<()> {
         "--realizations must be between 2 and 50, not {}",
         args.realizations
     );
-    let percents = if args.quick { QUICK_COUNTS_PERCENT.to_vec() } else { args.counts.clone() };
+    let percents = match (&args.counts, args.quick) {
+        (Some(percents), _) => percents.clone(),
+        (None, true) => QUICK_COUNTS_PERCENT.to_vec(),
+        (None, false) => DEFAULT_COUNTS_PERCENT.to_vec(),
+    };
     anyhow::ensure!(
         !percents.is_empty() && percents.iter().all(|p| *p > 0.0 && *p <= 100.0),
         "--counts are percentages of the full-count scan, above 0 and at most 100"
@@ -41,6 +48,7 @@ pub fn run(args: &EvalNemaArgs) -> anyhow::Result<()> {
         counts: percents.iter().map(|p| p / 100.0).collect(),
         contrast: args.contrast,
         recon: BASE_RECON,
+        strength: args.strength,
     };
     let model = StoredModel::load(&args.model).with_context(|| format!("loading {}", args.model.display()))?;
     let out = args.out.clone().unwrap_or_else(|| {

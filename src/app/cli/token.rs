@@ -81,6 +81,7 @@ async fn record(db: &Database, action: &str, token_id: &str) -> anyhow::Result<(
         patient_key: None,
         outcome: Outcome::Success,
         request_id: None,
+        detail: None,
     };
     audit::append(db, &event).await.context("writing the audit event")
 }

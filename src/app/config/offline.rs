@@ -30,15 +30,20 @@ pub struct EvalNemaArgs {
     /// Independent realizations per count level.
     #[arg(long, default_value_t = 10)]
     pub realizations: usize,
-    /// Count levels in percent of the full-count scan, comma-separated.
-    #[arg(long, value_delimiter = ',', default_value = "100,50,25,10")]
-    pub counts: Vec<f64>,
+    /// Count levels in percent of the full-count scan, comma-separated (default
+    /// 100,50,25,10; with `--quick`, 100,25).
+    #[arg(long, value_delimiter = ',')]
+    pub counts: Option<Vec<f64>>,
     /// Sphere-to-background activity (EARL: 4, 8 or 10).
     #[arg(long, default_value_t = 4.0)]
     pub contrast: f64,
     /// The model to judge.
     #[arg(long, env = "PETAL_BASE_MODEL", default_value = "models/base")]
     pub model: PathBuf,
+    /// Denoising strength, as `petal serve --strength` takes it: `standard`,
+    /// `lesion-preserving`, or a share of the network's change in (0, 1].
+    #[arg(long, env = "PETAL_DENOISE_STRENGTH", default_value = "standard")]
+    pub strength: crate::domain::DenoiseStrength,
     /// Folder for nema.md and nema.json (docs/results for the default scale, else
     /// eval-nema-<scale>).
     #[arg(long)]

@@ -146,6 +146,12 @@ pub struct DerivedSeriesArgs {
     /// Added to the source's SeriesNumber.
     #[arg(long, env = "PETAL_SERIES_NUMBER_OFFSET", default_value_t = 1000)]
     pub series_number_offset: i32,
+    /// How strongly series are denoised: `standard` (the network's output),
+    /// `lesion-preserving` (more of the smallest lesions' contrast, more noise), or the share
+    /// of the network's change kept, in (0, 1]. Recorded in each derived series and in the
+    /// audit trail; a re-denoise request may ask for another.
+    #[arg(long, env = "PETAL_DENOISE_STRENGTH", default_value = "standard")]
+    pub strength: crate::domain::DenoiseStrength,
 }
 
 /// Online learning: when rounds start by themselves, their default settings, the gate a new

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use crate::blobs::BlobStore;
 use crate::dicom::ParsedInstance;
 use crate::dicom::series_kind::{DescriptionRules, SeriesKind, classify_facts, is_n2n_half};
-use crate::domain::{JobId, SeriesState};
+use crate::domain::{DenoiseStrength, JobId, SeriesState};
 use crate::ingest::{self, IngestError, Origin, Receipt, Stored};
 use crate::storage::jobs::{self, NewJob, now_ms};
 use crate::storage::series_processing::{self, FirstSight, Queued};
@@ -32,6 +32,17 @@ pub struct DenoisePayload {
     pub series_uid: String,
     /// `petal` for automatic runs, else the admin's token name.
     pub requested_by: String,
+    /// The strength asked for; `None` (automatic runs, and admins who name none) takes the
+    /// worker's configured strength.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strength: Option<DenoiseStrength>,
+}
+
+impl DenoisePayload {
+    /// An automatic run or a re-run at the configured strength.
+    pub fn new(series_uid: &str, requested_by: &str) -> Self {
+        Self { series_uid: series_uid.to_owned(), requested_by: requested_by.to_owned(), strength: None }
+    }
 }
 
 /// How a series is judged complete.
@@ -153,25 +164,17 @@ pub async fn on_instance_stored(
     };
     series_processing::note_instance(db, series_uid, &first).await?;
     if series_processing::complete_if_counted(db, series_uid).await? {
-        enqueue_denoise(db, series_uid, "petal", false).await?;
+        enqueue_denoise(db, &DenoisePayload::new(series_uid, "petal"), false).await?;
     }
     Ok(())
 }
 
 /// Queues a denoise job for the series (at most one is active per series): automatically
 /// from `complete`, or as an admin's re-run (`rerun`) also from `done` or `failed`.
-pub async fn enqueue_denoise(
-    db: &Database,
-    series_uid: &str,
-    requested_by: &str,
-    rerun: bool,
-) -> Result<Enqueued, StorageError> {
+pub async fn enqueue_denoise(db: &Database, request: &DenoisePayload, rerun: bool) -> Result<Enqueued, StorageError> {
+    let series_uid = request.series_uid.as_str();
     let key = dedupe_key(series_uid);
-    let payload = serde_json::to_value(DenoisePayload {
-        series_uid: series_uid.to_owned(),
-        requested_by: requested_by.to_owned(),
-    })
-    .map_err(|e| StorageError::encode("the denoise payload", e))?;
+    let payload = serde_json::to_value(request).map_err(|e| StorageError::encode("the denoise payload", e))?;
     let job = NewJob {
         kind: DENOISE_JOB,
         priority: DENOISE_PRIORITY,
@@ -198,7 +201,7 @@ pub async fn sweep(db: &Database, settings: &CompletionSettings) -> Result<usize
     }
     let waiting = series_processing::complete_without_job(db, 100).await?;
     for series_uid in &waiting {
-        enqueue_denoise(db, series_uid, "petal", false).await?;
+        enqueue_denoise(db, &DenoisePayload::new(series_uid, "petal"), false).await?;
     }
     Ok(waiting.len())
 }

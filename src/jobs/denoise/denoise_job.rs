@@ -22,13 +22,17 @@ use super::stored_series::read_series_files;
 use crate::blobs::BlobStore;
 use crate::dicom::Uid;
 use crate::dicom::series_kind::DescriptionRules;
-use crate::domain::SeriesState;
+use crate::domain::{DenoiseStrength, SeriesState};
 use crate::inference::InferenceContext;
 use crate::ingest::{IngestError, Origin, Stored};
 use crate::jobs::worker::Handler;
 use crate::storage::Database;
+use crate::storage::audit::{self, NewAuditEvent, Outcome};
 use crate::storage::jobs::Job;
 use crate::storage::series_processing::{self, Denoised};
+
+/// The actor petal's own actions are audited as.
+const SYSTEM_ACTOR: &str = "petal";
 
 /// What the derived series are called and numbered (see `DerivedSeriesArgs`).
 #[derive(Debug, Clone)]
@@ -36,6 +40,8 @@ pub struct DerivedNaming {
     pub uid_root: Uid,
     pub label: String,
     pub series_number_offset: i32,
+    /// The strength of jobs that ask for none.
+    pub strength: DenoiseStrength,
 }
 
 /// Everything a denoise job needs, shared by every job the worker runs.
@@ -89,6 +95,7 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
         model_version: chosen.version_id,
         device_uid: chosen.device_uid.clone(),
         uid_seed: Some(job.id.to_string()),
+        strength: payload.strength.unwrap_or(context.naming.strength),
     };
     let started = Instant::now();
     let denoised = match denoise_series(engine, chosen.model.clone(), &sources, &settings).await {
@@ -134,6 +141,24 @@ async fn run(context: &DenoiseJobContext, job: Job) -> anyhow::Result<()> {
     // (forwards are deduplicated), while a retry after `mark_done` would find nothing to do.
     forward_series(&context.forwarding, db, &series.study_uid, (&series.series_uid, &denoised.series_uid)).await?;
     series_processing::mark_done(db, &series.series_uid, &job.id, &outcome).await?;
+    // Who asked, and the strength and model the derived series was made with.
+    let detail = format!(
+        "strength={} derived_series={} model_version={} requested_by={}",
+        settings.strength,
+        denoised.series_uid,
+        chosen.version_id.map_or_else(|| "base".to_owned(), |id| id.to_string()),
+        payload.requested_by
+    );
+    let event = NewAuditEvent {
+        actor: SYSTEM_ACTOR,
+        action: "series.denoised",
+        resource: &format!("/api/v1/series/{}", series.series_uid),
+        patient_key: Some(&series.patient_key),
+        outcome: Outcome::Success,
+        request_id: None,
+        detail: Some(&detail),
+    };
+    audit::append(db, &event).await?;
     crate::job_metrics::job_metrics().series_seconds.observe(inference_ms as f64 / 1000.0);
     tracing::info!(slices = sources.len(), inference_ms, "series denoised");
     Ok(())

@@ -9,7 +9,7 @@ use crate::dicom::Uid;
 use crate::dicom::derived::{Derivation, DerivedError, derive_instance};
 use crate::dicom::uid::UidError;
 use crate::dicom::volume::{Normalisation, Slice, VolumeError, assemble};
-use crate::domain::ModelVersionId;
+use crate::domain::{DenoiseStrength, ModelVersionId};
 use crate::inference::{InferenceEngine, InferenceError, Volume as WindowVolume};
 use crate::science::model::directory::StoredModel;
 
@@ -29,6 +29,8 @@ pub struct DerivedSeriesSettings {
     /// When set, the derived UIDs are derived from it (and the source UIDs), so repeating
     /// the work gives the same UIDs; when `None`, they are random.
     pub uid_seed: Option<String>,
+    /// Share of the network's change kept; named in the descriptions unless standard.
+    pub strength: DenoiseStrength,
 }
 
 impl DerivedSeriesSettings {
@@ -84,7 +86,14 @@ pub async fn denoise_series(
     let data: Vec<f32> =
         volume.slices.iter().flat_map(|s| s.values.iter().map(|v| normalisation.forward(*v))).collect();
     let input = WindowVolume::new(volume.slices.len(), rows, columns, data).map_err(InferenceError::from)?;
-    let output = engine.denoise_volume(model.clone(), input).await?.into_data();
+    let mut output = engine.denoise_volume(model.clone(), input).await?.into_data();
+    if settings.strength != DenoiseStrength::STANDARD {
+        // The blend needs the input again: normalise it anew rather than keep a second copy
+        // of the volume through inference.
+        let input: Vec<f32> =
+            volume.slices.iter().flat_map(|s| s.values.iter().map(|v| normalisation.forward(*v))).collect();
+        settings.strength.blend_into(&input, &mut output);
+    }
 
     let first = datasets.get(&volume.slices[0].sop_instance_uid).ok_or(VolumeError::Empty)?;
     let derivation = derivation(first, &model, settings)?;
@@ -115,8 +124,13 @@ fn derivation(
         .map(|n| n.saturating_add(settings.series_number_offset));
     let version = settings.model_version.map(|v| format!("model version {v}")).unwrap_or_else(|| "model".to_owned());
     let now = chrono::Utc::now();
-    let mut series_description =
-        if description.is_empty() { settings.label.clone() } else { format!("{} {description}", settings.label) };
+    // A strength other than standard is named right after the label, so it survives the
+    // 64-character cut.
+    let label = match settings.strength {
+        DenoiseStrength::STANDARD => settings.label.clone(),
+        strength => format!("{} [{strength}]", settings.label),
+    };
+    let mut series_description = if description.is_empty() { label } else { format!("{label} {description}") };
     // LO holds 64 characters.
     series_description = series_description.chars().take(64).collect();
     Ok(Derivation {
@@ -124,8 +138,10 @@ fn derivation(
         series_number,
         series_description,
         derivation_description: format!(
-            "Denoised by petal (2.5D DnCNN, {version}, weights sha256 {}); research use",
-            &model.sha256[..16.min(model.sha256.len())]
+            "Denoised by petal (2.5D DnCNN, {version}, weights sha256 {}, strength {} = {:.2}); research use",
+            &model.sha256[..16.min(model.sha256.len())],
+            settings.strength,
+            settings.strength.value()
         ),
         device_uid: settings.device_uid.clone(),
         software_version: format!("petal {}", env!("CARGO_PKG_VERSION")),

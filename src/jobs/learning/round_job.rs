@@ -25,7 +25,7 @@ use crate::dicom::series_image::{PairError, pair_of, series_image};
 use crate::domain::{RoundId, RoundState};
 use crate::inference::InferenceContext;
 use crate::jobs::denoise::active_model::{ActiveModel, active_model};
-use crate::jobs::denoise::completion::{Enqueued, enqueue_denoise};
+use crate::jobs::denoise::completion::{DenoisePayload, Enqueued, enqueue_denoise};
 use crate::jobs::denoise::stored_series::read_series_files;
 use crate::jobs::worker::Handler;
 use crate::science::image::Image3;
@@ -448,6 +448,7 @@ async fn conclude(
             patient_key: Some(&round.patient_key),
             outcome: Outcome::Success,
             request_id: None,
+            detail: None,
         },
     )
     .await?;
@@ -476,7 +477,7 @@ async fn follow_up(context: &RoundJobContext, round: &Round) -> anyhow::Result<(
         return Ok(());
     };
     let requested_by = format!("{SYSTEM_ACTOR} (round {})", round.id);
-    match enqueue_denoise(db, &latest.series_uid, &requested_by, true).await? {
+    match enqueue_denoise(db, &DenoisePayload::new(&latest.series_uid, &requested_by), true).await? {
         Enqueued::Queued(job) => tracing::info!(round = %round.id, %job, "re-denoising the latest series"),
         Enqueued::AlreadyActive(job) => tracing::info!(round = %round.id, %job, "the latest series is already queued"),
         Enqueued::NotEligible => return Ok(()),

@@ -94,6 +94,7 @@ mod tests {
         };
         let results = NemaResults {
             model_sha256: "ab".into(),
+            strength: crate::domain::DenoiseStrength::STANDARD,
             contrast: 4.0,
             realizations: 2,
             voxel_mm: [4.0, 4.0, 3.0],

@@ -16,6 +16,7 @@ pub mod figures;
 pub mod measures;
 pub mod report;
 
+use crate::domain::DenoiseStrength;
 use crate::science::image::{Grid, Image3};
 use crate::science::model::burn_denoise::{BurnDenoiseError, denoise_with_burn};
 use crate::science::model::directory::StoredModel;
@@ -91,6 +92,8 @@ pub struct NemaPlan {
     pub contrast: f64,
     /// The reconstruction the model was trained on.
     pub recon: ReconVersion,
+    /// The denoising strength, as the server applies it.
+    pub strength: DenoiseStrength,
 }
 
 /// The slice through the spheres of the first realization at each count level: OSEM, petal,
@@ -126,6 +129,8 @@ pub struct CountLevel {
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NemaResults {
     pub model_sha256: String,
+    /// The denoising strength (see [`DenoiseStrength`]).
+    pub strength: DenoiseStrength,
     pub contrast: f64,
     pub realizations: usize,
     /// Voxel size (mm): pixel, pixel, slice.
@@ -238,7 +243,9 @@ pub fn evaluate(
                 part.clone()
             };
             let image = reconstruct(&scan.system, &data, &recon, &|| {});
-            denoised.push(denoise_with_burn(model, &image)?);
+            let mut output = denoise_with_burn(model, &image)?;
+            plan.strength.blend_into(&image.data, &mut output.data);
+            denoised.push(output);
             osem.push(image);
         }
         let measure = |images: &[Image3]| -> Vec<NemaMeasures> {
@@ -264,6 +271,7 @@ pub fn evaluate(
     }
     let results = NemaResults {
         model_sha256: model.sha256.clone(),
+        strength: plan.strength,
         contrast: plan.contrast,
         realizations,
         voxel_mm: [scale.grid.pixel_mm, scale.grid.pixel_mm, scale.grid.slice_mm],

@@ -29,7 +29,7 @@ pub fn markdown(results: &NemaResults, command: &str) -> String {
     let _ = writeln!(
         text,
         "Spheres at {}:1 to the background; {pixel} × {pixel} × {slice} mm voxels; {} mm scanner resolution; \
-         {}; {} realizations per count level; model sha256 `{}`. CRC is the mean contrast recovery \
+         {}; {} realizations per count level; model sha256 `{}` at strength {}. CRC is the mean contrast recovery \
          of a circular ROI of the sphere's diameter on the slice through the spheres' centres; RC_max the \
          hottest voxel over the true activity, RC_A50 the background-adapted 50 % iso-contour's mean over it, SUVpeak the best 1 mL sphere; BV the background variability of 60 ROIs of 10 mm; CoV \
          the voxel noise of the uniform background; lung the residual in the lung insert. Definitions: \
@@ -38,7 +38,8 @@ pub fn markdown(results: &NemaResults, command: &str) -> String {
         results.fwhm_mm,
         results.reconstruction,
         results.realizations,
-        &results.model_sha256[..12.min(results.model_sha256.len())]
+        &results.model_sha256[..12.min(results.model_sha256.len())],
+        results.strength
     );
     let _ = writeln!(
         text,
