@@ -55,6 +55,18 @@ fn a_tiny_base_model_learns_and_its_directory_is_complete() {
     assert!(last < first, "the loss falls: first ten steps {first}, last ten {last}");
     let report = std::fs::read_to_string(out.join("report.md")).expect("report");
     assert!(report.contains("petal train-base") && report.contains("Held-out"), "{report}");
+    // The room TGD has: what dropping the kernels KSE flags at φ 0.3 costs, per count level.
+    assert!(report.contains("## Room for TGD (KSE at φ 0.3)"), "{report}");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("metrics.json")).expect("metrics")).expect("JSON");
+    let room = &metrics["kernel_room"];
+    assert_eq!(room["levels"].as_array().map(Vec::len), Some(2), "{room}");
+    let flagged = room["flagged_percent"].as_f64().expect("flagged share");
+    assert!((0.0..=100.0).contains(&flagged), "{room}");
+    for level in room["levels"].as_array().expect("levels") {
+        let psnr = level["psnr"].as_array().expect("psnr");
+        assert!(psnr.iter().all(|p| p.as_f64().is_some_and(f64::is_finite)), "{level}");
+    }
 }
 
 #[test]
@@ -82,6 +94,12 @@ fn clinical_geometry_is_named_in_the_report_and_a_field_too_small_is_refused() {
     for named in ["14 × 3 mm voxels", "6 mm scanner resolution", "sections torso-liver, torso-thorax in turn"] {
         assert!(report.contains(named), "the report names {named}: {report}");
     }
+
+    // The group lasso is part of the run's description (and so of its fingerprint).
+    let sparse = run(&["--channel-sparsity", "0.0001"], "sparse");
+    assert!(sparse.status.success(), "train-base: {}", String::from_utf8_lossy(&sparse.stderr));
+    let report = std::fs::read_to_string(dir.path().join("sparse/report.md")).expect("report");
+    assert!(report.contains("group lasso ×0.0001 on input channels"), "{report}");
 }
 
 #[test]

@@ -22,7 +22,8 @@ use crate::science::simulation::anatomy::Anatomy;
 use crate::science::training::base::data::SimulatedData;
 use crate::science::training::base::loss_plot::loss_curve_png;
 use crate::science::training::base::report::{
-    HeldOutLevel, HeldOutMetrics, ReportContext, by_level, evaluate, report_markdown,
+    HeldOutLevel, HeldOutMetrics, KernelRoom, ROOM_PHI, ReportContext, by_level, evaluate, kernel_room,
+    kernel_room_markdown, report_markdown,
 };
 use crate::science::training::base::run::LearningRateDecay;
 use crate::science::training::base::{BaseTrainingSettings, TrainingPair, train_base};
@@ -55,6 +56,7 @@ pub struct TrainedDirectory {
 struct HeldOutFigures<'a> {
     levels: &'a [HeldOutLevel],
     realizations: &'a [HeldOutMetrics],
+    kernel_room: &'a KernelRoom,
 }
 
 /// What training.json records of a finished run.
@@ -91,6 +93,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         checkpoint_every: args.checkpoint_every,
         lesion_share: args.lesion_share,
         lesion_weight: args.lesion_weight,
+        channel_sparsity: args.channel_sparsity,
         batch_norm_batches: args.batch_norm_batches,
         seed: args.seed,
         start_from,
@@ -145,13 +148,14 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         lesion_weight: args.lesion_weight,
         started_from: settings.start_from.as_ref().zip(args.init_from.as_deref()),
     };
-    let report = report_markdown(&outcome.model, &context, &levels);
+    let room = kernel_room(&outcome.model, &held_out, &levels, ROOM_PHI).context("measuring the room for TGD")?;
+    let report = report_markdown(&outcome.model, &context, &levels) + &kernel_room_markdown(&room);
     let onnx = export_folded(&outcome.model.config, &outcome.model.weights).context("exporting ONNX")?;
     outcome.model.save(&args.output, Some(&onnx), Some(&report)).context("writing the model directory")?;
     std::fs::write(args.output.join("loss.png"), loss_curve_png(&outcome.losses)?).context("writing loss.png")?;
     std::fs::write(
         args.output.join("metrics.json"),
-        serde_json::to_vec_pretty(&HeldOutFigures { levels: &levels, realizations: &metrics })?,
+        serde_json::to_vec_pretty(&HeldOutFigures { levels: &levels, realizations: &metrics, kernel_room: &room })?,
     )
     .context("writing metrics.json")?;
     let record = TrainingRecord {
@@ -253,6 +257,9 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
     // Only a weighted loss is named, so runs of plain MSE keep their fingerprint.
     if args.lesion_weight != 1.0 {
         description.push_str(&format!(", lesion voxels weighted ×{} in the loss", args.lesion_weight));
+    }
+    if args.channel_sparsity > 0.0 {
+        description.push_str(&format!(", group lasso ×{} on input channels", args.channel_sparsity));
     }
     Ok((pairs, held_out, description))
 }

@@ -270,6 +270,11 @@ pub struct TrainBaseArgs {
     /// the noise it removes; docs/models.md has what it changed.
     #[arg(long, default_value_t = 1.0)]
     pub lesion_weight: f64,
+    /// Coefficient of a group lasso on each input channel of conv2 and up: it drives whole
+    /// channels towards zero, so that KSE finds kernels that can be dropped or retrained at
+    /// little cost, and TGD rounds have room to learn (0: none; docs/learning.md).
+    #[arg(long, default_value_t = 0.0)]
+    pub channel_sparsity: f64,
     /// Batches whose BatchNorm statistics, averaged, replace training's running statistics
     /// at the end (0 keeps training's exponential average of the last batches, as the
     /// shipped model does).

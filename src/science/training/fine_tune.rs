@@ -78,6 +78,7 @@ pub fn fine_tune<B: AutodiffBackend>(
         learning_rate: settings.learning_rate,
         weight_decay: 0.0,
         batch_statistics: settings.batch_statistics,
+        channel_sparsity: 0.0,
     };
     let total = settings.total_steps();
     let mut losses = Vec::with_capacity(total);

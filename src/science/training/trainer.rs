@@ -22,11 +22,19 @@ pub struct OptimizerSettings {
     pub weight_decay: f64,
     /// How BatchNorm normalises during the steps.
     pub batch_statistics: BatchStatistics,
+    /// Coefficient of the group-lasso term on every input channel of conv2 and up (see
+    /// [`channel_group_lasso`]); 0 disables it.
+    pub channel_sparsity: f64,
 }
 
 impl Default for OptimizerSettings {
     fn default() -> Self {
-        Self { learning_rate: 1e-3, weight_decay: 0.0, batch_statistics: BatchStatistics::PerBatch }
+        Self {
+            learning_rate: 1e-3,
+            weight_decay: 0.0,
+            batch_statistics: BatchStatistics::PerBatch,
+            channel_sparsity: 0.0,
+        }
     }
 }
 
@@ -100,7 +108,13 @@ impl<B: AutodiffBackend> Trainer<B> {
             Some(weight) => weighted_mse(output, target, weight),
             None => mse(output, target),
         };
+        // The reported loss is the data term alone, so runs with and without the penalty compare.
         let value = loss.clone().into_scalar().elem::<f64>();
+        let loss = if self.settings.channel_sparsity > 0.0 {
+            loss.add(channel_group_lasso(network).mul_scalar(self.settings.channel_sparsity))
+        } else {
+            loss
+        };
         let grads = GradientsParams::from_grads(loss.backward(), network);
         (value, self.plan.mask_gradients(network, grads, self.settings.weight_decay))
     }
@@ -123,6 +137,24 @@ impl<B: AutodiffBackend> Trainer<B> {
     fn take_network(&mut self) -> DnCnn<B> {
         self.network.take().unwrap_or_else(|| unreachable!("the network is always present between steps"))
     }
+}
+
+/// Sum over conv2 and up of the L2 norms of each input channel's kernels (`W[:, c]`): a
+/// group lasso that drives whole input channels towards zero. A channel that its consumer
+/// ignores is one KSE scores low (its kernels' L1 sum is small) and one that can be dropped
+/// or retrained at no cost to what the network does; the base model needs such channels for
+/// TGD to have room (docs/learning.md). conv1's inputs are the image slices and stay free.
+pub fn channel_group_lasso<B: burn::tensor::backend::Backend>(network: &DnCnn<B>) -> Tensor<B, 1> {
+    let mut total: Option<Tensor<B, 1>> = None;
+    for conv in network.convolutions().iter().skip(1) {
+        let weight = conv.weight.val();
+        let norms = weight.powi_scalar(2).sum_dim(0).sum_dim(2).sum_dim(3).add_scalar(1e-12).sqrt().sum();
+        total = Some(match total {
+            Some(sum) => sum.add(norms),
+            None => norms,
+        });
+    }
+    total.unwrap_or_else(|| Tensor::zeros([1], &Default::default()))
 }
 
 /// Mean squared error.

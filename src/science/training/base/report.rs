@@ -120,6 +120,99 @@ pub fn evaluate(model: &StoredModel, pair: &TrainingPair) -> anyhow::Result<Vec<
         .collect()
 }
 
+/// KSE's threshold whose kernels must be free to retrain at little cost (the rounds' φ).
+pub const ROOM_PHI: f64 = 0.3;
+
+/// What dropping the kernels KSE flags costs on the held-out study: the room TGD has. A
+/// kernel the network barely uses can be retrained for a patient without losing what the
+/// base model knows; one it relies on cannot.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KernelRoom {
+    pub phi: f64,
+    /// Share of the parameters in the flagged kernels (%).
+    pub flagged_percent: f64,
+    /// Flagged kernels per layer, as `conv<i> flagged/all`.
+    pub flagged_per_layer: Vec<String>,
+    /// Per count level: PSNR (dB) and liver std of the output, whole and with the flagged
+    /// kernels dropped.
+    pub levels: Vec<RoomLevel>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RoomLevel {
+    pub count_level: f64,
+    pub psnr: [f64; 2],
+    pub liver_std: [f64; 2],
+}
+
+impl RoomLevel {
+    pub fn psnr_cost_db(&self) -> f64 {
+        self.psnr[0] - self.psnr[1]
+    }
+
+    pub fn liver_std_rise_percent(&self) -> f64 {
+        change_percent(self.liver_std[0], self.liver_std[1])
+    }
+}
+
+/// Measures [`KernelRoom`] at `phi` from the held-out figures of the whole model.
+pub fn kernel_room(
+    model: &StoredModel,
+    pair: &TrainingPair,
+    whole: &[HeldOutLevel],
+    phi: f64,
+) -> anyhow::Result<KernelRoom> {
+    use crate::science::evaluation::paper::kse_sweep::{drop_flagged, flagged};
+    let mask = flagged(model, phi)?;
+    let dropped = drop_flagged(model, &mask)?;
+    let without = by_level(&evaluate(&dropped, pair)?);
+    let levels = whole
+        .iter()
+        .zip(&without)
+        .map(|(whole, without)| RoomLevel {
+            count_level: whole.mean.count_level,
+            psnr: [whole.mean.psnr_output, without.mean.psnr_output],
+            liver_std: [whole.mean.liver_std[1], without.mean.liver_std[1]],
+        })
+        .collect();
+    let flagged_per_layer = mask
+        .layers
+        .iter()
+        .enumerate()
+        .map(|(i, layer)| {
+            format!("conv{} {}/{}", i + 1, layer.retrain.iter().filter(|r| **r).count(), layer.retrain.len())
+        })
+        .collect();
+    Ok(KernelRoom { phi, flagged_percent: mask.fraction_retrained * 100.0, flagged_per_layer, levels })
+}
+
+/// The report's section on [`KernelRoom`].
+pub fn kernel_room_markdown(room: &KernelRoom) -> String {
+    let mut text = format!(
+        "\n## Room for TGD (KSE at φ {})\n\n\
+         KSE flags {:.1} % of the parameters ({}). Dropping them (filter, bias, BatchNorm γ and β \
+         set to zero) costs, on the held-out study:\n\n\
+         | count level | PSNR whole → dropped (dB) | cost (dB) | liver std whole → dropped | rise |\n\
+         |---|---|---|---|---|\n",
+        room.phi,
+        room.flagged_percent,
+        room.flagged_per_layer.join(", ")
+    );
+    for level in &room.levels {
+        text += &format!(
+            "| {:.0} % | {:.2} → {:.2} | {:.2} | {:.3} → {:.3} | {:+.1} % |\n",
+            level.count_level * 100.0,
+            level.psnr[0],
+            level.psnr[1],
+            level.psnr_cost_db(),
+            level.liver_std[0],
+            level.liver_std[1],
+            level.liver_std_rise_percent()
+        );
+    }
+    text
+}
+
 /// What the report says besides the metrics.
 pub struct ReportContext<'a> {
     pub command: &'a str,

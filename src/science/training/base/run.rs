@@ -39,6 +39,9 @@ pub struct BaseTrainingSettings {
     pub lesion_share: f64,
     /// Weight of the squared error at lesion voxels (1: plain MSE).
     pub lesion_weight: f64,
+    /// Coefficient of the group lasso on input channels (see
+    /// [`crate::science::training::trainer::channel_group_lasso`]); 0: none.
+    pub channel_sparsity: f64,
     /// Batches whose statistics replace the BatchNorm running statistics at the end (see
     /// [`precise_batch_norm`]); 0 keeps training's exponential average.
     pub batch_norm_batches: usize,
@@ -95,6 +98,7 @@ pub fn train_base(
     anyhow::ensure!(settings.batch > 0 && settings.patch >= 8, "batch must be positive and patch at least 8");
     anyhow::ensure!((0.0..=1.0).contains(&settings.lesion_share), "the lesion share must lie in [0, 1]");
     anyhow::ensure!(settings.lesion_weight >= 1.0, "the lesion weight must be at least 1");
+    anyhow::ensure!(settings.channel_sparsity >= 0.0, "the channel sparsity must not be negative");
     let smallest = pairs.iter().map(|p| p.target.grid.size).min().unwrap_or(0);
     anyhow::ensure!(smallest >= settings.patch, "patches of {} pixels do not fit slices of {smallest}", settings.patch);
     settings.config.validate()?;
@@ -146,7 +150,11 @@ fn train_on<B: AutodiffBackend>(
         }
     };
     let plan = UpdatePlan::everything(&network);
-    let optimizer = OptimizerSettings { learning_rate: settings.learning_rate, ..OptimizerSettings::default() };
+    let optimizer = OptimizerSettings {
+        learning_rate: settings.learning_rate,
+        channel_sparsity: settings.channel_sparsity,
+        ..OptimizerSettings::default()
+    };
     let mut trainer = Trainer::new(network, plan, optimizer);
     let sampling = PatchSampling {
         batch: settings.batch,
@@ -205,6 +213,7 @@ mod tests {
             checkpoint_every: 10,
             lesion_share: 0.0,
             lesion_weight: 1.0,
+            channel_sparsity: 0.0,
             batch_norm_batches: 0,
             seed: 1,
             start_from: None,
