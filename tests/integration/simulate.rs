@@ -243,8 +243,9 @@ fn a_section_shows_the_liver_at_its_true_length_and_a_too_small_field_is_refused
     for (z, slice) in liver.chunks_exact(grid.pixels_per_slice()).enumerate() {
         assert!(slice.iter().any(|v| *v != 0), "slice {z} has no liver");
     }
-    let first = truth.lesion_list.first().expect("a lesion in view");
-    assert_eq!(first.organ, "liver");
+    // A section holds several lesions (2–6 are drawn), all at sites it shows: here the liver.
+    assert!(truth.lesion_list.len() >= 2, "{:?}", truth.lesion_list);
+    assert!(truth.lesion_list.iter().all(|l| l.organ == "liver"), "{:?}", truth.lesion_list);
     for lesion in &truth.lesion_list {
         assert!((3.0..=15.0).contains(&lesion.radius_mm), "diameter {} mm", 2.0 * lesion.radius_mm);
         assert!(lesion.centre_mm[2].abs() < grid.axial_extent_mm() / 2.0, "lesion out of view: {lesion:?}");

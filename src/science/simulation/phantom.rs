@@ -244,13 +244,48 @@ fn lesion_site(index: usize, scale: f64) -> LesionSite {
     }
 }
 
-/// Places 1–4 lesions; the first always in the liver (the paper's test needs one there).
-/// The original layout keeps its draws (radius 7–15 mm, uniform); the other layouts draw
-/// diameters of 6–30 mm, log-uniform as lesion sizes are in clinical series, and place
-/// lesions only where the volume shows them.
+/// Places the patient's lesions: in the original layout, 1–4 of them, the first always in
+/// the liver (the paper's test needs one there); in a section, see [`place_section_lesions`].
 fn place_lesions(patient: &PatientParameters, grid: &Grid, fitted: bool, axis: &BodyAxis) -> Vec<Lesion> {
+    if fitted { place_fitted_lesions(patient, grid, axis) } else { place_section_lesions(patient, grid, axis) }
+}
+
+/// The original layout's draws, kept bit for bit: 1–4 lesions of radius 7–15 mm (uniform),
+/// one per site in turn.
+fn place_fitted_lesions(patient: &PatientParameters, grid: &Grid, axis: &BodyAxis) -> Vec<Lesion> {
     let mut rng = StdRng::seed_from_u64(patient.seed ^ 0x01e5_10a5);
     let count = rng.random_range(1..=4);
+    let s = patient.size_scale;
+    let mut lesions = Vec::new();
+    for index in 0..count {
+        let site = lesion_site(index, s);
+        let x = site.base[0] + rng.random_range(site.x_range[0]..site.x_range[1]) * site.range_scale;
+        let y = site.base[1] + rng.random_range(site.y_range[0]..site.y_range[1]) * site.range_scale;
+        let t = rng.random_range(site.body_range[0]..site.body_range[1]);
+        // At least 0.9 voxel, so that a coarse grid still draws every lesion.
+        let radius_mm = rng.random_range(7.0..15.0f64).max(0.9 * grid.pixel_mm.max(grid.slice_mm));
+        let contrast = rng.random_range(2.5..6.0);
+        let (background, ..) = tissue(patient, x, y, t);
+        lesions.push(Lesion {
+            label: lesions.len() as u8 + 1,
+            organ: site.organ.to_owned(),
+            centre_mm: [x, y, axis.z_of(t)],
+            radius_mm,
+            contrast,
+            suv: background * contrast,
+        });
+    }
+    lesions
+}
+
+/// Lesions of a section at true length: 2–6 per patient, each at a site the slices show
+/// (liver, right lung, soft tissue), diameters of 6–30 mm log-uniform as lesion sizes are in
+/// clinical series, contrast 2.5–6 over the tissue around it. One per site, as the original
+/// layout has, would leave most sections one lesion or none, and a network trained on them
+/// too few small hot spots to learn them from (docs/models.md).
+fn place_section_lesions(patient: &PatientParameters, grid: &Grid, axis: &BodyAxis) -> Vec<Lesion> {
+    const SITES: usize = 3;
+    let mut rng = StdRng::seed_from_u64(patient.seed ^ 0x5ec7_10a5);
     let s = patient.size_scale;
     // Body positions the volume shows, its end slices excluded.
     let (shown_low, shown_high) = {
@@ -258,39 +293,39 @@ fn place_lesions(patient: &PatientParameters, grid: &Grid, fitted: bool, axis: &
         let b = axis.t_of(grid.z_mm(0));
         (a.min(b), a.max(b))
     };
+    let wanted = rng.random_range(2..=6usize);
     let mut lesions = Vec::new();
-    for index in 0..count {
-        let site = lesion_site(index, s);
+    for _attempt in 0..4 * wanted {
+        if lesions.len() == wanted {
+            break;
+        }
+        let site = lesion_site(rng.random_range(0..SITES), s);
         let x = site.base[0] + rng.random_range(site.x_range[0]..site.x_range[1]) * site.range_scale;
         let y = site.base[1] + rng.random_range(site.y_range[0]..site.y_range[1]) * site.range_scale;
-        let radius_mm;
-        let t;
-        if fitted {
-            t = rng.random_range(site.body_range[0]..site.body_range[1]);
-            // At least 0.9 voxel, so that a coarse grid still draws every lesion.
-            radius_mm = rng.random_range(7.0..15.0f64).max(0.9 * grid.pixel_mm.max(grid.slice_mm));
-        } else {
-            let diameter_mm = (rng.random_range(6.0f64.ln()..30.0f64.ln())).exp();
-            radius_mm = diameter_mm / 2.0;
-            // The lesion's centre within both the organ's range and the shown slices.
-            let margin = radius_mm / axis.length_mm;
-            let low = site.body_range[0].max(shown_low + margin);
-            let high = site.body_range[1].min(shown_high - margin);
-            let draw = rng.random_range(0.0..1.0);
-            if low >= high {
-                continue;
-            }
-            t = low + draw * (high - low);
-        }
+        let radius_mm = rng.random_range(6.0f64.ln()..30.0f64.ln()).exp() / 2.0;
+        // The lesion's centre within both the organ's range and the shown slices.
+        let margin = radius_mm / axis.length_mm;
+        let low = site.body_range[0].max(shown_low + margin);
+        let high = site.body_range[1].min(shown_high - margin);
+        let draw = rng.random_range(0.0..1.0);
         let contrast = rng.random_range(2.5..6.0);
+        if low >= high {
+            continue;
+        }
+        let t = low + draw * (high - low);
         let (background, ..) = tissue(patient, x, y, t);
-        if !fitted && background <= 0.0 {
+        let centre_mm = [x, y, axis.z_of(t)];
+        let apart = lesions.iter().all(|other: &Lesion| {
+            let distance = (0..3).map(|k| (other.centre_mm[k] - centre_mm[k]).powi(2)).sum::<f64>().sqrt();
+            distance > other.radius_mm + radius_mm + 5.0
+        });
+        if background <= 0.0 || !apart {
             continue;
         }
         lesions.push(Lesion {
             label: lesions.len() as u8 + 1,
             organ: site.organ.to_owned(),
-            centre_mm: [x, y, axis.z_of(t)],
+            centre_mm,
             radius_mm,
             contrast,
             suv: background * contrast,
