@@ -1,10 +1,11 @@
 //! `petal eval paper`: reproduces the paper's Table 1 (docs/science.md §6) at the pinned scale
 //! of [`PaperScale`], writing `paper-table1.md`, `results.json` and three PNG figures.
 //!
-//! Every network is cached in the work folder (`--work`): v1-net and v2-net are
-//! `petal train-base` model directories (resumed from their checkpoints when cut short),
-//! FT-net, TGD-net and TGD_N2N-net model directories with a record of how they were made.
-//! Running the command again reuses whatever was finished with the same settings.
+//! v1-net is the shipped model (`--model`). Every other network is cached in the work
+//! folder (`--work`): v2-net's two stages are `petal train-base` model directories (resumed
+//! from their checkpoints when cut short), FT-net, TGD-net and the two online rounds model
+//! directories with a record of how they were made. Running the command again reuses
+//! whatever was finished with the same parents, data and settings.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,6 +19,7 @@ use crate::app::config::{EvalPaperArgs, TrainBaseArgs};
 use crate::science::evaluation::paper::bootstrap::compare;
 use crate::science::evaluation::paper::figures::{Marker, Point, bias_cov_plot, samples, slice_grid};
 use crate::science::evaluation::paper::kse_sweep::{PAPER_FLAGGED_PERCENT, drop_flagged, flagged};
+use crate::science::evaluation::paper::matched_noise::matched_filter;
 use crate::science::evaluation::paper::scale::PaperScale;
 use crate::science::evaluation::paper::scores::Scores;
 use crate::science::evaluation::paper::test_scan::TestScan;
@@ -30,6 +32,7 @@ use crate::science::simulation::{Image3, ReconVersion};
 use crate::science::training::base::data::SimulatedData;
 use crate::science::training::fine_tune::fine_tune_on_best_device;
 use crate::science::training::n2n_round::{Flow, RoundKind, RoundSettings, run_round_on_best_device};
+use crate::science::training::trainer::BatchStatistics;
 
 /// Parses `train-base` flags the way the command line does, so the eval's base networks
 /// are exactly what the printed command would train.
@@ -64,8 +67,8 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
     let mut stages = Stages(Vec::new());
 
-    let (v1, v1_record) = stages.time("v1-net (train-base on v1)", || base_network(&scale, ReconVersion::V1, &work))?;
-    let (v2, v2_record) = stages.time("v2-net (train-base on v2)", || base_network(&scale, ReconVersion::V2, &work))?;
+    let (v1, v1_record) = stages.time("v1-net (the shipped model)", || shipped_network(&args.model, &scale))?;
+    let (v2, v2_record) = stages.time("v2-net (the shipped model's recipe on v2)", || v2_network(&scale, &work))?;
     let fine_tune_data =
         SimulatedData::original(scale.grid(), ReconVersion::V2, scale.seconds_per_bed, scale.count_levels.clone());
     let few_v2 = stages.time("simulating the fine-tune studies (v2)", || {
@@ -90,8 +93,11 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
             steps_per_pass: scale.fine_tune_steps,
             learning_rate: scale.fine_tune_learning_rate,
             patch: scale.patch,
-            // The paper's procedure: the running statistics as the steps left them.
-            batch_norm_batches: 0,
+            // Trained as the base networks were (each batch's own statistics), then the
+            // retrained channels' running statistics re-estimated over many batches, as the
+            // base recipe does: the running averages the steps leave lag the weights.
+            batch_statistics: BatchStatistics::PerBatch,
+            batch_norm_batches: scale.fine_tune_batch_norm_batches,
             ..RoundSettings::default()
         };
         let origin = Origin { parent_name: "v1-net", parent: &v1, data: &few_v2_description };
@@ -106,31 +112,48 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
     let (tgd, tgd_record) =
         stages.time("TGD-net (TGD, v2)", || fine_tuned_on_v2(RoundKind::Tgd, "tgd-net", "TGD-net"))?;
     let test = stages.time("simulating the test scan", || TestScan::simulate(&scale))?;
-    let halves_description = format!(
-        "the v2 N2N halves of test patient {}, {}×{}×{}, {} s/bed",
-        test.seed, scale.size, scale.size, scale.slices, scale.test_seconds_per_bed
+    let pair_description = format!(
+        "two more realizations of {} % of the counts of test patient {} (a second scan, v2), {}×{}×{}, {} s/bed",
+        scale.realization_fraction * 100.0,
+        test.seed,
+        scale.size,
+        scale.size,
+        scale.slices,
+        scale.test_seconds_per_bed
     );
+    // The online rounds: petal's defaults, on the pair, from the network a site would run.
     let online = RoundSettings {
         steps_per_pass: scale.n2n_steps,
         patch: scale.patch,
         phi: scale.phi,
-        batch_norm_batches: 0,
         ..RoundSettings::default()
     };
-    let (n2n, n2n_record) = stages.time("TGD_N2N-net (online round on the test halves)", || {
+    let online_round = |folder: &str, name: &str, parent_name: &str, parent: &StoredModel| {
         cached_network(
-            &work.join("tgd-n2n-net"),
-            "TGD_N2N-net",
-            Origin { parent_name: "TGD-net", parent: &tgd, data: &halves_description },
+            &work.join(folder),
+            name,
+            Origin { parent_name, parent, data: &pair_description },
             &online,
             &|settings| {
                 let (outcome, _) =
-                    run_round_on_best_device(&tgd, &test.v2_halves, settings, &mut progress_observer("TGD_N2N-net"))?;
+                    run_round_on_best_device(parent, &test.v2_pair, settings, &mut progress_observer(name))?;
                 Ok((outcome.model, outcome.report.fraction_retrained))
             },
         )
+    };
+    let (n2n, n2n_record) = stages
+        .time("TGD_N2N-net (online round from v2-net)", || online_round("tgd-n2n-net", "TGD_N2N-net", "v2-net", &v2))?;
+    let (n2n_twice, n2n_twice_record) = stages.time("TGD²_N2N-net (online round from TGD-net)", || {
+        online_round("tgd2-n2n-net", "TGD²_N2N-net", "TGD-net", &tgd)
     })?;
-    let networks = [(&v1, v1_record), (&v2, v2_record), (&ft, ft_record), (&tgd, tgd_record), (&n2n, n2n_record)];
+    let networks = [
+        (&v1, v1_record),
+        (&v2, v2_record),
+        (&ft, ft_record),
+        (&tgd, tgd_record),
+        (&n2n, n2n_record),
+        (&n2n_twice, n2n_twice_record),
+    ];
 
     let scores = stages.time("denoising and scoring the test realizations", || {
         let progress = bar((2 * NETWORKS.len() * scale.realizations) as u64, "scoring");
@@ -154,6 +177,13 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
             Some(compare(find(first)?, find(second)?, scale.bootstrap_resamples, 17 + i as u64))
         })
         .collect();
+    let matched = stages.time("OSEM filtered to each network's noise", || {
+        scores
+            .iter()
+            .filter(|s| s.network != OSEM_ALONE)
+            .map(|network| matched_filter(test.version(network.data), &test, network))
+            .collect::<anyhow::Result<Vec<_>>>()
+    })?;
     let sweep = stages.time("KSE sweep on v1-net", || {
         scale
             .sweep_phis
@@ -191,6 +221,7 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
         networks: networks.iter().map(|(_, r)| r.clone()).collect(),
         scores,
         comparisons,
+        matched,
         sweep,
         stages: stages.0,
     };
@@ -213,48 +244,79 @@ fn progress_observer(name: &str) -> impl FnMut(usize, usize, f64) -> Flow {
     }
 }
 
-/// v1-net or v2-net: `petal train-base` into `work/<version>-net`.
-fn base_network(scale: &PaperScale, recon: ReconVersion, work: &Path) -> anyhow::Result<(StoredModel, NetworkRecord)> {
-    let dir = work.join(format!("{}-net", recon.name()));
-    let levels = scale.count_levels.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
-    let flags = vec![
-        "--width-multiplier".to_owned(),
-        scale.width_multiplier.to_string(),
-        "--steps".to_owned(),
-        scale.base_steps.to_string(),
-        "--patch".to_owned(),
-        scale.patch.to_string(),
-        "--seed".to_owned(),
-        scale.base_seed.to_string(),
-        "--patients".to_owned(),
-        scale.base_patients.to_string(),
-        "--size".to_owned(),
-        scale.size.to_string(),
-        "--slices".to_owned(),
-        scale.slices.to_string(),
-        "--recon".to_owned(),
-        recon.name().to_owned(),
-        "--seconds-per-bed".to_owned(),
-        scale.seconds_per_bed.to_string(),
-        "--count-levels".to_owned(),
-        levels,
-    ];
-    let argv: Vec<String> =
-        ["train-base".to_owned(), dir.display().to_string()].into_iter().chain(flags.iter().cloned()).collect();
-    let args = TrainBaseCommandLine::try_parse_from(&argv).context("the train-base flags of the eval")?.args;
-    let made_by = format!("petal {}", argv.join(" "));
-    let trained = train_into_directory(&args, &made_by)?;
-    if trained.reused {
-        println!("eval paper: reusing {} (trained with the same settings)", dir.display());
+/// v1-net: the shipped model, which must have the scale's width (v2-net is trained at it).
+fn shipped_network(dir: &Path, scale: &PaperScale) -> anyhow::Result<(StoredModel, NetworkRecord)> {
+    let model = StoredModel::load(dir).with_context(|| format!("loading the shipped model {}", dir.display()))?;
+    anyhow::ensure!(
+        (model.config.width_multiplier - scale.width_multiplier).abs() < 1e-9,
+        "{} has width multiplier {}, the evaluation trains v2-net at {}: v1-net and v2-net must share their architecture",
+        dir.display(),
+        model.config.width_multiplier,
+        scale.width_multiplier
+    );
+    let made_by = format!(
+        "the shipped model `{}` (sha256 {}; docs/models.md, \"The shipped base model\")",
+        dir.display(),
+        &model.sha256[..12.min(model.sha256.len())]
+    );
+    // Its directory records only its last stage's time; docs/models.md gives both.
+    Ok((model, NetworkRecord { name: "v1-net".into(), made_by, seconds: 0.0, fraction_retrained: 1.0 }))
+}
+
+/// v2-net: the shipped model's two stages ([`BaseRecipe`](crate::science::evaluation::paper::scale::BaseRecipe)) with `--recon v2`, into
+/// `work/v2-net-uniform` and `work/v2-net`.
+fn v2_network(scale: &PaperScale, work: &Path) -> anyhow::Result<(StoredModel, NetworkRecord)> {
+    let stage_one = work.join("v2-net-uniform");
+    let dir = work.join("v2-net");
+    let mut commands = Vec::new();
+    for (output, stage_flags) in
+        [(&stage_one, scale.recipe.uniform_stage_flags()), (&dir, scale.recipe.lesion_stage_flags(&stage_one))]
+    {
+        let argv: Vec<String> = ["train-base".to_owned(), output.display().to_string()]
+            .into_iter()
+            .chain(data_flags(scale, ReconVersion::V2))
+            .chain(stage_flags)
+            .collect();
+        let args = TrainBaseCommandLine::try_parse_from(&argv).context("the train-base flags of the eval")?.args;
+        let made_by = format!("petal {}", argv.join(" "));
+        if train_into_directory(&args, &made_by)?.reused {
+            println!("eval paper: reusing {} (trained with the same settings)", output.display());
+        }
+        commands.push(format!("`{made_by}`"));
     }
     let model = StoredModel::load(&dir).with_context(|| format!("loading {}", dir.display()))?;
-    let seconds = std::fs::read(dir.join("training.json"))
+    let seconds = training_seconds(&stage_one) + training_seconds(&dir);
+    let record =
+        NetworkRecord { name: "v2-net".into(), made_by: commands.join(", then "), seconds, fraction_retrained: 1.0 };
+    Ok((model, record))
+}
+
+/// The `train-base` flags naming the shipped model's training data, reconstructed with `recon`.
+fn data_flags(scale: &PaperScale, recon: ReconVersion) -> Vec<String> {
+    let levels = scale.count_levels.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(",");
+    [
+        ("--width-multiplier", scale.width_multiplier.to_string()),
+        ("--patch", scale.patch.to_string()),
+        ("--seed", scale.base_seed.to_string()),
+        ("--patients", scale.base_patients.to_string()),
+        ("--size", scale.size.to_string()),
+        ("--slices", scale.slices.to_string()),
+        ("--recon", recon.name().to_owned()),
+        ("--seconds-per-bed", scale.seconds_per_bed.to_string()),
+        ("--count-levels", levels),
+    ]
+    .into_iter()
+    .flat_map(|(flag, value)| [flag.to_owned(), value])
+    .collect()
+}
+
+/// The training time a `train-base` directory records (0 when it records none).
+fn training_seconds(dir: &Path) -> f64 {
+    std::fs::read(dir.join("training.json"))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .and_then(|record| record["seconds"].as_f64())
-        .unwrap_or(0.0);
-    let name = format!("{}-net", recon.name());
-    Ok((model, NetworkRecord { name, made_by: format!("`{made_by}`"), seconds, fraction_retrained: 1.0 }))
+        .unwrap_or(0.0)
 }
 
 /// What a cached fine-tuned network records of how it was made.

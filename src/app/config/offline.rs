@@ -198,6 +198,9 @@ pub struct EvalPaperArgs {
     /// A smoke run of a few minutes at a tiny scale (its numbers mean nothing).
     #[arg(long)]
     pub quick: bool,
+    /// v1-net: the shipped base model (trained on v1); v2-net is trained with its recipe.
+    #[arg(long, env = "PETAL_BASE_MODEL", default_value = "models/base")]
+    pub model: PathBuf,
     /// Folder of the trained networks (reused when run again); `eval-paper-<scale>` by default.
     #[arg(long)]
     pub work: Option<PathBuf>,

@@ -15,6 +15,7 @@ pub fn colour_of(network: &str) -> Colour {
         "FT-net" => [44, 160, 44],
         "TGD-net" => [214, 39, 40],
         "TGD_N2N-net" => [148, 103, 189],
+        "TGD²_N2N-net" => [140, 86, 75],
         _ => [127, 127, 127],
     }
 }

@@ -1,12 +1,16 @@
 //! The paper's experiment (docs/science.md §6), reproduced at a scale this machine runs:
-//! v1-net, v2-net, FT-net, TGD-net and the online TGD_N2N-net, scored by lesion bias and
-//! liver CoV over R low-count realizations of one test scan, on v2 and on v1 data, with
-//! paired bootstrap comparisons and the KSE threshold sweep. `petal eval paper` (src/app/cli)
-//! trains the networks and calls these parts; they know nothing of the command line.
+//! v1-net (the shipped model), v2-net (its recipe on v2), FT-net, TGD-net and the online
+//! TGD_N2N-net and TGD²_N2N-net, scored by lesion bias (against the same version's
+//! reconstruction of noiseless data) and liver CoV over R low-count realizations of one
+//! test scan, on v2 and on v1 data, with paired bootstrap comparisons, the comparison with a
+//! Gaussian filter at matched noise, and the KSE threshold sweep. `petal eval paper`
+//! (src/app/cli) trains the networks and calls these parts; they know nothing of the
+//! command line.
 
 pub mod bootstrap;
 pub mod figures;
 pub mod kse_sweep;
+pub mod matched_noise;
 pub mod report;
 pub mod scale;
 pub mod scores;
@@ -16,8 +20,8 @@ use bootstrap::Comparison;
 use scale::PaperScale;
 use scores::Scores;
 
-/// The networks, in the order of the paper's table (petal's online variant last).
-pub const NETWORKS: [&str; 5] = ["v1-net", "v2-net", "FT-net", "TGD-net", "TGD_N2N-net"];
+/// The networks, in the order of the paper's table (the online rounds last).
+pub const NETWORKS: [&str; 6] = ["v1-net", "v2-net", "FT-net", "TGD-net", "TGD_N2N-net", "TGD²_N2N-net"];
 /// The reconstruction alone, as a reference row.
 pub const OSEM_ALONE: &str = "OSEM alone";
 
@@ -30,7 +34,7 @@ pub const PAPER_TABLE: [(&str, f64, f64); 4] =
 pub struct NetworkRecord {
     pub name: String,
     pub made_by: String,
-    /// Training time (s); 0 when a cached network was reused without its time on record.
+    /// Training time (s); 0 when none is on record (the shipped model, or a cached network without it).
     pub seconds: f64,
     /// Share of all parameters its training could change.
     pub fraction_retrained: f64,
@@ -61,6 +65,8 @@ pub struct PaperResults {
     pub networks: Vec<NetworkRecord>,
     pub scores: Vec<Scores>,
     pub comparisons: Vec<Comparison>,
+    /// OSEM smoothed to each network's liver CoV, on each data version.
+    pub matched: Vec<matched_noise::MatchedFilter>,
     pub sweep: Vec<SweepRow>,
     /// (stage, seconds) of this invocation.
     pub stages: Vec<(String, f64)>,
@@ -69,6 +75,14 @@ pub struct PaperResults {
 impl PaperResults {
     pub fn scores_of(&self, network: &str, data: crate::science::simulation::ReconVersion) -> Option<&Scores> {
         self.scores.iter().find(|s| s.network == network && s.data == data)
+    }
+
+    pub fn matched_filter_of(
+        &self,
+        network: &str,
+        data: crate::science::simulation::ReconVersion,
+    ) -> Option<&matched_noise::MatchedFilter> {
+        self.matched.iter().find(|m| m.network == network && m.data == data)
     }
 
     pub fn comparison(
@@ -82,7 +96,8 @@ impl PaperResults {
 }
 
 /// The comparisons the discussion needs: TGD-net against each peer on v2 data, each
-/// network against v1-net on v1 data (what it kept), and the online round against TGD-net.
+/// network against v1-net on v1 data (what it kept), and each online round against the
+/// network it started from.
 pub fn planned_comparisons() -> Vec<(&'static str, &'static str, crate::science::simulation::ReconVersion)> {
     use crate::science::simulation::ReconVersion::{V1, V2};
     vec![
@@ -90,7 +105,8 @@ pub fn planned_comparisons() -> Vec<(&'static str, &'static str, crate::science:
         ("TGD-net", "v2-net", V2),
         ("TGD-net", "v1-net", V2),
         ("FT-net", "v2-net", V2),
-        ("TGD_N2N-net", "TGD-net", V2),
+        ("TGD_N2N-net", "v2-net", V2),
+        ("TGD²_N2N-net", "TGD-net", V2),
         ("TGD-net", "v1-net", V1),
         ("FT-net", "v1-net", V1),
         ("v2-net", "v1-net", V1),

@@ -1,8 +1,9 @@
 //! One network's figures of merit on one version of the test data (docs/science.md §6): the
-//! lesion bias over R realizations (for each lesion, and their mean), the liver CoV across
-//! realizations, and PSNR against the truth. Keeps what the bootstrap resamples: the
-//! relative error of every lesion in every realization and the liver voxels of each
-//! realization.
+//! lesion bias over R realizations against the same version's reconstruction of noiseless
+//! data (for each lesion, and their mean), the bias against the phantom and the contrast
+//! recovery beside it, the liver CoV across realizations, and PSNR. Keeps what the bootstrap
+//! resamples: the relative error of every lesion in every realization and the liver voxels
+//! of each realization.
 
 use super::test_scan::{TestScan, VersionData};
 use crate::science::evaluation::paper_metrics::{lesion_bias_percent, liver_cov_percent};
@@ -14,15 +15,26 @@ use crate::science::simulation::{Image3, ReconVersion};
 pub struct Scores {
     pub network: String,
     pub data: ReconVersion,
-    /// Bias (%) of each lesion, in the test scan's lesion order (the liver lesion first).
+    /// Bias (%) of each lesion against the noiseless reconstruction of the same version, in
+    /// the test scan's lesion order (the liver lesion first): what the noise and the
+    /// network cost, OSEM's own partial-volume loss left out.
     pub lesion_bias: Vec<f64>,
     /// Mean of the lesions' biases (%).
     pub mean_lesion_bias: f64,
+    /// Bias (%) of each lesion against the phantom's true SUV (OSEM's loss included).
+    pub truth_bias: Vec<f64>,
+    pub mean_truth_bias: f64,
+    /// Contrast recovery of each lesion against its surrounding tissue, (mean over
+    /// realizations of lesion / ring − 1) / (true contrast − 1); `None` where the ring holds
+    /// no voxel of that tissue.
+    pub contrast_recovery: Vec<Option<f64>>,
     /// Liver CoV (%).
     pub liver_cov: f64,
-    /// Mean PSNR (dB) of the realizations against the truth, peak = the truth's maximum.
+    /// Mean PSNR (dB) of the realizations against the noiseless reconstruction, peak = its
+    /// maximum.
     pub psnr: f64,
-    /// `lesion_errors[r][l]`: (μ − T) / T × 100 of lesion l in realization r.
+    /// `lesion_errors[r][l]`: (μ − R) / R × 100 of lesion l in realization r, R the
+    /// noiseless reconstruction's lesion mean.
     #[serde(skip)]
     pub lesion_errors: Vec<Vec<f64>>,
     /// The liver voxels of each realization.
@@ -34,23 +46,34 @@ pub struct Scores {
 }
 
 impl Scores {
-    /// Scores `outputs` (one per realization of `data`) against the test scan's truth.
+    /// Scores `outputs` (one per realization of `data`) against `data`'s noiseless
+    /// reconstruction and the test scan's truth.
     pub fn measure(network: &str, data: &VersionData, outputs: &[Image3], test: &TestScan) -> anyhow::Result<Self> {
         anyhow::ensure!(outputs.len() >= 2, "at least two realizations are needed");
         let slices: Vec<&[f32]> = outputs.iter().map(|o| o.data.as_slice()).collect();
         let mut lesion_bias = Vec::new();
+        let mut truth_bias = Vec::new();
+        let mut references = Vec::new();
         for (lesion, mask) in &test.lesions {
-            lesion_bias.push(
-                lesion_bias_percent(&slices, mask, lesion.suv)
-                    .ok_or_else(|| anyhow::anyhow!("lesion {} has no voxels", lesion.label))?,
-            );
+            let reference = data.reference.masked_mean(mask);
+            let missing = || anyhow::anyhow!("lesion {} has no voxels", lesion.label);
+            lesion_bias.push(lesion_bias_percent(&slices, mask, reference).ok_or_else(missing)?);
+            truth_bias.push(lesion_bias_percent(&slices, mask, lesion.suv).ok_or_else(missing)?);
+            references.push(reference);
         }
+        let contrast_recovery = test
+            .lesions
+            .iter()
+            .zip(&test.backgrounds)
+            .map(|((lesion, mask), ring)| contrast_recovery(outputs, mask, ring, lesion.contrast))
+            .collect();
         let lesion_errors = outputs
             .iter()
             .map(|output| {
                 test.lesions
                     .iter()
-                    .map(|(lesion, mask)| (output.masked_mean(mask) - lesion.suv) / lesion.suv * 100.0)
+                    .zip(&references)
+                    .map(|((_, mask), reference)| (output.masked_mean(mask) - reference) / reference * 100.0)
                     .collect()
             })
             .collect();
@@ -60,20 +83,37 @@ impl Scores {
             .iter()
             .map(|o| o.data.iter().zip(&test.liver).filter(|(_, m)| **m).map(|(v, _)| *v).collect())
             .collect();
-        let peak = f64::from(test.truth.data.iter().fold(0.0f32, |m, v| m.max(*v)));
-        let psnr = outputs.iter().map(|o| psnr(&o.data, &test.truth.data, peak)).sum::<f64>() / outputs.len() as f64;
+        let peak = f64::from(data.reference.data.iter().fold(0.0f32, |m, v| m.max(*v)));
+        let psnr =
+            outputs.iter().map(|o| psnr(&o.data, &data.reference.data, peak)).sum::<f64>() / outputs.len() as f64;
         let sample_slice = outputs[0].slice(test.lesion_slice()).to_vec();
+        let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
         Ok(Self {
             network: network.to_owned(),
             data: data.version,
-            mean_lesion_bias: lesion_bias.iter().sum::<f64>() / lesion_bias.len().max(1) as f64,
+            mean_lesion_bias: mean(&lesion_bias),
             lesion_bias,
+            mean_truth_bias: mean(&truth_bias),
+            truth_bias,
+            contrast_recovery,
             liver_cov,
             psnr,
             lesion_errors,
             liver_values,
             sample_slice,
         })
+    }
+
+    /// The mean over lesions of this network's contrast recovery divided by `reference`'s
+    /// (OSEM alone on the same data), over the lesions both have.
+    pub fn mean_recovery_ratio(&self, reference: &Scores) -> Option<f64> {
+        let ratios: Vec<f64> = self
+            .contrast_recovery
+            .iter()
+            .zip(&reference.contrast_recovery)
+            .filter_map(|(mine, theirs)| Some(mine.as_ref()? / theirs.as_ref()?))
+            .collect();
+        (!ratios.is_empty()).then(|| ratios.iter().sum::<f64>() / ratios.len() as f64)
     }
 
     /// |mean lesion bias| over the chosen realizations and lesions.
@@ -105,5 +145,38 @@ impl Scores {
 
     pub fn lesion_count(&self) -> usize {
         self.lesion_errors.first().map_or(0, Vec::len)
+    }
+}
+
+/// (mean over `outputs` of lesion mean / ring mean − 1) / (`true_contrast` − 1).
+fn contrast_recovery(outputs: &[Image3], lesion: &[bool], ring: &[bool], true_contrast: f64) -> Option<f64> {
+    if !ring.iter().any(|m| *m) || (true_contrast - 1.0).abs() < 1e-9 {
+        return None;
+    }
+    let ratio = outputs.iter().map(|o| o.masked_mean(lesion) / o.masked_mean(ring)).sum::<f64>() / outputs.len() as f64;
+    Some((ratio - 1.0) / (true_contrast - 1.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::science::evaluation::paper::scale::PaperScale;
+
+    #[test]
+    fn each_reference_scores_itself_as_unbiased() {
+        let test = TestScan::simulate(&PaperScale::quick()).expect("test scan");
+        let noiseless = [test.v2.reference.clone(), test.v2.reference.clone()];
+        let scores = Scores::measure("noiseless OSEM", &test.v2, &noiseless, &test).expect("scores");
+        assert!(scores.lesion_bias.iter().all(|b| b.abs() < 1e-9), "{:?}", scores.lesion_bias);
+        // OSEM of noiseless data still loses part of each small lesion to resolution.
+        assert!(scores.truth_bias.iter().all(|b| *b < 0.0), "{:?}", scores.truth_bias);
+
+        let phantom = [test.truth.clone(), test.truth.clone()];
+        let scores = Scores::measure("phantom", &test.v2, &phantom, &test).expect("scores");
+        assert!(scores.truth_bias.iter().all(|b| b.abs() < 1e-4), "{:?}", scores.truth_bias);
+        let recovered: Vec<f64> = scores.contrast_recovery.iter().flatten().copied().collect();
+        assert!(!recovered.is_empty(), "at least one lesion has a ring of its own tissue");
+        // Within 1 %: the tissue around a lesion is not perfectly uniform in the phantom.
+        assert!(recovered.iter().all(|c| (c - 1.0).abs() < 0.01), "the phantom recovers all contrast: {recovered:?}");
     }
 }
