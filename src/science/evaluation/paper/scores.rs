@@ -104,6 +104,18 @@ impl Scores {
         })
     }
 
+    /// The standard error (percentage points) of lesion `lesion`'s bias: the standard
+    /// deviation of its per-realization errors over √R.
+    pub fn lesion_bias_standard_error(&self, lesion: usize) -> f64 {
+        let errors: Vec<f64> = self.lesion_errors.iter().filter_map(|r| r.get(lesion).copied()).collect();
+        let r = errors.len() as f64;
+        if r < 2.0 {
+            return f64::NAN;
+        }
+        let mean = errors.iter().sum::<f64>() / r;
+        (errors.iter().map(|e| (e - mean).powi(2)).sum::<f64>() / (r - 1.0) / r).sqrt()
+    }
+
     /// The mean over lesions of this network's contrast recovery divided by `reference`'s
     /// (OSEM alone on the same data), over the lesions both have.
     pub fn mean_recovery_ratio(&self, reference: &Scores) -> Option<f64> {
