@@ -48,8 +48,10 @@ pub fn matched_filter(version: &VersionData, test: &TestScan, network: &Scores) 
         liver_cov_percent(&slices, &test.liver).unwrap_or(f64::NAN)
     };
     let widest = WIDEST_FILTER_PIXELS * version.reference.grid.pixel_mm;
-    let network_quieter_than_every_filter = cov(&filtered(widest)) > network.liver_cov;
-    let fwhm_mm = if cov(&version.realizations) <= network.liver_cov {
+    // OSEM alone as quiet as the network needs no filter; only otherwise is the widest tried.
+    let already_quiet = cov(&version.realizations) <= network.liver_cov;
+    let network_quieter_than_every_filter = !already_quiet && cov(&filtered(widest)) > network.liver_cov;
+    let fwhm_mm = if already_quiet {
         0.0
     } else if network_quieter_than_every_filter {
         widest
