@@ -103,6 +103,54 @@ fn clinical_geometry_is_named_in_the_report_and_a_field_too_small_is_refused() {
 }
 
 #[test]
+fn a_kernel_reserve_is_flagged_by_kse_and_needs_a_model_to_start_from() {
+    use petal::science::model::tgd_mask::mask_of_convolutions;
+    use petal::science::training::base::reserve::{KernelReserve, ReserveSettings};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let run = |extra: &[&str], out: &str| {
+        Command::new(petal_binary())
+            .arg("train-base")
+            .args(TINY)
+            .args(["--steps", "12"])
+            .args(extra)
+            .arg(dir.path().join(out))
+            .output()
+            .expect("run train-base")
+    };
+    let refused = run(&["--reserve-share", "0.3"], "no-start");
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("model to start from"), "{stderr}");
+
+    let parent = run(&[], "parent");
+    assert!(parent.status.success(), "train-base: {}", String::from_utf8_lossy(&parent.stderr));
+    let parent_dir = dir.path().join("parent");
+    let reserved = run(&["--init-from", parent_dir.to_str().expect("path"), "--reserve-share", "0.3"], "reserved");
+    assert!(reserved.status.success(), "train-base: {}", String::from_utf8_lossy(&reserved.stderr));
+    let report = std::fs::read_to_string(dir.path().join("reserved/report.md")).expect("report");
+    assert!(report.contains("30 % of each layer's channels held in reserve"), "{report}");
+
+    // The channels set aside are the parent's lowest-KSE 30 %; after the run KSE at φ 0.3
+    // flags every one of them, so a TGD round retrains exactly the reserve (and maybe more).
+    let settings = ReserveSettings { share: 0.3, activation_floor: 0.01, outgoing_scale: 0.3 };
+    let start = StoredModel::load(&parent_dir).expect("parent");
+    let reserve = KernelReserve::choose(&start.weights, settings).expect("reserve");
+    let trained = StoredModel::load(&dir.path().join("reserved")).expect("reserved model");
+    let mask = mask_of_convolutions(&trained.weights.convolutions().expect("convolutions"), 0.3);
+    for (consumer, channels) in reserve.channels() {
+        let producer = &mask.layers[consumer - 2];
+        for &c in channels {
+            assert!(
+                producer.retrain[c],
+                "{} channel {c} is reserved but KSE keeps it: {:?}",
+                producer.layer, producer.kse
+            );
+        }
+    }
+}
+
+#[test]
 fn a_killed_run_resumes_from_its_checkpoint() {
     let dir = tempfile::tempdir().expect("dir");
     let out = dir.path().join("model");

@@ -25,6 +25,7 @@ use crate::science::training::base::report::{
     HeldOutLevel, HeldOutMetrics, KernelRoom, ROOM_PHI, ReportContext, by_level, evaluate, kernel_room,
     kernel_room_markdown, report_markdown,
 };
+use crate::science::training::base::reserve::ReserveSettings;
 use crate::science::training::base::run::LearningRateDecay;
 use crate::science::training::base::{BaseTrainingSettings, TrainingPair, train_base};
 
@@ -94,6 +95,11 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         lesion_share: args.lesion_share,
         lesion_weight: args.lesion_weight,
         channel_sparsity: args.channel_sparsity,
+        reserve: (args.reserve_share > 0.0).then_some(ReserveSettings {
+            share: args.reserve_share,
+            activation_floor: args.reserve_activation_floor,
+            outgoing_scale: args.reserve_outgoing_scale,
+        }),
         batch_norm_batches: args.batch_norm_batches,
         seed: args.seed,
         start_from,
@@ -260,6 +266,14 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
     }
     if args.channel_sparsity > 0.0 {
         description.push_str(&format!(", group lasso ×{} on input channels", args.channel_sparsity));
+    }
+    if args.reserve_share > 0.0 {
+        description.push_str(&format!(
+            ", {} % of each layer's channels held in reserve (emitting {} and read at {} of their start)",
+            args.reserve_share * 100.0,
+            args.reserve_activation_floor,
+            args.reserve_outgoing_scale
+        ));
     }
     Ok((pairs, held_out, description))
 }

@@ -278,6 +278,20 @@ pub struct TrainBaseArgs {
     /// little cost, and TGD rounds have room to learn (0: none; docs/learning.md).
     #[arg(long, default_value_t = 0.0)]
     pub channel_sparsity: f64,
+    /// Share of each layer's channels held in reserve for online learning: the lowest-KSE
+    /// channels of the `--init-from` model, which the run teaches the network to do
+    /// without, so a TGD round can retrain them at no cost to what the model knows
+    /// (0: none; docs/learning.md, "Room for TGD").
+    #[arg(long, default_value_t = 0.0)]
+    pub reserve_share: f64,
+    /// What a reserved channel emits at the end, as a fraction of its starting size.
+    #[arg(long, default_value_t = 0.01)]
+    pub reserve_activation_floor: f64,
+    /// Norm of the kernels reading a reserved channel at the end, as a fraction of their
+    /// starting norm (low enough for KSE to flag the channel, high enough for a round to
+    /// use it).
+    #[arg(long, default_value_t = 0.3)]
+    pub reserve_outgoing_scale: f64,
     /// Batches whose BatchNorm statistics, averaged, replace training's running statistics
     /// at the end (0 keeps training's exponential average of the last batches, as the
     /// shipped model does).

@@ -130,6 +130,34 @@ impl<B: Backend> DnCnn<B> {
         }
     }
 
+    /// Multiplies the kernels that read input channel `c` of convolution `conv` (0-based:
+    /// `W[:, c]`) by `factors[c]`. Parameter ids are kept, so an optimiser's state follows.
+    pub fn scale_input_channels(mut self, conv: usize, factors: &[f32]) -> Self {
+        if let Some(layer) = self.convs.get_mut(conv) {
+            layer.weight = scale_along(layer.weight.clone(), 1, factors);
+        }
+        self
+    }
+
+    /// Multiplies what output channel `c` of convolution `conv` (0-based) emits by
+    /// `factors[c]`: where BatchNorm follows, its γ and β (the kernels before it would be
+    /// normalised away); otherwise the channel's filter and bias.
+    pub fn scale_output_channels(mut self, conv: usize, factors: &[f32]) -> Self {
+        let has_norm = conv > 0 && conv + 1 < self.convs.len();
+        if has_norm {
+            if let Some(norm) = self.norms.get_mut(conv - 1) {
+                norm.gamma = scale_along(norm.gamma.clone(), 0, factors);
+                norm.beta = scale_along(norm.beta.clone(), 0, factors);
+            }
+        } else if let Some(layer) = self.convs.get_mut(conv) {
+            layer.weight = scale_along(layer.weight.clone(), 0, factors);
+            if let Some(bias) = layer.bias.take() {
+                layer.bias = Some(scale_along(bias, 0, factors));
+            }
+        }
+        self
+    }
+
     /// The current running statistics of every BatchNorm layer, pending updates applied.
     pub fn running_statistics(&self) -> Vec<(Tensor<B, 1>, Tensor<B, 1>)> {
         self.norms.iter().map(|n| (n.running_mean.value_sync(), n.running_var.value_sync())).collect()
@@ -215,6 +243,24 @@ impl<B: Backend> DnCnn<B> {
         }
         x
     }
+}
+
+/// `param` with every slice along `axis` multiplied by its factor (missing factors are 1),
+/// under the same parameter id and with the same need for gradients.
+fn scale_along<B: Backend, const D: usize>(
+    param: Param<Tensor<B, D>>,
+    axis: usize,
+    factors: &[f32],
+) -> Param<Tensor<B, D>> {
+    param.map(|t| {
+        let dims = t.dims();
+        let values: Vec<f32> = (0..dims[axis]).map(|c| factors.get(c).copied().unwrap_or(1.0)).collect();
+        let mut shape = [1; D];
+        shape[axis] = dims[axis];
+        let scale = Tensor::<B, D>::from_data(TensorData::new(values, shape), &t.device());
+        let require_grad = t.is_require_grad();
+        t.mul(scale).detach().set_require_grad(require_grad)
+    })
 }
 
 fn tensor<B: Backend, const D: usize>(t: &Tensor32, device: &B::Device) -> Tensor<B, D> {

@@ -134,6 +134,13 @@ impl<B: AutodiffBackend> Trainer<B> {
         loss
     }
 
+    /// Replaces the network by `change(network)`, which must keep its parameter ids (a
+    /// projection after a step, for instance), so the optimiser's state still applies.
+    pub fn map_network(&mut self, change: impl FnOnce(DnCnn<B>) -> DnCnn<B>) {
+        let network = self.take_network();
+        self.network = Some(change(network));
+    }
+
     fn take_network(&mut self) -> DnCnn<B> {
         self.network.take().unwrap_or_else(|| unreachable!("the network is always present between steps"))
     }

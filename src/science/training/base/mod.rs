@@ -9,6 +9,7 @@ pub mod data;
 pub mod loss_plot;
 pub mod patches;
 pub mod report;
+pub mod reserve;
 pub mod run;
 
 pub use data::{TrainingPair, TrainingRegions};

@@ -16,6 +16,7 @@ use super::batch_norm::precise_batch_norm;
 use super::checkpoint::{self, CheckpointState, LossPoint};
 use super::data::TrainingPair;
 use super::patches::{PatchSampler, PatchSampling};
+use super::reserve::{KernelReserve, ReserveSettings};
 use crate::science::model::backend::{TrainingDevice, TrainingWork, on_best_device};
 use crate::science::model::config::DnCnnConfig;
 use crate::science::model::directory::StoredModel;
@@ -42,6 +43,8 @@ pub struct BaseTrainingSettings {
     /// Coefficient of the group lasso on input channels (see
     /// [`crate::science::training::trainer::channel_group_lasso`]); 0: none.
     pub channel_sparsity: f64,
+    /// Channels set aside for online learning (see [`KernelReserve`]); needs `start_from`.
+    pub reserve: Option<ReserveSettings>,
     /// Batches whose statistics replace the BatchNorm running statistics at the end (see
     /// [`precise_batch_norm`]); 0 keeps training's exponential average.
     pub batch_norm_batches: usize,
@@ -102,6 +105,13 @@ pub fn train_base(
     let smallest = pairs.iter().map(|p| p.target.grid.size).min().unwrap_or(0);
     anyhow::ensure!(smallest >= settings.patch, "patches of {} pixels do not fit slices of {smallest}", settings.patch);
     settings.config.validate()?;
+    if let Some(reserve) = &settings.reserve {
+        reserve.validate()?;
+        anyhow::ensure!(
+            settings.start_from.is_some(),
+            "a kernel reserve is chosen by KSE of trained weights: give the model to start from"
+        );
+    }
     struct Work<'a> {
         pairs: &'a [TrainingPair],
         settings: &'a BaseTrainingSettings,
@@ -149,6 +159,13 @@ fn train_on<B: AutodiffBackend>(
             (network, state, None)
         }
     };
+    // Chosen from the starting weights, so a resumed run holds the same channels in reserve.
+    let reserve = match (&settings.reserve, &settings.start_from) {
+        (Some(reserve), Some(start)) => Some(KernelReserve::choose(&start.weights, *reserve)?),
+        _ => None,
+    };
+    // The reserve's bounds close over the first half of the steps.
+    let ramp_steps = (settings.steps / 2).max(1);
     let plan = UpdatePlan::everything(&network);
     let optimizer = OptimizerSettings {
         learning_rate: settings.learning_rate,
@@ -178,6 +195,18 @@ fn train_on<B: AutodiffBackend>(
         });
         trainer.set_learning_rate(settings.learning_rate_at(state.step));
         let loss = trainer.step_weighted(input, target, weight);
+        if let Some(reserve) = &reserve {
+            let progress = (state.step + 1) as f64 / ramp_steps as f64;
+            let scalings = reserve.scaling(&trainer.network().to_weights(), progress)?;
+            trainer.map_network(|mut network| {
+                for s in &scalings {
+                    network = network
+                        .scale_input_channels(s.consumer - 1, &s.outgoing)
+                        .scale_output_channels(s.consumer - 2, &s.emitted);
+                }
+                network
+            });
+        }
         anyhow::ensure!(loss.is_finite(), "the loss became {loss} at step {}: lower the learning rate", state.step);
         state.step += 1;
         state.losses.push(LossPoint { step: state.step, loss });
@@ -214,6 +243,7 @@ mod tests {
             lesion_share: 0.0,
             lesion_weight: 1.0,
             channel_sparsity: 0.0,
+            reserve: None,
             batch_norm_batches: 0,
             seed: 1,
             start_from: None,
