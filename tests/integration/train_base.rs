@@ -126,6 +126,10 @@ fn a_kernel_reserve_is_flagged_by_kse_and_needs_a_model_to_start_from() {
     let parent = run(&[], "parent");
     assert!(parent.status.success(), "train-base: {}", String::from_utf8_lossy(&parent.stderr));
     let parent_dir = dir.path().join("parent");
+    let whole = run(&["--init-from", parent_dir.to_str().expect("path"), "--reserve-share=1"], "whole");
+    assert!(!whole.status.success());
+    let stderr = String::from_utf8_lossy(&whole.stderr);
+    assert!(stderr.contains("--reserve-share must lie in [0, 1)"), "{stderr}");
     let reserved = run(&["--init-from", parent_dir.to_str().expect("path"), "--reserve-share", "0.3"], "reserved");
     assert!(reserved.status.success(), "train-base: {}", String::from_utf8_lossy(&reserved.stderr));
     let report = std::fs::read_to_string(dir.path().join("reserved/report.md")).expect("report");

@@ -81,6 +81,7 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         "--lr-decay-share must lie in [0, 1] and --lr-decay-factor be positive"
     );
     anyhow::ensure!(args.lesion_weight >= 1.0, "--lesion-weight must be at least 1");
+    anyhow::ensure!((0.0..1.0).contains(&args.reserve_share), "--reserve-share must lie in [0, 1)");
     let config = DnCnnConfig::scaled(args.width_multiplier);
     config.validate().context("--width-multiplier")?;
     let start_from = args.init_from.as_deref().map(|dir| starting_model(dir, args, &config)).transpose()?;
@@ -105,7 +106,8 @@ pub fn train_into_directory(args: &TrainBaseArgs, command: &str) -> anyhow::Resu
         start_from,
     };
     let started = Instant::now();
-    let (pairs, held_out, data_description) = training_data(args)?;
+    let (pairs, held_out, mut data_description) = training_data(args)?;
+    data_description.push_str(&training_description(args));
     println!("petal train-base: {} training pairs ready in {:.0} s", pairs.len(), started.elapsed().as_secs_f64());
     // Everything but the step count: a run asked for more steps resumes where it stopped.
     let fingerprint = serde_json::to_string(&(
@@ -260,7 +262,14 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
             data.anatomies.iter().map(|a| if a.is_fitted() { "fit".to_owned() } else { a.label() }).collect();
         description.push_str(&format!(", sections {} in turn", names.join(", ")));
     }
-    // Only a weighted loss is named, so runs of plain MSE keep their fingerprint.
+    Ok((pairs, held_out, description))
+}
+
+/// What the run changes in the loss and the network beyond plain MSE, for the report and the
+/// fingerprint (on simulated and real pairs alike). Only what is set is named, so runs of
+/// plain MSE keep their fingerprint.
+fn training_description(args: &TrainBaseArgs) -> String {
+    let mut description = String::new();
     if args.lesion_weight != 1.0 {
         description.push_str(&format!(", lesion voxels weighted ×{} in the loss", args.lesion_weight));
     }
@@ -275,7 +284,7 @@ fn training_data(args: &TrainBaseArgs) -> anyhow::Result<(Vec<TrainingPair>, Tra
             args.reserve_outgoing_scale
         ));
     }
-    Ok((pairs, held_out, description))
+    description
 }
 
 /// Reads a DICOM series folder as a normalised volume on a square grid.

@@ -78,7 +78,7 @@ pub struct KernelReserve {
 
 impl KernelReserve {
     /// Reserves the lowest-KSE `settings.share` of every layer's input channels (at least
-    /// one, never all) in `weights`.
+    /// one, never all; none in a layer of one channel) in `weights`.
     pub fn choose(weights: &ModelWeights, settings: ReserveSettings) -> anyhow::Result<Self> {
         settings.validate()?;
         let convs = weights.convolutions().context("reading the convolutions")?;
@@ -86,6 +86,10 @@ impl KernelReserve {
         for (k, conv) in convs.iter().enumerate().skip(1) {
             let consumer = k + 1;
             let inputs = conv.weights.in_channels;
+            if inputs < 2 {
+                // A layer of one channel has nothing to spare.
+                continue;
+            }
             let count = ((inputs as f64 * settings.share).round() as usize).clamp(1, inputs - 1);
             let scores = layer_kse(&conv.weights).score;
             let mut order: Vec<usize> = (0..inputs).collect();
