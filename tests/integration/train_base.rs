@@ -27,6 +27,18 @@ const TINY: [&str; 16] = [
     "10",
 ];
 
+/// `petal train-base` of the tiny settings for `steps` steps into `out`, with `extra` flags.
+fn tiny_run(out: &std::path::Path, steps: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(petal_binary())
+        .arg("train-base")
+        .args(TINY)
+        .args(["--steps", steps])
+        .args(extra)
+        .arg(out)
+        .output()
+        .expect("run train-base")
+}
+
 #[test]
 fn a_tiny_base_model_learns_and_its_directory_is_complete() {
     let dir = tempfile::tempdir().expect("dir");
@@ -72,16 +84,7 @@ fn a_tiny_base_model_learns_and_its_directory_is_complete() {
 #[test]
 fn clinical_geometry_is_named_in_the_report_and_a_field_too_small_is_refused() {
     let dir = tempfile::tempdir().expect("dir");
-    let run = |extra: &[&str], out: &str| {
-        Command::new(petal_binary())
-            .arg("train-base")
-            .args(TINY)
-            .args(["--steps", "5"])
-            .args(extra)
-            .arg(dir.path().join(out))
-            .output()
-            .expect("run train-base")
-    };
+    let run = |extra: &[&str], out: &str| tiny_run(&dir.path().join(out), "5", extra);
     let refused = run(&["--pixel-mm", "4", "--sections", "liver"], "too-small");
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -108,16 +111,7 @@ fn a_kernel_reserve_is_flagged_by_kse_and_needs_a_model_to_start_from() {
     use petal::science::training::base::reserve::{KernelReserve, ReserveSettings};
 
     let dir = tempfile::tempdir().expect("dir");
-    let run = |extra: &[&str], out: &str| {
-        Command::new(petal_binary())
-            .arg("train-base")
-            .args(TINY)
-            .args(["--steps", "12"])
-            .args(extra)
-            .arg(dir.path().join(out))
-            .output()
-            .expect("run train-base")
-    };
+    let run = |extra: &[&str], out: &str| tiny_run(&dir.path().join(out), "12", extra);
     let refused = run(&["--reserve-share", "0.3"], "no-start");
     assert!(!refused.status.success());
     let stderr = String::from_utf8_lossy(&refused.stderr);

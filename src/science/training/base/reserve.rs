@@ -110,7 +110,8 @@ impl KernelReserve {
 
     /// The factors that bring `weights` within the bounds at `progress` (0 at the start,
     /// 1 from the end of the ramp on): each bound falls linearly from the starting size to
-    /// its final fraction; a channel already within its bound keeps factor 1.
+    /// its final fraction; a channel already within its bound keeps factor 1, and a layer
+    /// whose channels all are is not listed.
     pub fn scaling(&self, weights: &ModelWeights, progress: f64) -> anyhow::Result<Vec<ChannelScaling>> {
         let progress = progress.clamp(0.0, 1.0);
         let bound = |start: f64, fraction: f64| start * (1.0 - progress * (1.0 - fraction));
@@ -126,7 +127,10 @@ impl KernelReserve {
                 let emitted = emitted_size(weights, layer.consumer - 1, c)?;
                 scaling.emitted[c] = factor(emitted, bound(layer.emitted[i], self.settings.activation_floor));
             }
-            scalings.push(scaling);
+            // Layers already within their bounds are left out: nothing to multiply.
+            if scaling.outgoing.iter().chain(&scaling.emitted).any(|f| *f < 1.0) {
+                scalings.push(scaling);
+            }
         }
         Ok(scalings)
     }
