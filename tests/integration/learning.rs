@@ -422,8 +422,9 @@ fn a_round_on_a_v2_patient_lowers_the_v1_base_models_held_out_loss() {
     let settings =
         RoundSettings { steps_per_pass: 100, batch: 8, patch: 16, learning_rate: 2e-3, ..RoundSettings::default() };
     let mut go_on = |_: usize, _: usize, _: f64| Flow::Continue;
-    let outcome = run_round::<petal::science::model::backend::CpuTrainingBackend>(&base, &pair, &settings, &mut go_on)
-        .expect("round");
+    let outcome =
+        run_round::<petal::science::model::backend::CpuTrainingBackend>(&base, &pair, None, &settings, &mut go_on)
+            .expect("round");
     let report = &outcome.report;
     let gain = 1.0 - report.validation_loss / report.validation_loss_parent;
     assert!(

@@ -61,16 +61,26 @@ pub fn run(args: &RoundBenchArgs) -> anyhow::Result<()> {
     };
     let started = Instant::now();
     let outcome = match args.device {
-        BenchDevice::Cpu => {
-            run_round::<crate::science::model::backend::CpuTrainingBackend>(&parent, &pair, &settings, &mut observer)?
-        }
+        BenchDevice::Cpu => run_round::<crate::science::model::backend::CpuTrainingBackend>(
+            &parent,
+            &pair,
+            None,
+            &settings,
+            &mut observer,
+        )?,
         #[cfg(feature = "cuda")]
         BenchDevice::Cuda => {
             anyhow::ensure!(
                 crate::science::model::backend::gpu_driver_present(),
                 "no NVIDIA driver (libcuda.so.1) on this machine"
             );
-            run_round::<crate::science::model::backend::CudaTrainingBackend>(&parent, &pair, &settings, &mut observer)?
+            run_round::<crate::science::model::backend::CudaTrainingBackend>(
+                &parent,
+                &pair,
+                None,
+                &settings,
+                &mut observer,
+            )?
         }
         #[cfg(not(feature = "cuda"))]
         BenchDevice::Cuda => anyhow::bail!("this binary was built without the `cuda` feature"),

@@ -30,7 +30,7 @@ use crate::science::model::burn_denoise::denoise_with_burn;
 use crate::science::model::directory::StoredModel;
 use crate::science::simulation::{Image3, ReconVersion};
 use crate::science::training::base::data::SimulatedData;
-use crate::science::training::fine_tune::fine_tune_on_best_device;
+use crate::science::training::fine_tune::{FineTuneData, fine_tune_on_best_device};
 use crate::science::training::n2n_round::{Flow, RoundKind, RoundSettings, run_round_on_best_device};
 use crate::science::training::trainer::BatchStatistics;
 
@@ -102,7 +102,12 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
         };
         let origin = Origin { parent_name: "v1-net", parent: &v1, data: &few_v2_description };
         cached_network(&work.join(folder), name, origin, &settings, &|settings| {
-            let (tuned, _) = fine_tune_on_best_device(&v1, &few_v2, settings, &mut progress_observer(name))?;
+            let (tuned, _) = fine_tune_on_best_device(
+                &v1,
+                FineTuneData { pairs: &few_v2, anchor: None },
+                settings,
+                &mut progress_observer(name),
+            )?;
             Ok((tuned.model, tuned.fraction_retrained))
         })
     };
@@ -136,7 +141,7 @@ pub fn run(args: &EvalPaperArgs) -> anyhow::Result<()> {
             &online,
             &|settings| {
                 let (outcome, _) =
-                    run_round_on_best_device(parent, &test.v2_pair, settings, &mut progress_observer(name))?;
+                    run_round_on_best_device(parent, &test.v2_pair, None, settings, &mut progress_observer(name))?;
                 Ok((outcome.model, outcome.report.fraction_retrained))
             },
         )

@@ -114,7 +114,8 @@ async fn run(context: &RoundJobContext, job: Job) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let (trained, interrupted, pair) = train(context, &round, &parent, pair, settings).await?;
+    let LearningData { trained, interrupted, pair, full_count } =
+        train(context, &round, &parent, LoadedPair { pair, full_count }, settings).await?;
     if interrupted {
         anyhow::bail!("the worker stopped mid-round; the round starts again from its parent");
     }
@@ -335,15 +336,23 @@ impl RoundObserver for DatabaseProgress {
 
 type Trained = Result<(RoundOutcome, TrainingDevice), RoundError>;
 
-/// Runs the round's training on a blocking thread, carrying the job's span; also says
-/// whether the process's shutdown interrupted it, and gives the pair back for the gate.
+/// What training hands back: its result, whether the process's shutdown interrupted it,
+/// and the images the gate needs.
+struct LearningData {
+    trained: Trained,
+    interrupted: bool,
+    pair: N2nPair,
+    full_count: Option<Image3>,
+}
+
+/// Runs the round's training on a blocking thread, carrying the job's span.
 async fn train(
     context: &RoundJobContext,
     round: &Round,
     parent: &ActiveModel,
-    pair: N2nPair,
+    loaded: LoadedPair,
     settings: RoundSettings,
-) -> anyhow::Result<(Trained, bool, N2nPair)> {
+) -> anyhow::Result<LearningData> {
     let mut observer = DatabaseProgress {
         runtime: Handle::current(),
         db: context.db.clone(),
@@ -359,8 +368,9 @@ async fn train(
     let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let trained = run_round_on_best_device(&model, &pair, &settings, &mut observer);
-        (trained, observer.interrupted, pair)
+        let LoadedPair { pair, full_count } = loaded;
+        let trained = run_round_on_best_device(&model, &pair, full_count.as_ref(), &settings, &mut observer);
+        LearningData { trained, interrupted: observer.interrupted, pair, full_count }
     })
     .await
     .context("the training thread stopped unexpectedly")

@@ -16,7 +16,7 @@ use super::base::patches::{PatchSampler, PatchSampling};
 use super::round_control::{Flow, RoundError, RoundObserver};
 use super::round_settings::{RoundKind, RoundSettings};
 use super::tgd_passes::{PassError, run_tgd_passes};
-use super::trainer::{BatchStatistics, OptimizerSettings, Trainer};
+use super::trainer::{AnchorBatch, BatchStatistics, OptimizerSettings, Trainer};
 use super::update_plan::{RunningStatistics, UpdatePlan, UpdateRule};
 use crate::science::model::backend::{CpuBackend, TrainingDevice, TrainingWork, on_best_device};
 use crate::science::model::config::DnCnnConfig;
@@ -35,17 +35,26 @@ pub struct FineTuned {
     pub losses: Vec<LossPoint>,
 }
 
-/// Fine-tunes `parent` on `pairs` (patches drawn as in base training, from each pair's
+/// What a fine-tune learns from: input → target pairs, and optionally the anchor (the series
+/// that gets denoised, with the parent's output on it as its target; see
+/// [`RoundSettings::anchor_weight`]).
+#[derive(Debug, Clone, Copy)]
+pub struct FineTuneData<'a> {
+    pub pairs: &'a [TrainingPair],
+    pub anchor: Option<&'a TrainingPair>,
+}
+
+/// Fine-tunes `parent` on `data` (patches drawn as in base training, from each pair's
 /// `train_slices`) where [`TrainingDevice::choose`] says.
 pub fn fine_tune_on_best_device(
     parent: &StoredModel,
-    pairs: &[TrainingPair],
+    data: FineTuneData<'_>,
     settings: &RoundSettings,
     observer: &mut dyn RoundObserver,
 ) -> Result<(FineTuned, TrainingDevice), RoundError> {
     struct Work<'a> {
         parent: &'a StoredModel,
-        pairs: &'a [TrainingPair],
+        data: FineTuneData<'a>,
         settings: &'a RoundSettings,
         observer: &'a mut dyn RoundObserver,
     }
@@ -53,21 +62,22 @@ pub fn fine_tune_on_best_device(
         type Output = Result<FineTuned, RoundError>;
 
         fn run<B: AutodiffBackend>(self, _device: TrainingDevice) -> Self::Output {
-            fine_tune::<B>(self.parent, self.pairs, self.settings, self.observer)
+            fine_tune::<B>(self.parent, self.data, self.settings, self.observer)
         }
     }
-    let (tuned, device) = on_best_device(Work { parent, pairs, settings, observer });
+    let (tuned, device) = on_best_device(Work { parent, data, settings, observer });
     Ok((tuned?, device))
 }
 
-/// Fine-tunes `parent` on `pairs` on backend `B`; the observer sees every step and may
+/// Fine-tunes `parent` on `data` on backend `B`; the observer sees every step and may
 /// cancel between steps.
 pub fn fine_tune<B: AutodiffBackend>(
     parent: &StoredModel,
-    pairs: &[TrainingPair],
+    data: FineTuneData<'_>,
     settings: &RoundSettings,
     observer: &mut dyn RoundObserver,
 ) -> Result<FineTuned, RoundError> {
+    let pairs = data.pairs;
     settings.validate()?;
     if pairs.is_empty() {
         return Err(RoundError::Pair("no training pairs".into()));
@@ -86,12 +96,36 @@ pub fn fine_tune<B: AutodiffBackend>(
     // A round's pairs know no lesions, only the hot spots found in its halves (when asked
     // for, `hot_spot_share`); the paper's fine-tuning (eval paper) drew uniformly.
     let sampler = PatchSampler::new(pairs, round_sampling(parent, settings));
+    let anchor = data.anchor.filter(|_| settings.anchor_weight > 0.0);
+    let anchor_sampler = anchor.map(|anchor| {
+        PatchSampler::new(
+            std::slice::from_ref(anchor),
+            PatchSampling { lesion_share: 0.0, ..round_sampling(parent, settings) },
+        )
+    });
+    let tensors = |batch: super::base::patches::PatchBatch| {
+        (
+            Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device),
+            Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device),
+        )
+    };
     let mut train = |trainer: &mut Trainer<B>| -> Result<(), RoundError> {
         for _ in 0..settings.steps_per_pass {
-            let batch = sampler.draw(&mut batch_rng(settings.seed, step));
-            let input = Tensor::<B, 4>::from_data(TensorData::new(batch.input, batch.shape), &device);
-            let target = Tensor::<B, 4>::from_data(TensorData::new(batch.target, batch.shape), &device);
-            let loss = trainer.step(input, target);
+            let (input, target) = tensors(sampler.draw(&mut batch_rng(settings.seed, step)));
+            let loss = match &anchor_sampler {
+                Some(anchor_sampler) => {
+                    let (input_held, reference) =
+                        tensors(anchor_sampler.draw(&mut batch_rng(settings.seed ^ ANCHOR_DRAWS, step)));
+                    let anchor = AnchorBatch {
+                        input: input_held,
+                        reference,
+                        block: settings.anchor_block,
+                        weight: settings.anchor_weight,
+                    };
+                    trainer.step_anchored(input, target, anchor)
+                }
+                None => trainer.step(input, target),
+            };
             if !loss.is_finite() {
                 return Err(RoundError::Diverged(loss));
             }
@@ -130,6 +164,9 @@ pub fn fine_tune<B: AutodiffBackend>(
     let model = average_retrained_statistics(trained, &sampler, settings, &plan)?;
     Ok(FineTuned { model, passes, fraction_retrained, losses })
 }
+
+/// Mixed into the seed of the anchor's draws, so they are not the pairs' places.
+const ANCHOR_DRAWS: u64 = 0xA5C4_07D1_5EA5_E77E;
 
 /// How a round draws its patches from its pairs.
 pub fn round_sampling(parent: &StoredModel, settings: &RoundSettings) -> PatchSampling {

@@ -17,11 +17,11 @@ use burn::tensor::backend::AutodiffBackend;
 use super::base::TrainingPair;
 use super::base::checkpoint::LossPoint;
 use super::error_estimate::HalfOutputs;
-use super::fine_tune::fine_tune;
+use super::fine_tune::{FineTuneData, fine_tune};
 use super::hot_spots::hot_spot_regions;
 pub use super::pair_source::N2nPair;
 pub use super::round_control::{Flow, RoundError, RoundObserver};
-pub use super::round_settings::{InvalidRoundSettings, RoundKind, RoundSettings};
+pub use super::round_settings::{AnchorReference, InvalidRoundSettings, RoundKind, RoundSettings};
 use crate::science::image::Image3;
 use crate::science::model::backend::{TrainingDevice, TrainingWork, on_best_device};
 use crate::science::model::burn_denoise::denoise_with_burn;
@@ -116,17 +116,45 @@ pub fn outside_held_out(
         .collect()
 }
 
+/// The anchor of a round with an `anchor_weight` (else `None`): patches of `series` (the
+/// series that gets denoised) outside the held-out slices, with the reference the settings
+/// name as their target.
+pub fn anchor_pair(
+    parent: &StoredModel,
+    series: &Image3,
+    held_out: &[usize],
+    settings: &RoundSettings,
+) -> Result<Option<TrainingPair>, RoundError> {
+    if settings.anchor_weight <= 0.0 {
+        return Ok(None);
+    }
+    let reference = match settings.anchor_reference {
+        AnchorReference::Input => series.clone(),
+        AnchorReference::Parent => denoise_with_burn(parent, series).map_err(RoundError::Validation)?,
+    };
+    Ok(Some(TrainingPair {
+        name: "anchor".into(),
+        inputs: vec![(1.0, series.clone())],
+        target: reference,
+        regions: None,
+        train_slices: Some((0..series.grid.slices).filter(|z| !held_out.contains(z)).collect()),
+    }))
+}
+
 /// Runs the round where [`TrainingDevice::choose`] says (CUDA when built with it and a
-/// driver is present, else the CPU); returns the outcome and where it ran.
+/// driver is present, else the CPU); returns the outcome and where it ran. `full_count` is
+/// the patient's full-count series on the pair's grid, when the study holds one.
 pub fn run_round_on_best_device(
     parent: &StoredModel,
     pair: &N2nPair,
+    full_count: Option<&Image3>,
     settings: &RoundSettings,
     observer: &mut dyn RoundObserver,
 ) -> Result<(RoundOutcome, TrainingDevice), RoundError> {
     struct Work<'a> {
         parent: &'a StoredModel,
         pair: &'a N2nPair,
+        full_count: Option<&'a Image3>,
         settings: &'a RoundSettings,
         observer: &'a mut dyn RoundObserver,
     }
@@ -134,10 +162,10 @@ pub fn run_round_on_best_device(
         type Output = Result<RoundOutcome, RoundError>;
 
         fn run<B: AutodiffBackend>(self, _device: TrainingDevice) -> Self::Output {
-            run_round::<B>(self.parent, self.pair, self.settings, self.observer)
+            run_round::<B>(self.parent, self.pair, self.full_count, self.settings, self.observer)
         }
     }
-    let (outcome, device) = on_best_device(Work { parent, pair, settings, observer });
+    let (outcome, device) = on_best_device(Work { parent, pair, full_count, settings, observer });
     Ok((outcome?, device))
 }
 
@@ -145,6 +173,7 @@ pub fn run_round_on_best_device(
 pub fn run_round<B: AutodiffBackend>(
     parent: &StoredModel,
     pair: &N2nPair,
+    full_count: Option<&Image3>,
     settings: &RoundSettings,
     observer: &mut dyn RoundObserver,
 ) -> Result<RoundOutcome, RoundError> {
@@ -165,7 +194,12 @@ pub fn run_round<B: AutodiffBackend>(
     observer.parent_validated(validation_loss_parent);
 
     let pairs = outside_held_out(&[(&pair.a, &pair.b), (&pair.b, &pair.a)], &held_out, pair, settings);
-    let tuned = fine_tune::<B>(parent, &pairs, settings, observer)?;
+    let series = match full_count {
+        Some(full) if full.grid == grid => full,
+        _ => &pair.a,
+    };
+    let anchor = anchor_pair(parent, series, &held_out, settings)?;
+    let tuned = fine_tune::<B>(parent, FineTuneData { pairs: &pairs, anchor: anchor.as_ref() }, settings, observer)?;
     let model = tuned.model;
     let (passes, fraction_retrained, losses) = (tuned.passes, tuned.fraction_retrained, tuned.losses);
     let (validation_loss, outputs) = validation_loss(&model, pair, &held_out)?;

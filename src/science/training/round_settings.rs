@@ -26,6 +26,17 @@ impl RoundKind {
     }
 }
 
+/// What a round's anchor holds its output's block means to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AnchorReference {
+    /// The series itself: denoising conserves activity, so a block's mean is the input's,
+    /// up to the input's noise over the block.
+    Input,
+    /// The parent's output on the series: the round keeps what the parent put in each block.
+    Parent,
+}
+
 /// Settings of a round; every field has a default a physicist can start from.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -50,6 +61,16 @@ pub struct RoundSettings {
     /// Share of the patches drawn around the hot spots found in the halves
     /// (`science::training::hot_spots`); the rest are drawn uniformly.
     pub hot_spot_share: f64,
+    /// Coefficient of the anchor term (0 leaves it out): each step also denoises patches of
+    /// the series that gets denoised (the patient's full-count series where the round has
+    /// it, else half A) and pays the squared difference between its output's block means and
+    /// the reference's. Trained on half-count inputs alone, rounds moved the full-count
+    /// series' mean (docs/learning.md).
+    pub anchor_weight: f64,
+    /// Side of the anchor's square blocks, in pixels.
+    pub anchor_block: usize,
+    /// What the anchor holds the block means to.
+    pub anchor_reference: AnchorReference,
     /// Share of the slices held out for validation and the gate: one in every
     /// round(1 / fraction), spread through the volume.
     pub validation_fraction: f64,
@@ -70,6 +91,9 @@ impl Default for RoundSettings {
             batch: DEFAULT_BATCH,
             patch: DEFAULT_PATCH,
             hot_spot_share: 0.0,
+            anchor_weight: 0.0,
+            anchor_block: 4,
+            anchor_reference: AnchorReference::Input,
             validation_fraction: 0.25,
             seed: 1,
         }
@@ -87,6 +111,9 @@ impl RoundSettings {
             && self.batch > 0
             && self.patch >= 8
             && (0.0..=1.0).contains(&self.hot_spot_share)
+            && self.anchor_weight >= 0.0
+            && self.anchor_weight.is_finite()
+            && (1..=self.patch).contains(&self.anchor_block)
             && self.validation_fraction > 0.0
             && self.validation_fraction < 0.9;
         if fine { Ok(()) } else { Err(InvalidRoundSettings) }
@@ -102,6 +129,6 @@ impl RoundSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error(
     "round settings: phi in [0, 1], steps_per_pass > 0, tgd_passes 1 to 5, 0 < learning_rate < 1, batch > 0, \
-     patch ≥ 8, hot_spot_share in [0, 1], validation_fraction in (0, 0.9)"
+     patch ≥ 8, hot_spot_share in [0, 1], anchor_weight ≥ 0, anchor_block 1 to patch, validation_fraction in (0, 0.9)"
 )]
 pub struct InvalidRoundSettings;

@@ -400,6 +400,7 @@ fn tgd_two_passes_keep_everything_outside_the_union_of_their_masks() {
 mod rounds {
     use super::super::n2n_round::{Flow, N2nPair, RoundError, RoundSettings, run_round};
     use super::*;
+    use crate::science::image::Image3;
     use crate::science::simulation::acquisition::ScannerModel;
     use crate::science::simulation::osem::reconstruct;
     use crate::science::simulation::{Grid, ReconVersion, Scan};
@@ -424,7 +425,7 @@ mod rounds {
             seen.push((step, total));
             Flow::Continue
         };
-        let outcome = run_round::<Ad>(&parent, &pair, &settings, &mut observer).expect("round");
+        let outcome = run_round::<Ad>(&parent, &pair, None, &settings, &mut observer).expect("round");
         assert_eq!(seen, (1..=6).map(|s| (s, 6)).collect::<Vec<_>>());
         let report = &outcome.report;
         assert_eq!(report.passes.len(), 2);
@@ -454,7 +455,7 @@ mod rounds {
             ..Default::default()
         };
         let mut go_on = |_: usize, _: usize, _: f64| Flow::Continue;
-        let outcome = run_round::<Ad>(&parent, &pair, &settings, &mut go_on).expect("round");
+        let outcome = run_round::<Ad>(&parent, &pair, None, &settings, &mut go_on).expect("round");
         let report = &outcome.report;
         let pairs = outside_held_out(&[(&pair.a, &pair.b), (&pair.b, &pair.a)], &report.held_out, &pair, &settings);
         let sampler = super::super::base::patches::PatchSampler::new(&pairs, round_sampling(&parent, &settings));
@@ -479,13 +480,13 @@ mod rounds {
             ..Default::default()
         };
         let mut go_on = |_: usize, _: usize, _: f64| Flow::Continue;
-        let outcome = run_round::<Ad>(&parent, &pair, &settings, &mut go_on).expect("round");
+        let outcome = run_round::<Ad>(&parent, &pair, None, &settings, &mut go_on).expect("round");
         let plan = UpdatePlan::from_mask(&outcome.report.passes[0], UpdateRule::TgdLayer);
         assert_only_retrained_changed(&parent.weights, &outcome.model.weights, &plan);
         // Against the same round without averaging: only the retrained channels' running
         // statistics differ, and some do.
         let plain = RoundSettings { batch_norm_batches: 0, ..settings };
-        let steps_only = run_round::<Ad>(&parent, &pair, &plain, &mut go_on).expect("round");
+        let steps_only = run_round::<Ad>(&parent, &pair, None, &plain, &mut go_on).expect("round");
         let mut averaged_channels = 0;
         for (i, retrain) in plan.retrain.iter().enumerate().filter(|(i, _)| (1..plan.retrain.len() - 1).contains(i)) {
             for name in [names::bn_running_mean(i + 1), names::bn_running_var(i + 1)] {
@@ -503,6 +504,69 @@ mod rounds {
         assert!(averaged_channels > 0, "no retrained channel's statistics were averaged");
     }
 
+    /// Mean squared difference of the 4×4 block means of two images.
+    fn block_mean_difference(reference: &Image3, output: &Image3) -> f64 {
+        let grid = reference.grid;
+        let mut sum = 0.0;
+        let mut blocks = 0;
+        for z in 0..grid.slices {
+            for by in (0..grid.size).step_by(4) {
+                for bx in (0..grid.size).step_by(4) {
+                    let block = |image: &Image3| -> f64 {
+                        (by..by + 4)
+                            .flat_map(|y| (bx..bx + 4).map(move |x| (y, x)))
+                            .map(|(y, x)| f64::from(image.data[(z * grid.size + y) * grid.size + x]))
+                            .sum::<f64>()
+                            / 16.0
+                    };
+                    sum += (block(output) - block(reference)).powi(2);
+                    blocks += 1;
+                }
+            }
+        }
+        sum / f64::from(blocks)
+    }
+
+    #[test]
+    fn the_anchor_holds_block_means_where_the_targets_pull_them_away() {
+        use super::super::fine_tune::{FineTuneData, fine_tune};
+        use super::super::n2n_round::{AnchorReference, RoundKind, anchor_pair, held_out_slices, outside_held_out};
+        use crate::science::model::burn_denoise::denoise_with_burn;
+        let (parent, pair) = (parent(), pair());
+        let scan = Scan::acquire(9, Grid::new(32, 8), ScannerModel::default(), 120.0);
+        let full = reconstruct(&scan.system, &scan.counts, &ReconVersion::V2.settings(), &|| {});
+        let by_parent = denoise_with_burn(&parent, &full).expect("parent");
+        // Targets 30 % brighter than the halves: learning them moves every block's mean.
+        let brighter = |image: &Image3| Image3 { grid: image.grid, data: image.data.iter().map(|v| v * 1.3).collect() };
+        let (target_a, target_b) = (brighter(&pair.a), brighter(&pair.b));
+        let free = RoundSettings {
+            kind: RoundKind::TgdParameterMask,
+            phi: 0.5,
+            steps_per_pass: 12,
+            learning_rate: 1e-2,
+            batch: 4,
+            patch: 16,
+            ..Default::default()
+        };
+        let held_out = held_out_slices(full.grid.slices, free.validation_fraction);
+        let output = |settings: &RoundSettings| {
+            let pairs = outside_held_out(&[(&pair.a, &target_b), (&pair.b, &target_a)], &held_out, &pair, settings);
+            let anchor = anchor_pair(&parent, &full, &held_out, settings).expect("anchor");
+            assert_eq!(anchor.is_some(), settings.anchor_weight > 0.0);
+            let data = FineTuneData { pairs: &pairs, anchor: anchor.as_ref() };
+            let mut go_on = |_: usize, _: usize, _: f64| Flow::Continue;
+            let tuned = fine_tune::<Ad>(&parent, data, settings, &mut go_on).expect("fine-tune");
+            denoise_with_burn(&tuned.model, &full).expect("new")
+        };
+        let unanchored = output(&free);
+        for (reference, image) in [(AnchorReference::Parent, &by_parent), (AnchorReference::Input, &full)] {
+            let anchored = RoundSettings { anchor_weight: 1000.0, anchor_reference: reference, ..free.clone() };
+            let (with, without) =
+                (block_mean_difference(image, &output(&anchored)), block_mean_difference(image, &unanchored));
+            assert!(with < 0.5 * without, "{reference:?}: block means off by {with} anchored, {without} free");
+        }
+    }
+
     #[test]
     fn a_cancelled_round_stops_within_one_step() {
         let (parent, pair) = (parent(), pair());
@@ -512,7 +576,7 @@ mod rounds {
             steps = step;
             if step == 2 { Flow::Cancel } else { Flow::Continue }
         };
-        let result = run_round::<Ad>(&parent, &pair, &settings, &mut observer);
+        let result = run_round::<Ad>(&parent, &pair, None, &settings, &mut observer);
         assert!(matches!(result, Err(RoundError::Cancelled)), "{result:?}");
         assert_eq!(steps, 2, "no step ran after the cancel");
     }

@@ -8,6 +8,7 @@
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{Adam, AdamConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::module::avg_pool2d;
 use burn::tensor::{ElementConversion, Tensor};
 
 use super::update_plan::{RunningStatistics, UpdatePlan};
@@ -89,27 +90,41 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// The loss and the gradients the plan lets through, without stepping.
     pub fn gradients(&self, input: Tensor<B, 4>, target: Tensor<B, 4>) -> (f64, GradientsParams) {
-        self.weighted_gradients(input, target, None)
+        self.weighted_gradients(input, target, None, None)
     }
 
-    /// As [`Self::gradients`], each voxel's squared error weighted by `weight` when given.
+    fn forward(&self, input: Tensor<B, 4>) -> Tensor<B, 4> {
+        let network = self.network();
+        match self.settings.batch_statistics {
+            BatchStatistics::PerBatch => network.forward_gated(input, &self.gates),
+            BatchStatistics::Frozen => network.forward_gated_frozen_statistics(input, &self.gates),
+        }
+    }
+
+    /// As [`Self::gradients`], each voxel's squared error weighted by `weight` when given,
+    /// plus the `anchor` term when given.
     fn weighted_gradients(
         &self,
         input: Tensor<B, 4>,
         target: Tensor<B, 4>,
         weight: Option<Tensor<B, 4>>,
+        anchor: Option<AnchorBatch<B>>,
     ) -> (f64, GradientsParams) {
         let network = self.network();
-        let output = match self.settings.batch_statistics {
-            BatchStatistics::PerBatch => network.forward_gated(input, &self.gates),
-            BatchStatistics::Frozen => network.forward_gated_frozen_statistics(input, &self.gates),
-        };
+        let output = self.forward(input);
         let loss = match weight {
             Some(weight) => weighted_mse(output, target, weight),
             None => mse(output, target),
         };
         // The reported loss is the data term alone, so runs with and without the penalty compare.
         let value = loss.clone().into_scalar().elem::<f64>();
+        let loss = match anchor {
+            Some(anchor) => {
+                let held = block_mse(self.forward(anchor.input), anchor.reference, anchor.block);
+                loss.add(held.mul_scalar(anchor.weight))
+            }
+            None => loss,
+        };
         let loss = if self.settings.channel_sparsity > 0.0 {
             loss.add(channel_group_lasso(network).mul_scalar(self.settings.channel_sparsity))
         } else {
@@ -121,12 +136,27 @@ impl<B: AutodiffBackend> Trainer<B> {
 
     /// One optimisation step on a batch; returns the batch's loss before the step.
     pub fn step(&mut self, input: Tensor<B, 4>, target: Tensor<B, 4>) -> f64 {
-        self.step_weighted(input, target, None)
+        self.step_with(input, target, None, None)
     }
 
     /// One step on the loss of [`weighted_mse`] when `weight` is given (else plain MSE).
     pub fn step_weighted(&mut self, input: Tensor<B, 4>, target: Tensor<B, 4>, weight: Option<Tensor<B, 4>>) -> f64 {
-        let (loss, grads) = self.weighted_gradients(input, target, weight);
+        self.step_with(input, target, weight, None)
+    }
+
+    /// One step on plain MSE plus the [`AnchorBatch`] term; returns the MSE alone.
+    pub fn step_anchored(&mut self, input: Tensor<B, 4>, target: Tensor<B, 4>, anchor: AnchorBatch<B>) -> f64 {
+        self.step_with(input, target, None, Some(anchor))
+    }
+
+    fn step_with(
+        &mut self,
+        input: Tensor<B, 4>,
+        target: Tensor<B, 4>,
+        weight: Option<Tensor<B, 4>>,
+        anchor: Option<AnchorBatch<B>>,
+    ) -> f64 {
+        let (loss, grads) = self.weighted_gradients(input, target, weight, anchor);
         let network = self.take_network();
         let mut network = self.optimizer.step(self.settings.learning_rate, network, grads);
         self.plan.restore_running_statistics(&mut network, &self.parent_statistics);
@@ -164,6 +194,31 @@ pub fn channel_group_lasso<B: burn::tensor::backend::Backend>(network: &DnCnn<B>
     total.unwrap_or_else(|| Tensor::zeros([1], &Default::default()))
 }
 
+/// A second batch of a step: patches whose output must keep, block by block, the means of a
+/// reference (a round's parent denoising the series that is used; see
+/// `science::training::fine_tune`).
+pub struct AnchorBatch<B: burn::tensor::backend::Backend> {
+    pub input: Tensor<B, 4>,
+    /// What the output's block means are held to.
+    pub reference: Tensor<B, 4>,
+    /// Side of the square blocks, in pixels.
+    pub block: usize,
+    /// Coefficient of the term in the loss.
+    pub weight: f64,
+}
+
+/// Mean squared difference of the means over `block`×`block` squares of each slice (squares
+/// that do not fit at the edge are left out): zero when `output` keeps every block's mean
+/// of `reference`, whatever it does inside a block.
+pub fn block_mse<B: burn::tensor::backend::Backend>(
+    output: Tensor<B, 4>,
+    reference: Tensor<B, 4>,
+    block: usize,
+) -> Tensor<B, 1> {
+    let pool = |x: Tensor<B, 4>| avg_pool2d(x, [block, block], [block, block], [0, 0], true, false);
+    mse(pool(output), pool(reference))
+}
+
 /// Mean squared error.
 pub fn mse<B: burn::tensor::backend::Backend>(output: Tensor<B, 4>, target: Tensor<B, 4>) -> Tensor<B, 1> {
     output.sub(target).powi_scalar(2).mean()
@@ -182,7 +237,7 @@ pub fn weighted_mse<B: burn::tensor::backend::Backend>(
 mod tests {
     use burn::tensor::{Tensor, TensorData};
 
-    use super::{mse, weighted_mse};
+    use super::{block_mse, mse, weighted_mse};
     use crate::science::model::backend::CpuBackend;
 
     fn tensor(values: [f32; 4]) -> Tensor<CpuBackend, 4> {
@@ -197,5 +252,21 @@ mod tests {
         assert_eq!(weighted.into_scalar(), 11.25);
         let plain = weighted_mse(output.clone(), target.clone(), tensor([1.0; 4])).into_scalar();
         assert_eq!(plain, mse(output, target).into_scalar());
+    }
+
+    #[test]
+    fn block_mse_sees_block_means_only() {
+        let reference = tensor([1.0, 2.0, 3.0, 4.0]);
+        // The same mean (2.5) spread differently inside the one 2×2 block: nothing to pay.
+        let reshuffled = block_mse(tensor([4.0, 1.0, 2.0, 3.0]), reference.clone(), 2).into_scalar();
+        assert_eq!(reshuffled, 0.0);
+        // Every voxel 1 higher moves the mean by 1.
+        assert_eq!(block_mse(tensor([2.0, 3.0, 4.0, 5.0]), reference.clone(), 2).into_scalar(), 1.0);
+        // With 1-pixel blocks it is plain MSE.
+        let shifted = tensor([2.0, 2.0, 3.0, 6.0]);
+        assert_eq!(
+            block_mse(shifted.clone(), reference.clone(), 1).into_scalar(),
+            mse(shifted, reference).into_scalar()
+        );
     }
 }

@@ -8,11 +8,11 @@ use super::patient::{Patient, Visit};
 use crate::science::model::burn_denoise::denoise_with_burn;
 use crate::science::model::directory::StoredModel;
 use crate::science::simulation::ReconVersion;
-use crate::science::training::fine_tune::fine_tune_on_best_device;
+use crate::science::training::fine_tune::{FineTuneData, fine_tune_on_best_device};
 use crate::science::training::gate::as_used::{AsUsedEvidence, AsUsedSeries};
 use crate::science::training::gate::{self, GateLimits, GateVerdict, RoundEvidence};
 use crate::science::training::n2n_round::{
-    RoundError, RoundObserver, RoundSettings, held_out_slices, outside_held_out, run_round_on_best_device,
+    RoundError, RoundObserver, RoundSettings, anchor_pair, held_out_slices, outside_held_out, run_round_on_best_device,
 };
 
 /// The truth calls a round better or worse only beyond this change of the error (percent).
@@ -196,7 +196,9 @@ fn oracle_round(
     let started = std::time::Instant::now();
     let (truth, halves) = (&patient.truth, &patient.first.halves);
     let pairs = outside_held_out(&[(&halves.a, truth), (&halves.b, truth)], held_out, halves, settings);
-    let (oracle, _) = fine_tune_on_best_device(parent, &pairs, settings, observer)?;
+    let anchor = anchor_pair(parent, &patient.first.full, held_out, settings)?;
+    let data = FineTuneData { pairs: &pairs, anchor: anchor.as_ref() };
+    let (oracle, _) = fine_tune_on_best_device(parent, data, settings, observer)?;
     let after = Measures::of(&denoise(&oracle.model, &patient.first.full)?, patient, held_out);
     Ok(OracleRound {
         error_change_percent: change_percent(after.error, error_before),
@@ -238,7 +240,7 @@ fn judged_round(
     limits: &GateLimits,
     observer: &mut dyn RoundObserver,
 ) -> Result<(JudgedRound, StoredModel), RoundError> {
-    let (outcome, _) = run_round_on_best_device(parent, &visit.halves, settings, observer)?;
+    let (outcome, _) = run_round_on_best_device(parent, &visit.halves, Some(&visit.full), settings, observer)?;
     let report = &outcome.report;
     // As the server does, the checks on the series as used run on the full-count series.
     let (full_by_parent, full_by_new) = (denoise(parent, &visit.full)?, denoise(&outcome.model, &visit.full)?);
