@@ -36,7 +36,7 @@ pub struct FineTuned {
 }
 
 /// What a fine-tune learns from: input → target pairs, and optionally the anchor (the series
-/// that gets denoised, with the parent's output on it as its target; see
+/// that gets denoised, with the reference its block means are held to as its target; see
 /// [`RoundSettings::anchor_weight`]).
 #[derive(Debug, Clone, Copy)]
 pub struct FineTuneData<'a> {
